@@ -1,0 +1,194 @@
+"""Fetching feeds over HTTP with httpx: conditional GET, size and time limits.
+
+httpx is imported here only; its exceptions become :class:`FetchError`, whose
+message says what went wrong in an operator's words.
+
+Exceptions::
+
+    FetchError
+     ├── FetchTimeout        the whole fetch took longer than its timeout
+     ├── BodyTooLarge        more than max_bytes after decompression
+     └── HTTPStatusError     a status that is neither 2xx nor 304
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from monitor import __version__
+
+DEFAULT_USER_AGENT = f"wirewatch/{__version__}"
+MAX_REDIRECTS = 5
+FEED_ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+)
+
+
+class FetchError(Exception):
+    """A feed could not be fetched; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class FetchTimeout(FetchError):
+    pass
+
+
+class BodyTooLarge(FetchError):
+    pass
+
+
+class HTTPStatusError(FetchError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """Cache validators exactly as the server sent them (RFC 9110 §8.8)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    status: int
+    url: str                              # the URL finally answered, after redirects
+    body: bytes = b""
+    content_type: str | None = None
+    validators: Validators = field(default_factory=Validators)
+    headers: dict[str, str] = field(default_factory=dict)
+    redirects: tuple[tuple[int, str], ...] = ()   # (status, location) per hop
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def make_client(*, user_agent: str | None = None, max_connections: int = 50,
+                verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """One shared client: connection reuse makes conditional polls cheap."""
+    return httpx.AsyncClient(
+        headers={"User-Agent": user_agent or DEFAULT_USER_AGENT, "Accept": FEED_ACCEPT},
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        limits=httpx.Limits(max_connections=max_connections,
+                            max_keepalive_connections=max_connections),
+        verify=verify,
+        # Per-phase timeouts; the whole fetch is bounded separately in fetch_feed.
+        timeout=httpx.Timeout(30.0),
+    )
+
+
+async def fetch_feed(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    validators: Validators | None = None,
+    timeout: float,
+    max_bytes: int,
+) -> FetchResult:
+    """GET ``url`` conditionally; the body is read in full, within the limits.
+
+    The timeout bounds the whole exchange, not each read, so a server that
+    drips one byte a second cannot hold a poll for longer than ``timeout``.
+    """
+    headers: dict[str, str] = {}
+    if validators and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    try:
+        async with asyncio.timeout(timeout):
+            return await _fetch(client, url, headers=headers, max_bytes=max_bytes)
+    except TimeoutError as exc:
+        raise FetchTimeout(f"timed out after {timeout:g}s") from exc
+    except httpx.TooManyRedirects as exc:
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects (a redirect loop?)") from exc
+    except httpx.ConnectError as exc:
+        raise FetchError(_connect_message(exc)) from exc
+    except httpx.TimeoutException as exc:
+        raise FetchTimeout(f"timed out ({exc.__class__.__name__})") from exc
+    except httpx.DecodingError as exc:
+        raise FetchError(f"the response body could not be decoded: {exc}") from exc
+    except httpx.RemoteProtocolError as exc:
+        raise FetchError(f"the server broke the HTTP protocol: {exc}") from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise FetchError(f"unsupported URL: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, *, headers: dict[str, str],
+                 max_bytes: int) -> FetchResult:
+    async with client.stream("GET", url, headers=headers) as response:
+        redirects = tuple((r.status_code, r.headers.get("location", "")) for r in response.history)
+        if response.status_code == 304:
+            return FetchResult(status=304, url=str(response.url), redirects=redirects,
+                               headers=dict(response.headers),
+                               validators=_validators(response))
+        if not 200 <= response.status_code < 300:
+            raise HTTPStatusError(
+                f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and response.headers.get("content-encoding") is None \
+                and int(declared) > max_bytes:
+            raise BodyTooLarge(f"body of {int(declared)} bytes exceeds max_bytes ({max_bytes})",
+                               status=response.status_code)
+        chunks: list[bytes] = []
+        size = 0
+        # aiter_bytes yields decompressed bytes, so the cap also stops gzip bombs.
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge(f"body exceeds max_bytes ({max_bytes}) after decompression",
+                                   status=response.status_code)
+            chunks.append(chunk)
+        return FetchResult(
+            status=response.status_code, url=str(response.url), body=b"".join(chunks),
+            content_type=response.headers.get("content-type"),
+            validators=_validators(response), headers=dict(response.headers),
+            redirects=redirects,
+        )
+
+
+def _validators(response: httpx.Response) -> Validators:
+    return Validators(etag=response.headers.get("etag"),
+                      last_modified=response.headers.get("last-modified"))
+
+
+def parse_retry_after(value: str | None) -> timedelta | None:
+    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when - datetime.now(UTC), timedelta(0))
+
+
+def _connect_message(exc: httpx.ConnectError) -> str:
+    text = str(exc) or exc.__class__.__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return f"TLS error: {text}"
+    return f"cannot connect: {text}"

@@ -1,0 +1,657 @@
+"""The database: sqlmodel tables and every query wirewatch makes.
+
+The database, not the process, enforces "at most once":
+
+- ``items``     UNIQUE (feed_id, item_key): only rows really inserted go on to matching.
+- ``hits``      UNIQUE (rule, item_id): a rule fires once per item.
+- ``deliveries`` UNIQUE (hit_id, notifier): one alert per hit and channel.
+
+A poll's new items, their hits and the hits' delivery rows are written in one
+transaction, so a crash can never leave an item stored but unmatched, or a hit
+stored without the rows that deliver it (the outbox pattern).
+
+Exceptions::
+
+    StoreError
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, event, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, select
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+
+
+class StoreError(Exception):
+    """The database could not be opened or answered with an error."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; everything we store is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class FeedRow(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=200)
+    url: str
+    effective_url: str | None = None
+    enabled: bool = True
+    disabled_reason: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    next_poll_at: datetime = Field(index=True)
+    last_polled_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_new_item_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    items_total: int = 0
+    created_at: datetime
+
+
+class ItemRow(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("feed_id", "item_key", name="uq_items_feed_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    item_key: str = Field(max_length=600)
+    guid: str | None = None
+    link: str | None = None
+    title: str = ""
+    summary: str = ""
+    content: str = ""
+    author: str = ""
+    categories: str = "[]"
+    published_at: datetime | None = None
+    first_seen_at: datetime = Field(index=True)
+
+
+class HitRow(SQLModel, table=True):
+    __tablename__ = "hits"
+    __table_args__ = (UniqueConstraint("rule", "item_id", name="uq_hits_rule_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(index=True, max_length=200)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    severity: str = "normal"
+    matched_terms: str = "[]"
+    snippet: str = ""
+    marks: str = "[]"
+    created_at: datetime = Field(index=True)
+
+
+class DeliveryRow(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("hit_id", "notifier", name="uq_deliveries_hit_notifier"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hit_id: int = Field(foreign_key="hits.id", index=True)
+    notifier: str = Field(max_length=200)
+    status: str = Field(default=PENDING, index=True, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    claimed_until: datetime | None = None
+    claimed_by: str | None = Field(default=None, max_length=200)
+    last_error: str | None = None
+    external_id: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """What the config says about a feed; synced into ``feeds`` by name."""
+
+    name: str
+    url: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    id: int
+    name: str
+    url: str
+    effective_url: str | None
+    enabled: bool
+    disabled_reason: str | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    next_poll_at: datetime
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    last_new_item_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    consecutive_failures: int
+    items_total: int
+
+    @property
+    def fetch_url(self) -> str:
+        return self.effective_url or self.url
+
+    @property
+    def status(self) -> str:
+        if not self.enabled:
+            return "disabled"
+        return "failing" if self.consecutive_failures else "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item as parsed, ready to be inserted."""
+
+    item_key: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    author: str
+    categories: tuple[str, ...]
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    id: int
+    feed_name: str
+    feed_tags: tuple[str, ...]
+    item_key: str
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    content: str
+    author: str
+    categories: tuple[str, ...]
+    published_at: datetime | None
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewHit:
+    rule: str
+    item_key: str
+    severity: str
+    matched_terms: tuple[dict[str, Any], ...]
+    snippet: str
+    marks: tuple[tuple[int, int], ...]
+    notifiers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedUpdate:
+    """The outcome of one poll, applied to the feed's row."""
+
+    polled_at: datetime
+    next_poll_at: datetime
+    status: int | None
+    error: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    keep_validators: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    notifier: str
+    attempts: int
+    created_at: datetime
+    hit_id: int
+    rule: str
+    severity: str
+    snippet: str
+    marks: tuple[tuple[int, int], ...]
+    title: str
+    link: str | None
+    published_at: datetime | None
+    first_seen_at: datetime
+    feed_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    pending: int
+    sending: int
+    sent: int
+    failed: int
+
+
+# ----------------------------------------------------------------------------- store
+
+MatchCallback = Callable[[Sequence[NewItem]], Iterable[NewHit]]
+
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, open transactions, so
+        # every write transaction is BEGIN IMMEDIATE: a CLI command run next to
+        # the daemon then waits for the write lock instead of failing with
+        # "database is locked" half-way through a transaction.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """Every query wirewatch makes, over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        try:
+            if url.startswith("sqlite"):
+                engine = create_engine(url, connect_args={"timeout": 30})
+                _install_sqlite_pragmas(engine)
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            store = cls(engine)
+            store.create_schema()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open database {_redact(url)}: {exc.__class__.__name__}: "
+                             f"{str(exc).splitlines()[0]}") from exc
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def ping(self) -> None:
+        with self._engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def _insert(self, table: type[SQLModel]) -> Any:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # ------------------------------------------------------------------- feeds
+
+    def sync_feeds(self, specs: Sequence[FeedSpec], *, now: datetime) -> None:
+        """Make the feeds table agree with the config, by feed name.
+
+        A new feed is due at once; a feed whose URL changed loses its cached
+        validators and promoted URL; feeds gone from the config are disabled,
+        not deleted, so their items and hits stay.
+        """
+        wanted = {spec.name: spec for spec in specs}
+        with Session(self._engine) as session:
+            rows = {row.name: row for row in session.exec(select(FeedRow))}
+            for name, spec in wanted.items():
+                row = rows.get(name)
+                if row is None:
+                    session.add(FeedRow(name=name, url=spec.url, enabled=spec.enabled,
+                                        next_poll_at=now, created_at=now))
+                    continue
+                if row.url != spec.url:
+                    row.url = spec.url
+                    row.effective_url = None
+                    row.etag = row.last_modified = row.body_hash = None
+                    row.next_poll_at = now
+                if row.enabled != spec.enabled or (spec.enabled and row.disabled_reason):
+                    row.enabled = spec.enabled
+                    row.disabled_reason = None if spec.enabled else "disabled in config"
+                session.add(row)
+            for name, row in rows.items():
+                if name not in wanted and row.enabled:
+                    row.enabled = False
+                    row.disabled_reason = "removed from config"
+                    session.add(row)
+            session.commit()
+
+    def due_feeds(self, *, now: datetime, force: bool = False) -> list[FeedState]:
+        statement = select(FeedRow).where(FeedRow.enabled == True)  # noqa: E712
+        if not force:
+            statement = statement.where(FeedRow.next_poll_at <= now)
+        with Session(self._engine) as session:
+            rows = session.exec(statement.order_by(FeedRow.next_poll_at)).all()
+            return [_feed_state(row) for row in rows]
+
+    def feeds(self) -> list[FeedState]:
+        with Session(self._engine) as session:
+            return [_feed_state(r) for r in session.exec(select(FeedRow).order_by(FeedRow.name))]
+
+    def feed(self, name: str) -> FeedState | None:
+        with Session(self._engine) as session:
+            row = session.exec(select(FeedRow).where(FeedRow.name == name)).first()
+            return _feed_state(row) if row else None
+
+    def record_failure(self, feed_id: int, update_: FeedUpdate) -> None:
+        with Session(self._engine) as session:
+            session.execute(
+                update(FeedRow)
+                .where(FeedRow.id == feed_id)
+                .values(last_polled_at=update_.polled_at, next_poll_at=update_.next_poll_at,
+                        last_status=update_.status, last_error=update_.error,
+                        consecutive_failures=FeedRow.consecutive_failures + 1)
+            )
+            session.commit()
+
+    def record_unchanged(self, feed_id: int, update_: FeedUpdate) -> None:
+        """A 304, or a 200 whose body is byte-identical to the last one."""
+        values: dict[str, Any] = dict(
+            last_polled_at=update_.polled_at, next_poll_at=update_.next_poll_at,
+            last_status=update_.status, last_error=None, consecutive_failures=0,
+            last_success_at=update_.polled_at,
+        )
+        if not update_.keep_validators:
+            values.update(etag=update_.etag, last_modified=update_.last_modified)
+        with Session(self._engine) as session:
+            session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
+            session.commit()
+
+    # ------------------------------------------------------------------- items and hits
+
+    def store_poll(
+        self,
+        feed_id: int,
+        items: Sequence[NewItem],
+        *,
+        update_: FeedUpdate,
+        match: MatchCallback,
+    ) -> list[int]:
+        """Insert the poll's items, match the new ones, store hits and deliveries.
+
+        All in one transaction. ``match`` is called with the items that were
+        really inserted (the database decides which are new) and returns the
+        hits to store. Returns the ids of the hits stored.
+        """
+        now = update_.polled_at
+        with Session(self._engine) as session:
+            new_keys = self._insert_items(session, feed_id, items, now=now)
+            first_of_key: dict[str, NewItem] = {}
+            for item in items:
+                if item.item_key in new_keys:
+                    first_of_key.setdefault(item.item_key, item)
+            new_items = list(first_of_key.values())
+            hit_ids = self._insert_hits(session, new_keys, match(new_items), now=now)
+            values: dict[str, Any] = dict(
+                last_polled_at=now, next_poll_at=update_.next_poll_at,
+                last_status=update_.status, last_error=None, consecutive_failures=0,
+                last_success_at=now, etag=update_.etag, last_modified=update_.last_modified,
+                body_hash=update_.body_hash,
+                items_total=FeedRow.items_total + len(new_items),
+            )
+            if new_items:
+                values["last_new_item_at"] = now
+            session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
+            session.commit()
+        return hit_ids
+
+    def _insert_items(
+        self, session: Session, feed_id: int, items: Sequence[NewItem], *, now: datetime
+    ) -> dict[str, int]:
+        if not items:
+            return {}
+        # A feed can list the same key twice in one document; the first wins.
+        unique: dict[str, NewItem] = {}
+        for item in items:
+            unique.setdefault(item.item_key, item)
+        rows = [
+            dict(feed_id=feed_id, item_key=item.item_key, guid=item.guid, link=item.link,
+                 title=item.title, summary=item.summary, content=item.content,
+                 author=item.author, categories=json.dumps(list(item.categories)),
+                 published_at=item.published_at, first_seen_at=now)
+            for item in unique.values()
+        ]
+        statement = (
+            self._insert(ItemRow)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["feed_id", "item_key"])
+            .returning(ItemRow.id, ItemRow.item_key)  # type: ignore[arg-type]
+        )
+        return {key: item_id for item_id, key in session.execute(statement)}
+
+    def _insert_hits(
+        self, session: Session, item_ids: dict[str, int], hits: Iterable[NewHit], *, now: datetime
+    ) -> list[int]:
+        hit_ids: list[int] = []
+        for hit in hits:
+            statement = (
+                self._insert(HitRow)
+                .values(rule=hit.rule, item_id=item_ids[hit.item_key], severity=hit.severity,
+                        matched_terms=json.dumps(list(hit.matched_terms)), snippet=hit.snippet,
+                        marks=json.dumps([list(m) for m in hit.marks]), created_at=now)
+                .on_conflict_do_nothing(index_elements=["rule", "item_id"])
+                .returning(HitRow.id)  # type: ignore[arg-type]
+            )
+            hit_id = session.execute(statement).scalar()
+            if hit_id is None:
+                continue
+            hit_ids.append(hit_id)
+            if hit.notifiers:
+                session.execute(
+                    self._insert(DeliveryRow)
+                    .values([dict(hit_id=hit_id, notifier=name, status=PENDING,
+                                  next_attempt_at=now, created_at=now)
+                             for name in hit.notifiers])
+                    .on_conflict_do_nothing(index_elements=["hit_id", "notifier"])
+                )
+        return hit_ids
+
+    def iter_items(self, *, since: datetime, batch_size: int = 2000,
+                   feed_tags: dict[str, tuple[str, ...]] | None = None) -> Iterator[StoredItem]:
+        """Stored items first seen at or after ``since``, oldest first, streamed."""
+        tags = feed_tags or {}
+        last_id = 0
+        while True:
+            with Session(self._engine) as session:
+                rows = session.exec(
+                    select(ItemRow, FeedRow.name)
+                    .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
+                    .where(ItemRow.first_seen_at >= since, ItemRow.id > last_id)
+                    .order_by(ItemRow.id)  # type: ignore[arg-type]
+                    .limit(batch_size)
+                ).all()
+            if not rows:
+                return
+            for item, feed_name in rows:
+                yield _stored_item(item, feed_name, tags.get(feed_name, ()))
+            last_id = rows[-1][0].id
+
+    def count_items(self) -> int:
+        with Session(self._engine) as session:
+            return session.exec(select(func.count()).select_from(ItemRow)).one()
+
+    # ------------------------------------------------------------------- outbox
+
+    def claim_deliveries(self, *, now: datetime, lease: timedelta, claimer: str,
+                         limit: int = 50) -> list[ClaimedDelivery]:
+        """Claim due deliveries for sending.
+
+        A row is due when pending and its retry time has come, or when a
+        previous claim expired (the process that claimed it died while sending).
+        """
+        due = or_(
+            (DeliveryRow.status == PENDING) & (DeliveryRow.next_attempt_at <= now),
+            (DeliveryRow.status == SENDING) & (DeliveryRow.claimed_until < now),
+        )
+        ids_query = select(DeliveryRow.id).where(due).order_by(DeliveryRow.id).limit(limit)
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        with Session(self._engine) as session:
+            claimed = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
+                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
+                        attempts=DeliveryRow.attempts + 1)
+                .returning(DeliveryRow.id)
+            ).scalars().all()
+            session.commit()
+        if not claimed:
+            return []
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
+                .join(HitRow, HitRow.id == DeliveryRow.hit_id)  # type: ignore[arg-type]
+                .join(ItemRow, ItemRow.id == HitRow.item_id)  # type: ignore[arg-type]
+                .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
+                .where(DeliveryRow.id.in_(claimed))  # type: ignore[union-attr]
+                .order_by(DeliveryRow.id)  # type: ignore[arg-type]
+            ).all()
+        return [
+            ClaimedDelivery(
+                id=d.id, notifier=d.notifier, attempts=d.attempts,
+                created_at=_aware(d.created_at), hit_id=h.id, rule=h.rule, severity=h.severity,
+                snippet=h.snippet, marks=tuple(tuple(m) for m in json.loads(h.marks)),
+                title=i.title, link=i.link, published_at=_aware(i.published_at),
+                first_seen_at=_aware(i.first_seen_at), feed_name=feed_name,
+            )
+            for d, h, i, feed_name in rows
+        ]
+
+    def mark_sent(self, delivery_id: int, *, external_id: str | None, now: datetime) -> None:
+        self._finish(delivery_id, status=SENT, external_id=external_id, sent_at=now,
+                     claimed_until=None, last_error=None)
+
+    def mark_failed(self, delivery_id: int, *, reason: str) -> None:
+        self._finish(delivery_id, status=FAILED, last_error=reason, claimed_until=None)
+
+    def schedule_retry(self, delivery_id: int, *, at: datetime, reason: str) -> None:
+        self._finish(delivery_id, status=PENDING, next_attempt_at=at, last_error=reason,
+                     claimed_until=None)
+
+    def release_claims(self, *, now: datetime, claimer: str) -> int:
+        """Give this process's claimed-but-unsent rows back, e.g. on graceful shutdown."""
+        with Session(self._engine) as session:
+            result = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer)
+                .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
+            )
+            session.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _finish(self, delivery_id: int, **values: Any) -> None:
+        with Session(self._engine) as session:
+            session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id)
+                            .values(**values))
+            session.commit()
+
+    def delivery_counts(self) -> DeliveryCounts:
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+            ).all()
+        counts = {status: n for status, n in rows}
+        return DeliveryCounts(pending=counts.get(PENDING, 0), sending=counts.get(SENDING, 0),
+                              sent=counts.get(SENT, 0), failed=counts.get(FAILED, 0))
+
+    def next_delivery_due(self) -> datetime | None:
+        """When the earliest unsent delivery may next be attempted."""
+        with Session(self._engine) as session:
+            pending = session.exec(
+                select(func.min(DeliveryRow.next_attempt_at))
+                .where(DeliveryRow.status == PENDING)
+            ).one()
+            sending = session.exec(
+                select(func.min(DeliveryRow.claimed_until))
+                .where(DeliveryRow.status == SENDING)
+            ).one()
+        candidates = [_aware(v) for v in (pending, sending) if v is not None]
+        return min(candidates) if candidates else None  # type: ignore[type-var]
+
+    def deliveries(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries with their hit, item and feed, for tests and the CLI."""
+        statement = (
+            select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
+            .join(HitRow, HitRow.id == DeliveryRow.hit_id)  # type: ignore[arg-type]
+            .join(ItemRow, ItemRow.id == HitRow.item_id)  # type: ignore[arg-type]
+            .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
+            .order_by(DeliveryRow.id)  # type: ignore[arg-type]
+        )
+        if status is not None:
+            statement = statement.where(DeliveryRow.status == status)
+        with Session(self._engine) as session:
+            rows = session.exec(statement).all()
+        return [
+            dict(id=d.id, notifier=d.notifier, status=d.status, attempts=d.attempts,
+                 last_error=d.last_error, external_id=d.external_id, rule=h.rule,
+                 title=i.title, link=i.link, feed=feed_name, item_key=i.item_key)
+            for d, h, i, feed_name in rows
+        ]
+
+
+def _feed_state(row: FeedRow) -> FeedState:
+    assert row.id is not None
+    return FeedState(
+        id=row.id, name=row.name, url=row.url, effective_url=row.effective_url,
+        enabled=row.enabled, disabled_reason=row.disabled_reason, etag=row.etag,
+        last_modified=row.last_modified, body_hash=row.body_hash,
+        next_poll_at=_aware(row.next_poll_at),  # type: ignore[arg-type]
+        last_polled_at=_aware(row.last_polled_at), last_success_at=_aware(row.last_success_at),
+        last_new_item_at=_aware(row.last_new_item_at), last_status=row.last_status,
+        last_error=row.last_error, consecutive_failures=row.consecutive_failures,
+        items_total=row.items_total,
+    )
+
+
+def _stored_item(row: ItemRow, feed_name: str, tags: tuple[str, ...]) -> StoredItem:
+    assert row.id is not None
+    return StoredItem(
+        id=row.id, feed_name=feed_name, feed_tags=tags, item_key=row.item_key, guid=row.guid,
+        link=row.link, title=row.title, summary=row.summary, content=row.content,
+        author=row.author, categories=tuple(json.loads(row.categories or "[]")),
+        published_at=_aware(row.published_at),
+        first_seen_at=_aware(row.first_seen_at),  # type: ignore[arg-type]
+    )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it reaches a message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
