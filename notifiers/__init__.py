@@ -1,0 +1,20 @@
+"""Alert channels: one module per channel behind the `Notifier` protocol.
+
+Public names: `Alert`, `Receipt`, `NotifyError`, `Notifier`, and the channels
+`ConsoleNotifier`, `SlackNotifier`, `EmailNotifier`.
+"""
+
+from __future__ import annotations
+
+from notifiers.base import Alert, Notifier, NotifyError, Receipt
+from notifiers.console import ConsoleNotifier
+from notifiers.slack import SlackNotifier
+
+__all__ = [
+    "Alert",
+    "ConsoleNotifier",
+    "Notifier",
+    "NotifyError",
+    "Receipt",
+    "SlackNotifier",
+]

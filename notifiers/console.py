@@ -1,0 +1,61 @@
+"""Console channel: one readable block per alert on a text stream (stdout by default).
+
+It is what runs when no notifier is configured, and what an operator reads in a
+terminal, so feed text is stripped of control characters (no ANSI escapes from a feed
+can repaint the screen) and matched words are shown as **word**.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TextIO
+
+from notifiers.base import Alert, NotifyError, Receipt, format_published, one_line, split_marked
+
+__all__ = ["ConsoleNotifier"]
+
+
+def render_console(alert: Alert) -> str:
+    """The block printed for one alert, ending with a blank line."""
+    snippet = "".join(
+        f"**{piece}**" if marked else piece
+        for piece, marked in split_marked(alert.snippet, alert.marks)
+    )
+    lines = [f"[wirewatch] {one_line(alert.rule)}"]
+    if alert.severity != "normal":
+        lines[0] += f" ({one_line(alert.severity)})"
+    lines += [
+        f"  title:     {one_line(alert.title) or '(no title)'}",
+        f"  link:      {one_line(alert.link) if alert.link else '(none)'}",
+        f"  feed:      {one_line(alert.feed)}",
+        f"  published: {format_published(alert.published_at)}",
+    ]
+    if snippet.strip():
+        lines.append(f"  snippet:   {one_line(snippet)}")
+    return "\n".join(lines) + "\n\n"
+
+
+class ConsoleNotifier:
+    """Writes alerts to `stream`, flushing after each so a pipe or log sees it at once."""
+
+    def __init__(self, *, name: str, stream: TextIO) -> None:
+        self.name = name
+        self._stream = stream
+        # Workers may send concurrently; one lock keeps each block in one piece.
+        self._lock = threading.Lock()
+
+    def send(self, alert: Alert) -> Receipt:
+        block = render_console(alert)
+        try:
+            with self._lock:
+                self._stream.write(block)
+                self._stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: write to a closed file
+            raise NotifyError(
+                f"console {self.name!r}: cannot write to the output stream ({exc})",
+                retryable=False,
+            ) from exc
+        return Receipt(external_id=None)
+
+    def close(self) -> None:
+        """The stream belongs to the caller (usually stdout); leave it open."""

@@ -1,0 +1,344 @@
+"""Slack channel: a bot token + channel (chat.postMessage) or an incoming webhook.
+
+This is the only module that imports slack-sdk; its exceptions are translated here into
+`NotifyError`. Retries are ours, not slack-sdk's: both clients are built with
+`retry_handlers=[]` so a 429 or a dropped connection comes straight back to the outbox,
+which schedules the next attempt (honouring Retry-After) instead of a worker thread
+sleeping inside the SDK.
+
+Feed text is escaped by Slack's rules
+(https://api.slack.com/reference/surfaces/formatting#escaping): only `&`, `<` and `>`
+are control characters, so escaping them is what stops a title such as `<!channel>`
+from pinging a whole channel or `<https://evil|Official>` from forging a link.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+from datetime import UTC
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from notifiers.base import (
+    Alert,
+    NotifyError,
+    Receipt,
+    format_published,
+    one_line,
+    safe_link,
+    split_marked,
+)
+
+__all__ = ["SlackNotifier", "build_slack_message", "escape_mrkdwn"]
+
+# Longest title shown; Slack allows 3000 characters in a section's text.
+_MAX_TITLE = 300
+
+# `*` inside a bold run would end the bold early; U+2217 ASTERISK OPERATOR looks the same.
+_ASTERISK_LOOKALIKE = "\u2217"
+# A `|` in a link label is fine for Slack's parser after the first one, but older clients
+# and the fallback text split on it; U+FF5C FULLWIDTH VERTICAL LINE reads the same.
+_PIPE_LOOKALIKE = "\uff5c"
+
+# Slack "error" codes after which retrying cannot help, each with the fix to tell the
+# operator. https://api.slack.com/methods/chat.postMessage#errors
+_PERMANENT_ERRORS: dict[str, str] = {
+    "invalid_auth": "the bot token is wrong or revoked; check the token (SLACK_BOT_TOKEN)",
+    "not_authed": "no token was sent; set the token (SLACK_BOT_TOKEN)",
+    "account_inactive": "the bot's user or workspace is deactivated; reinstall the app",
+    "token_revoked": "the token was revoked; reinstall the app and update the token",
+    "token_expired": "the token expired; rotate it and update the token",
+    "no_permission": "the token lacks permission; add the chat:write scope",
+    "missing_scope": "the token lacks a scope; add chat:write and reinstall the app",
+    "not_allowed_token_type": "use a bot token (xoxb-...), not a user or app token",
+    "channel_not_found": "the channel does not exist or the bot cannot see it; "
+    "check `channel` (use the channel ID) and invite the bot",
+    "not_in_channel": "the bot is not a member of the channel; /invite the bot there",
+    "is_archived": "the channel is archived; unarchive it or choose another channel",
+    "restricted_action": "the workspace does not allow the bot to post there",
+    "restricted_action_read_only_channel": "the channel is read-only for the bot",
+    "msg_too_long": "the message is too long for Slack",
+    "invalid_blocks": "Slack rejected the message layout",
+    "invalid_blocks_format": "Slack rejected the message layout",
+    "too_many_attachments": "Slack rejected the message layout",
+    "invalid_arguments": "Slack rejected the request arguments",
+    "team_access_not_granted": "the token has no access to this workspace",
+    "ekm_access_denied": "the workspace's encryption keys deny access",
+}
+
+# "ok": false codes that mean Slack itself had trouble: try again later.
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+# Incoming webhooks answer in plain text; these bodies name a setup problem.
+# https://api.slack.com/messaging/webhooks#handling_errors
+_WEBHOOK_FIXES: dict[str, str] = {
+    "invalid_token": "the webhook URL is wrong or revoked; create a new one",
+    "no_service": "the webhook is disabled or removed; create a new one",
+    "no_service_id": "the webhook URL is incomplete; copy it again",
+    "no_team": "the webhook's workspace is gone; create a new webhook",
+    "team_disabled": "the workspace is disabled",
+    "channel_not_found": "the webhook's channel is gone; create a new webhook",
+    "channel_is_archived": "the webhook's channel is archived",
+    "action_prohibited": "an admin restricted posting to that channel",
+    "posting_to_general_channel_denied": "only admins may post to that channel",
+    "invalid_payload": "Slack rejected the message layout",
+    "user_not_found": "the webhook's user is gone; create a new webhook",
+}
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escape Slack's three control characters; everything else is shown as written."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _bold(text: str) -> str:
+    """`*text*` with escaping, and no `*` inside that could end the bold early."""
+    return f"*{escape_mrkdwn(text.replace('*', _ASTERISK_LOOKALIKE))}*"
+
+
+def _link_target(url: str) -> str:
+    """A URL made safe inside `<...|...>`: percent-encode the characters that delimit it.
+
+    `|` would end the URL and start the label, `>` would close the link; `&` is
+    entity-escaped as Slack expects in message text.
+    """
+    url = url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
+    return url.replace("&", "&amp;")
+
+
+def _link_label(title: str) -> str:
+    return escape_mrkdwn(title.replace("|", _PIPE_LOOKALIKE))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _snippet_mrkdwn(alert: Alert) -> str:
+    """The snippet with matched spans in bold.
+
+    Every `*` from the feed becomes a lookalike, not only those inside the marks: a stray
+    `*` just before one of our bold runs could otherwise pair with its opening `*`.
+    """
+    out: list[str] = []
+    for piece, marked in split_marked(alert.snippet, alert.marks):
+        if marked:
+            out.append(_bold(piece))
+        else:
+            out.append(escape_mrkdwn(piece.replace("*", _ASTERISK_LOOKALIKE)))
+    return one_line("".join(out))
+
+
+def _published_mrkdwn(alert: Alert) -> str:
+    """Slack's date token shows the time in each reader's own time zone; the text after
+    `|` is the fallback for clients that cannot."""
+    fallback = format_published(alert.published_at)
+    if alert.published_at is None:
+        return fallback
+    published = alert.published_at
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    epoch = math.floor(published.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def build_slack_message(alert: Alert) -> dict[str, Any]:
+    """`text` (notification fallback) and `blocks` for one alert, every feed string escaped."""
+    title = _shorten(one_line(alert.title), _MAX_TITLE) or "(no title)"
+    link = safe_link(alert.link)
+    if link:
+        label = _link_label(title).replace("*", _ASTERISK_LOOKALIKE)
+        headline = f"*<{_link_target(link)}|{label}>*"
+    else:
+        headline = _bold(title)
+    rule = one_line(alert.rule)
+    feed = one_line(alert.feed)
+
+    context = [
+        f"Feed: {_bold(feed)}",
+        f"Rule: {_bold(rule)}",
+        f"Published: {_published_mrkdwn(alert)}",
+    ]
+    if alert.severity != "normal":
+        context.append(f"Severity: {_bold(one_line(alert.severity))}")
+
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+    ]
+    snippet = _snippet_mrkdwn(alert)
+    if snippet:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": snippet}})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": item} for item in context],
+        }
+    )
+
+    # The fallback shows in notifications and screen readers; Slack parses it as mrkdwn
+    # too, so it is escaped the same way.
+    text = f"[{escape_mrkdwn(rule)}] {escape_mrkdwn(title)} ({escape_mrkdwn(feed)})"
+    if link:
+        text += f" <{_link_target(link)}>"
+    return {"text": text, "blocks": blocks}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if key.lower() == name.lower():
+            return str(value[0] if isinstance(value, list) else value)
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Retry-After in seconds (Slack sends delta-seconds, RFC 9110 §10.2.3)."""
+    value = _header(headers, "Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+class SlackNotifier:
+    """Posts alerts to Slack with a bot token + channel, or through an incoming webhook.
+
+    `base_url` points the Web API client elsewhere (tests, GovSlack); it is the API root
+    such as "https://slack.com/api/". The token and webhook URL are secrets: they never
+    appear in messages or logs.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        channel: str | None = None,
+        token: str | None = None,
+        webhook_url: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.channel = channel
+        if webhook_url and (token or channel):
+            raise ValueError(
+                f"slack {name!r}: give either `webhook_url`, or `token` and `channel`, not both"
+            )
+        if not webhook_url and not (token and channel):
+            raise ValueError(f"slack {name!r}: needs `token` and `channel`, or `webhook_url`")
+        self._web: WebClient | None = None
+        self._webhook: WebhookClient | None = None
+        # slack-sdk types its timeout as int, but passes it to urllib, which takes float
+        # seconds; keep sub-second timeouts as given.
+        sdk_timeout: Any = timeout
+        if webhook_url:
+            self._webhook = WebhookClient(url=webhook_url, timeout=sdk_timeout, retry_handlers=[])
+        else:
+            root = base_url or WebClient.BASE_URL
+            # The SDK joins method names onto the root with urljoin, which drops the last
+            # path segment unless the root ends with "/" ("/api" + "chat.postMessage"
+            # would become "/chat.postMessage").
+            if not root.endswith("/"):
+                root += "/"
+            self._web = WebClient(
+                token=token, base_url=root, timeout=sdk_timeout, retry_handlers=[]
+            )
+
+    def send(self, alert: Alert) -> Receipt:
+        message = build_slack_message(alert)
+        try:
+            if self._webhook is not None:
+                return self._send_webhook(message)
+            return self._send_web(message)
+        except NotifyError:
+            raise
+        except SlackApiError as exc:
+            raise self._api_error(exc) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # Connection refused/reset, DNS failure, timeout (TimeoutError is an OSError):
+            # Slack may be fine a moment later.
+            raise NotifyError(
+                f"slack {self.name!r}: cannot reach Slack ({type(exc).__name__}: {exc}); "
+                "will retry",
+                retryable=True,
+            ) from exc
+        except SlackClientError as exc:
+            raise NotifyError(
+                f"slack {self.name!r}: the request could not be made ({exc})", retryable=False
+            ) from exc
+
+    def _send_web(self, message: dict[str, Any]) -> Receipt:
+        assert self._web is not None
+        response = self._web.chat_postMessage(
+            channel=self.channel or "",
+            text=message["text"],
+            blocks=message["blocks"],
+            # Alerts stay compact: no preview cards from untrusted pages.
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        channel_id = response.get("channel") or self.channel
+        ts = response.get("ts")
+        return Receipt(external_id=f"{channel_id}:{ts}" if ts else None)
+
+    def _send_webhook(self, message: dict[str, Any]) -> Receipt:
+        assert self._webhook is not None
+        response = self._webhook.send(
+            text=message["text"],
+            blocks=message["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        status = response.status_code
+        body = (response.body or "").strip()
+        if status == 200:
+            return Receipt(external_id=None)
+        reason = body[:200] or f"HTTP {status}"
+        if status == 429:
+            raise NotifyError(
+                f"slack {self.name!r}: rate limited by the webhook; will retry",
+                retryable=True,
+                retry_after=_retry_after(response.headers),
+            )
+        if status >= 500:
+            raise NotifyError(
+                f"slack {self.name!r}: Slack answered HTTP {status} ({reason}); will retry",
+                retryable=True,
+            )
+        fix = _WEBHOOK_FIXES.get(body, "check the webhook URL (SLACK_WEBHOOK_URL)")
+        raise NotifyError(f"slack {self.name!r}: {reason} — {fix}", retryable=False)
+
+    def _api_error(self, exc: SlackApiError) -> NotifyError:
+        response = exc.response
+        status = response.status_code
+        data = response.data if isinstance(response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {status}")
+        if status == 429 or error == "ratelimited":
+            return NotifyError(
+                f"slack {self.name!r}: rate limited; will retry",
+                retryable=True,
+                retry_after=_retry_after(response.headers),
+            )
+        if status >= 500 or error in _TRANSIENT_ERRORS:
+            # A 5xx from a proxy has an HTML body the SDK turns into a long sentence;
+            # only a real Slack error code is worth repeating.
+            detail = f"HTTP {status}, {error}" if error.isidentifier() else f"HTTP {status}"
+            return NotifyError(
+                f"slack {self.name!r}: Slack is having trouble ({detail}); will retry",
+                retryable=True,
+            )
+        fix = _PERMANENT_ERRORS.get(error, "see https://api.slack.com/methods/chat.postMessage")
+        return NotifyError(f"slack {self.name!r}: {error} — {fix}", retryable=False)
+
+    def close(self) -> None:
+        """Both clients open one connection per request; nothing is held open."""
