@@ -1,0 +1,88 @@
+"""Errors and warnings about watch rules.
+
+Exception tree::
+
+    ValueError
+    ├── RuleError       one bad query: rule name, YAML line, column, what was expected
+    └── RuleSetError    compile_rules found problems; ``.errors`` lists every RuleError
+
+Warnings are values, not exceptions: a rule that can never match, or one that
+matches nearly everything, is legal but almost certainly not what was meant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RuleError(ValueError):
+    """A query that cannot be parsed or compiled, pointing at the offending column."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        query: str,
+        column: int,
+        rule: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message = message
+        self.query = query
+        self.column = max(1, column)
+        self.rule = rule
+        self.line = line
+        super().__init__(self.render())
+
+    def for_rule(self, rule: str, line: int | None) -> RuleError:
+        """The same error, now naming the rule it belongs to."""
+        return RuleError(self.message, query=self.query, column=self.column, rule=rule, line=line)
+
+    def render(self) -> str:
+        """Header, then the query line with a caret under the column.
+
+        >>> print(RuleError("expected a term after AND", query="CSTO AND", column=9,
+        ...                 rule="x", line=12).render())
+        rule 'x' (line 12): expected a term after AND
+          CSTO AND
+                   ^
+        """
+        where = []
+        if self.rule is not None:
+            where.append(f"rule {self.rule!r}")
+        if self.line is not None:
+            where.append(f"(line {self.line})")
+        header = f"{' '.join(where)}: {self.message}" if where else self.message
+        # A query may span several YAML lines: show the one holding the column.
+        offset = self.column - 1
+        line_start = self.query.rfind("\n", 0, offset) + 1
+        line_end = self.query.find("\n", offset)
+        if line_end == -1:
+            line_end = len(self.query)
+        shown = self.query[line_start:line_end].replace("\t", " ")
+        caret = " " * (offset - line_start) + "^"
+        return f"{header}\n  {shown}\n  {caret}"
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class RuleSetError(ValueError):
+    """compile_rules refused the rule set; ``errors`` holds every bad rule, in order."""
+
+    def __init__(self, errors: list[RuleError]) -> None:
+        self.errors = errors
+        count = len(errors)
+        noun = "rule" if count == 1 else "rules"
+        super().__init__(f"{count} invalid {noun}:\n" + "\n".join(e.render() for e in errors))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleWarning:
+    rule: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"rule {self.rule!r}" + (f" (line {self.line})" if self.line is not None else "")
+        return f"{where}: {self.message}"

@@ -1,0 +1,519 @@
+"""The watch-rule query language: text -> syntax tree, errors pointing at the column.
+
+Grammar (precedence NEAR > NOT > AND > OR; docs/rules.md has the examples)::
+
+    query    := or_expr
+    or_expr  := and_expr ("OR" and_expr)*
+    and_expr := unary (["AND"] unary)*          adjacent terms mean AND
+    unary    := ("NOT" | "-") unary | near
+    near     := primary [("NEAR/n" | "ONEAR/n") primary]
+    primary  := modifier* ( "(" or_expr ")" | word | "phrase" | @list )
+    modifier := title: | summary: | content: | author: | category: | feed: | url: | case:
+
+Operators are written in capitals; ``and``, ``or``, ``not`` and ``near`` in lower
+case are ordinary words.  There is deliberately no regex: wildcards and
+proximity cover what editors need, and nothing a rule says can make matching
+take more than time proportional to the item.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rules.errors import RuleError
+from rules.text import QUERY_WILDCARDS, exact, fold, query_word_pattern, word_pattern
+
+TEXT_FIELDS: tuple[str, ...] = ("title", "summary", "content")
+TOKEN_FIELDS: tuple[str, ...] = ("title", "summary", "content", "author", "category")
+FIELDS: tuple[str, ...] = (*TOKEN_FIELDS, "feed", "url")
+MIN_WILDCARD_PREFIX = 3
+MAX_NEAR = 1000
+
+
+# ---------------------------------------------------------------- syntax tree
+
+
+@dataclass(frozen=True, slots=True)
+class Seq:
+    """A word, a phrase or a wildcard: consecutive tokens in one of ``fields``.
+
+    Each token is folded text, or, when ``exact`` (``case:``), text as written.
+    A token holding ``*`` or ``?`` is a wildcard pattern.
+    """
+
+    tokens: tuple[str, ...]
+    fields: tuple[str, ...] = TEXT_FIELDS
+    exact: bool = False
+    text: str = field(default="", compare=False)
+    phrase: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    """A substring of the item's link, compared case-insensitively."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """The feed's name or one of its tags, compared as a whole, folded."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """``left`` and ``right`` within ``distance`` words; ``ordered``: left comes first."""
+
+    left: Node
+    right: Node
+    distance: int
+    ordered: bool = False
+
+
+Node = Seq | Url | Feed | And | Or | Not | Near
+Leaf = Seq | Url | Feed
+
+
+def is_wildcard(token: str) -> bool:
+    return "*" in token or "?" in token
+
+
+def feed_value(text: str) -> str:
+    """Feed names and tags compare by their folded words: ``BBC-World`` = ``bbc world``."""
+    return " ".join(fold(t) for t in word_pattern(text).findall(text))
+
+
+# ---------------------------------------------------------------------- lexer
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    kind: str  # ( ) WORD PHRASE AND OR NOT MINUS NEAR FIELD LIST EOF
+    text: str
+    column: int  # 1-based
+    distance: int = 0
+    ordered: bool = False
+
+
+_OPEN_QUOTES = '"\u201c\u201e'
+_CLOSE_QUOTES = '"\u201d\u201c'
+_STOP = set(" \t\r\n()") | set(_OPEN_QUOTES) | set(_CLOSE_QUOTES)
+_MODIFIER = re.compile(r"([A-Za-z]+):")
+_NEAR = re.compile(r"(O?NEAR)(?:/(\d*))?")
+_MODIFIERS = (*FIELDS, "case")
+_RAW_VALUE_FIELDS = ("url", "feed")
+
+
+def _lex(query: str) -> list[_Tok]:
+    tokens: list[_Tok] = []
+    i = 0
+    n = len(query)
+    raw_next = False  # after url: / feed: the value is read as it stands
+    while i < n:
+        ch = query[i]
+        if ch.isspace():
+            i += 1
+            raw_next = False
+            continue
+        col = i + 1
+        if ch in "()":
+            tokens.append(_Tok(ch, ch, col))
+            i += 1
+            raw_next = False
+            continue
+        if ch in _OPEN_QUOTES:
+            end = next((j for j in range(i + 1, n) if query[j] in _CLOSE_QUOTES), -1)
+            if end == -1:
+                raise RuleError(
+                    f"unterminated phrase opened at column {col}", query=query, column=col
+                )
+            tokens.append(_Tok("PHRASE", query[i + 1 : end], col))
+            i = end + 1
+            raw_next = False
+            continue
+        j = i
+        while j < n and query[j] not in _STOP:
+            j += 1
+        run = query[i:j]
+        if raw_next:
+            tokens.append(_Tok("WORD", run, col))
+            i = j
+            raw_next = False
+            continue
+        if run == "-":
+            raise RuleError(
+                "a lone '-' excludes nothing; write -term (no space) or NOT term",
+                query=query,
+                column=col,
+            )
+        if run[0] == "-" and len(run) > 1:
+            tokens.append(_Tok("MINUS", "-", col))
+            i += 1
+            continue
+        if run[0] == "@":
+            name = run[1:]
+            if not name:
+                raise RuleError("expected a list name after @", query=query, column=col + 1)
+            tokens.append(_Tok("LIST", name, col))
+            i = j
+            continue
+        modifier = _MODIFIER.match(run)
+        if modifier:
+            name = modifier.group(1).lower()
+            if name not in _MODIFIERS:
+                raise RuleError(
+                    f"unknown field {modifier.group(1)!r}; fields are "
+                    + ", ".join(f"{f}:" for f in _MODIFIERS)
+                    + ' (put text with a colon in "quotes")',
+                    query=query,
+                    column=col,
+                )
+            tokens.append(_Tok("FIELD", name, col))
+            i += modifier.end()
+            raw_next = name in _RAW_VALUE_FIELDS
+            continue
+        if run in ("AND", "OR", "NOT"):
+            tokens.append(_Tok(run, run, col))
+            i = j
+            continue
+        near = _NEAR.fullmatch(run)
+        if near:
+            if not near.group(2):
+                raise RuleError(
+                    f"{near.group(1)} needs a distance in words, like {near.group(1)}/5",
+                    query=query,
+                    column=col,
+                )
+            distance = int(near.group(2))
+            if not 1 <= distance <= MAX_NEAR:
+                raise RuleError(
+                    f"{near.group(1)} distance must be between 1 and {MAX_NEAR}",
+                    query=query,
+                    column=col,
+                )
+            ordered = near.group(1) == "ONEAR"
+            tokens.append(_Tok("NEAR", run, col, distance=distance, ordered=ordered))
+            i = j
+            continue
+        tokens.append(_Tok("WORD", run, col))
+        i = j
+    tokens.append(_Tok("EOF", "", n + 1))
+    return tokens
+
+
+# --------------------------------------------------------------------- parser
+
+_STARTS_OPERAND = frozenset({"(", "WORD", "PHRASE", "NOT", "MINUS", "FIELD", "LIST"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    fields: tuple[str, ...] = TEXT_FIELDS
+    field_name: str | None = None
+    exact: bool = False
+
+
+class _Parser:
+    def __init__(self, query: str, lists: Mapping[str, Sequence[str]]) -> None:
+        self.query = query
+        self.lists = lists
+        self.tokens = _lex(query)
+        self.pos = 0
+
+    # -- helpers
+    def peek(self) -> _Tok:
+        return self.tokens[self.pos]
+
+    def advance(self) -> _Tok:
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        return tok
+
+    def error(self, message: str, column: int) -> RuleError:
+        return RuleError(message, query=self.query, column=column)
+
+    def expected_after(self, tok: _Tok) -> RuleError:
+        nxt = self.peek()
+        if tok.kind == "FIELD":
+            what = f"{tok.text}:"
+        elif tok.kind == "MINUS":
+            what = "-"
+        elif tok.kind == "(":
+            what = "("
+        else:
+            what = tok.text
+        return self.error(f"expected a term after {what}", nxt.column)
+
+    # -- grammar
+    def parse(self) -> Node:
+        if self.peek().kind == "EOF":
+            raise self.error("empty query", 1)
+        node = self.or_expr(depth=0)
+        tok = self.peek()
+        if tok.kind == ")":
+            raise self.error("unexpected ')' with no matching '('", tok.column)
+        if tok.kind != "EOF":  # pragma: no cover - every other token is consumed above
+            raise self.error(f"unexpected {tok.text!r}", tok.column)
+        return node
+
+    def or_expr(self, depth: int) -> Node:
+        children = [self.and_expr(depth)]
+        while self.peek().kind == "OR":
+            op = self.advance()
+            if self.peek().kind not in _STARTS_OPERAND:
+                raise self.expected_after(op)
+            children.append(self.and_expr(depth))
+        return _flatten(Or, children)
+
+    def and_expr(self, depth: int) -> Node:
+        children = [self.unary(depth)]
+        while True:
+            tok = self.peek()
+            if tok.kind == "AND":
+                self.advance()
+                if self.peek().kind not in _STARTS_OPERAND:
+                    raise self.expected_after(tok)
+            elif tok.kind not in _STARTS_OPERAND:
+                break
+            children.append(self.unary(depth))
+        return _flatten(And, children)
+
+    def unary(self, depth: int) -> Node:
+        tok = self.peek()
+        if tok.kind in ("NOT", "MINUS"):
+            self.advance()
+            if self.peek().kind not in _STARTS_OPERAND:
+                raise self.expected_after(tok)
+            child = self.unary(depth)
+            return child.child if isinstance(child, Not) else Not(child)
+        return self.near(depth)
+
+    def near(self, depth: int) -> Node:
+        left = self.primary(depth, _Scope())
+        tok = self.peek()
+        if tok.kind != "NEAR":
+            return left
+        self.advance()
+        if self.peek().kind not in _STARTS_OPERAND - {"NOT", "MINUS"}:
+            raise self.expected_after(tok)
+        right = self.primary(depth, _Scope())
+        for operand in (left, right):
+            if not _is_positional(operand):
+                raise self.error(
+                    f"{tok.text.split('/')[0]} works on terms, phrases, wildcards "
+                    "or OR-groups of them",
+                    tok.column,
+                )
+        if self.peek().kind == "NEAR":
+            raise self.error(
+                "chained NEAR is ambiguous; group it: (a NEAR/5 b) AND (b NEAR/5 c)",
+                self.peek().column,
+            )
+        return Near(left, right, tok.distance, tok.ordered)
+
+    def primary(self, depth: int, scope: _Scope) -> Node:
+        tok = self.advance()
+        if tok.kind == "FIELD":
+            nxt = self.peek()
+            adjacent = nxt.column == tok.column + len(tok.text) + 1
+            if nxt.kind not in {"(", "WORD", "PHRASE", "LIST", "FIELD"} or not adjacent:
+                raise self.error(
+                    f"expected a term after {tok.text}: (no space between)",
+                    tok.column + len(tok.text) + 1,
+                )
+            if tok.text == "case":
+                return self.primary(depth, _Scope(scope.fields, scope.field_name, exact=True))
+            return self.primary(depth, _Scope((tok.text,), tok.text, scope.exact))
+        if tok.kind == "(":
+            if self.peek().kind == ")":
+                raise self.error("empty parentheses", self.peek().column)
+            if self.peek().kind not in _STARTS_OPERAND:
+                raise self.expected_after(tok)
+            inner = self.or_expr(depth + 1)
+            closing = self.peek()
+            if closing.kind != ")":
+                raise self.error(
+                    f"unbalanced parenthesis opened at column {tok.column}", closing.column
+                )
+            self.advance()
+            return _apply_scope(inner, scope) if scope != _Scope() else inner
+        if tok.kind == "WORD":
+            return self.term(tok.text, tok.column, scope, phrase=False)
+        if tok.kind == "PHRASE":
+            return self.term(tok.text, tok.column + 1, scope, phrase=True)
+        if tok.kind == "LIST":
+            return self.list_ref(tok, scope)
+        if tok.kind == ")" and depth == 0:
+            raise self.error("unexpected ')' with no matching '('", tok.column)
+        previous = self.tokens[self.pos - 2] if self.pos >= 2 else None
+        if previous is not None and previous.kind not in ("(",):
+            self.pos -= 1
+            raise self.expected_after(previous)
+        if tok.kind == "EOF":
+            raise self.error("expected a term", tok.column)
+        raise self.error(f"expected a term before {tok.text}", tok.column)
+
+    def term(self, text: str, column: int, scope: _Scope, *, phrase: bool) -> Node:
+        return build_term(self.query, text, column, scope.field_name, scope.exact, phrase=phrase)
+
+    def list_ref(self, tok: _Tok, scope: _Scope) -> Node:
+        entries = self.lists.get(tok.text)
+        if entries is None:
+            known = ", ".join(f"@{name}" for name in sorted(self.lists)) or "none are defined"
+            raise self.error(f"unknown list @{tok.text} (lists: {known})", tok.column)
+        if isinstance(entries, str) or not entries:
+            raise self.error(f"list @{tok.text} is empty", tok.column)
+        alternatives: list[Node] = []
+        for entry in entries:
+            try:
+                alternatives.append(
+                    build_term(
+                        str(entry),
+                        str(entry),
+                        1,
+                        scope.field_name,
+                        scope.exact,
+                        phrase=any(c.isspace() for c in str(entry)),
+                    )
+                )
+            except RuleError as exc:
+                raise self.error(
+                    f"in list @{tok.text}, entry {entry!r}: {exc.message}", tok.column
+                ) from None
+        return _flatten(Or, alternatives)
+
+
+def _flatten(kind: type[And] | type[Or], children: list[Node]) -> Node:
+    flat: list[Node] = []
+    for child in children:
+        if isinstance(child, kind):
+            flat.extend(child.children)
+        else:
+            flat.append(child)
+    unique = list(dict.fromkeys(flat))  # `a OR a` is `a`
+    if len(unique) == 1:
+        return unique[0]
+    return kind(tuple(unique))
+
+
+def _is_positional(node: Node) -> bool:
+    if isinstance(node, Seq):
+        return True
+    if isinstance(node, Or):
+        return all(_is_positional(c) for c in node.children)
+    return False
+
+
+def _apply_scope(node: Node, scope: _Scope) -> Node:
+    """Push ``title:(...)`` / ``case:(...)`` down to the leaves.
+
+    An explicit field on an inner term wins over the group's, the way a nested
+    declaration shadows an outer one.
+    """
+    if isinstance(node, Seq):
+        explicit = node.fields != TEXT_FIELDS
+        field_name = node.fields[0] if explicit else scope.field_name
+        if field_name == (node.fields[0] if explicit else None) and node.exact >= scope.exact:
+            return node
+        # Re-read the term under the group's scope; it parsed once already, so it is valid.
+        return build_term(
+            node.text,
+            node.text,
+            1,
+            field_name,
+            node.exact or scope.exact,
+            phrase=node.phrase,
+        )
+    if isinstance(node, And | Or):
+        return type(node)(tuple(_apply_scope(c, scope) for c in node.children))
+    if isinstance(node, Not):
+        return Not(_apply_scope(node.child, scope))
+    if isinstance(node, Near):
+        return Near(
+            _apply_scope(node.left, scope),
+            _apply_scope(node.right, scope),
+            node.distance,
+            node.ordered,
+        )
+    return node
+
+
+def _leaf_for_value(text: str, field_name: str) -> Leaf:
+    if field_name == "url":
+        return Url(text.casefold())
+    return Feed(feed_value(text))
+
+
+def build_term(
+    query: str,
+    text: str,
+    column: int,
+    field_name: str | None,
+    exact_case: bool,
+    *,
+    phrase: bool,
+) -> Node:
+    """One word or phrase from the query as a leaf; ``column`` is where ``text`` starts."""
+    if field_name in _RAW_VALUE_FIELDS:
+        leaf = _leaf_for_value(text, field_name)
+        if not (leaf.value if isinstance(leaf, Url | Feed) else True):
+            raise RuleError(f"empty {field_name}: value", query=query, column=column)
+        return leaf
+    fields = (field_name,) if field_name is not None else TEXT_FIELDS
+    # Inside quotes `?` is punctuation ("who is he?"); a trailing `*` still widens a word.
+    searched = text.replace("?", " ") if phrase else text
+    tokens: list[str] = []
+    for m in query_word_pattern(searched).finditer(searched):
+        raw = m.group()
+        cut = min((raw.find(w) for w in QUERY_WILDCARDS if w in raw), default=-1)
+        if cut != -1 and cut < MIN_WILDCARD_PREFIX:
+            raise RuleError(
+                f"wildcard needs at least {MIN_WILDCARD_PREFIX} letters before {raw[cut]}",
+                query=query,
+                column=column + m.start() + cut,
+            )
+        convert = exact if exact_case else fold
+        if cut == -1:
+            token = convert(raw)
+            if not token:
+                continue
+        else:
+            token = "".join(
+                part if part in QUERY_WILDCARDS else convert(part)
+                for part in re.split(r"([*?])", raw)
+            )
+        tokens.append(token)
+    if not tokens:
+        what = "phrase" if phrase else f"{text!r}"
+        raise RuleError(
+            "empty phrase"
+            if phrase and not text.strip()
+            else f"{what} has no letters or digits to search for",
+            query=query,
+            column=column - 1 if phrase else column,
+        )
+    return Seq(tuple(tokens), fields, exact_case, text, phrase)
+
+
+def parse_query(query: str, *, lists: Mapping[str, Sequence[str]] | None = None) -> Node:
+    """Parse one query into its syntax tree; raises RuleError pointing at the column."""
+    return _Parser(query, lists or {}).parse()

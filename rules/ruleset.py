@@ -1,0 +1,212 @@
+"""A compiled set of watch rules: validate once, then match items fast and explain hits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rules.compile import Matcher, Occurrence, Prepared, compile_node
+from rules.document import Document
+from rules.errors import RuleError, RuleSetError, RuleWarning
+from rules.hits import Hit, MatchedTerm, Snippet, make_snippet
+from rules.index import TermIndex, extract_keys
+from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, parse_query
+
+# The snippet is cut from the body first: alerts show the title on their own.
+_SNIPPET_FIELDS = ("summary", "content", "title", "author", "category", "feed", "url")
+_FIELD_ORDER = ("title", "summary", "content", "author", "category", "feed", "url")
+_TERM_ORDER = {name: i for i, name in enumerate(_FIELD_ORDER)}
+MAX_TERMS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """One rule as configured; ``line`` is the YAML line of its query, for messages."""
+
+    name: str
+    query: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    name: str
+    matcher: Matcher
+
+
+class RuleSet:
+    """Compiled rules plus their term index.  Immutable once built; share it freely."""
+
+    def __init__(self, rules: list[_Rule], index: TermIndex, warnings: tuple[RuleWarning, ...]):
+        self._rules = rules
+        self._index = index
+        self._positions = {rule.name: i for i, rule in enumerate(rules)}
+        self.warnings = warnings
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(rule.name for rule in self._rules)
+
+    def match(self, doc: Document, *, only: Collection[str] | None = None) -> list[Hit]:
+        """Hits for ``doc``, in rule order, evaluating only the rules the index lets through.
+
+        ``only`` restricts matching to the named rules (per-feed rule scoping);
+        unknown names are ignored.
+        """
+        prepared = Prepared(doc)
+        if only is not None:
+            wanted = {self._positions[n] for n in only if n in self._positions}
+            # For a handful of rules it is cheaper to run them than to consult the index.
+            few = len(wanted) <= 8
+            candidates = wanted if few else self._index.candidates(prepared) & wanted
+        else:
+            candidates = self._index.candidates(prepared)
+        return self._evaluate(prepared, sorted(candidates))
+
+    def match_brute_force(self, doc: Document) -> list[Hit]:
+        """Every rule evaluated: the reference the index is tested and benchmarked against."""
+        return self._evaluate(Prepared(doc), range(len(self._rules)))
+
+    def _evaluate(self, prepared: Prepared, positions: Iterable[int]) -> list[Hit]:
+        hits: list[Hit] = []
+        rules = self._rules
+        for position in positions:
+            rule = rules[position]
+            if rule.matcher.test(prepared):
+                hits.append(_explain(rule, prepared))
+        return hits
+
+
+def compile_rules(
+    specs: Iterable[RuleSpec], *, lists: Mapping[str, Sequence[str]] | None = None
+) -> RuleSet:
+    """Parse, check and index every rule; raises RuleSetError listing every bad one."""
+    errors: list[RuleError] = []
+    warnings: list[RuleWarning] = []
+    rules: list[_Rule] = []
+    keys = []
+    seen: set[str] = set()
+    interned: dict[Node, Matcher] = {}
+    for spec in specs:
+        if spec.name in seen:
+            errors.append(
+                RuleError(
+                    "duplicate rule name; every rule needs its own",
+                    query=spec.query,
+                    column=1,
+                    rule=spec.name,
+                    line=spec.line,
+                )
+            )
+            continue
+        seen.add(spec.name)
+        try:
+            node = parse_query(spec.query, lists=lists)
+            matcher = compile_node(node, interned, spec.query)
+        except RuleError as exc:
+            errors.append(exc.for_rule(spec.name, spec.line))
+            continue
+        warnings.extend(RuleWarning(spec.name, m, spec.line) for m in lint(node))
+        rules.append(_Rule(spec.name, matcher))
+        keys.append(extract_keys(node))
+    if errors:
+        raise RuleSetError(errors)
+    return RuleSet(rules, TermIndex.build(keys), tuple(warnings))
+
+
+# ----------------------------------------------------------------- warnings
+
+
+def lint(node: Node) -> list[str]:
+    """Legal queries that are almost certainly mistakes."""
+    messages = []
+    if _never_matches(node):
+        messages.append("can never match: it requires a term and also excludes it")
+    elif not _requires_positive(node):
+        messages.append(
+            "has no term that must be present, so it matches nearly every item; "
+            "add a positive term (NOT only narrows)"
+        )
+    return messages
+
+
+def _requires_positive(node: Node) -> bool:
+    if isinstance(node, Seq | Url | Feed | Near):
+        return True
+    if isinstance(node, Not):
+        return False
+    if isinstance(node, And):
+        return any(_requires_positive(c) for c in node.children)
+    return all(_requires_positive(c) for c in node.children)
+
+
+def _never_matches(node: Node) -> bool:
+    if isinstance(node, And):
+        if any(_never_matches(c) for c in node.children):
+            return True
+        positives = {c for c in node.children if not isinstance(c, Not)}
+        excluded: set[Node] = set()
+        for child in node.children:
+            if isinstance(child, Not):
+                excluded.add(child.child)
+                if isinstance(child.child, Or):
+                    excluded.update(child.child.children)
+        return bool(positives & excluded)
+    if isinstance(node, Or):
+        return all(_never_matches(c) for c in node.children)
+    if isinstance(node, Near):
+        return _never_matches(node.left) or _never_matches(node.right)
+    return False
+
+
+# ----------------------------------------------------------------- explaining
+
+
+def _explain(rule: _Rule, doc: Prepared) -> Hit:
+    occurrences: list[Occurrence] = []
+    rule.matcher.collect(doc, occurrences)
+    terms = sorted(
+        {_to_term(doc, occ) for occ in occurrences},
+        key=lambda t: (_TERM_ORDER[t.field], t.start, t.end),
+    )[:MAX_TERMS]
+    return Hit(rule.name, tuple(terms), _snippet(doc, terms))
+
+
+def _to_term(doc: Prepared, occurrence: Occurrence) -> MatchedTerm:
+    field, start, end = occurrence
+    if field == "url":
+        url = doc.doc.url
+        if len(url) != len(doc.url_folded):  # casefold changed lengths: quote the whole link
+            start, end = 0, len(url)
+        return MatchedTerm("url", url[start:end], start, end)
+    if field == "feed":
+        feeds = doc.doc.feeds
+        offset = sum(len(f) + 1 for f in feeds[:start])
+        return MatchedTerm("feed", feeds[start], offset, offset + len(feeds[start]))
+    text = doc.fields[field]
+    char_start = text.spans[start][0]
+    char_end = text.spans[end][1]
+    return MatchedTerm(field, text.text[char_start:char_end], char_start, char_end)
+
+
+def _snippet(doc: Prepared, terms: list[MatchedTerm]) -> Snippet:
+    for field in _SNIPPET_FIELDS:
+        spans = [(t.start, t.end) for t in terms if t.field == field]
+        if spans:
+            return make_snippet(_field_text(doc, field), spans)
+    # Only negative terms (e.g. `NOT sport`): show the start of the body.
+    for field in _SNIPPET_FIELDS[:3]:
+        text = _field_text(doc, field)
+        if text.strip():
+            return make_snippet(text, [])
+    return Snippet("", ())
+
+
+def _field_text(doc: Prepared, field: str) -> str:
+    if field == "url":
+        return doc.doc.url
+    if field == "feed":
+        return "\n".join(doc.doc.feeds)
+    return doc.fields[field].text

@@ -1,0 +1,194 @@
+"""The one normalizer and tokenizer, shared by queries and documents.
+
+Both sides of a match go through the same two steps, so a query word and a
+document word compare equal exactly when an editor would expect them to:
+
+1. *Tokenize* the original text into words.  A word is a run of letters, digits
+   and combining marks in any alphabetic script (Latin, Cyrillic, Armenian,
+   Greek, Arabic, Devanagari, Hangul, ...).  Chinese and Japanese are written
+   without spaces, so each Han / kana character is a token of its own; a query
+   "北京" then becomes the two-token phrase 北 京 and matches where those
+   characters stand together.
+2. *Fold* each word: Unicode NFKC (full-width and compatibility forms), then
+   casefold (``Straße`` -> ``strasse``), then drop combining accents
+   (``Pashinián`` -> ``pashinian``, ``Müller`` -> ``muller``, Arabic tashkeel).
+
+Offsets always refer to the original text, so a hit can quote and mark the
+words exactly as they stand in the item.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+# Combining marks that belong inside a word.  Python's ``\w`` omits most of them
+# (Devanagari vowel signs, the virama, Arabic harakat, decomposed accents), which
+# would cut "हिन्दी" or a decomposed "Pashinia\u0301n" into pieces.
+_MARKS = (
+    "\u0300-\u036f"  # combining diacritical marks (Latin, Greek, Cyrillic accents)
+    "\u0483-\u0489"  # Cyrillic combining marks
+    "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"  # Hebrew points
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"  # Arabic
+    "\u0900-\u0903\u093a-\u094f\u0951-\u0957\u0962\u0963"  # Devanagari signs, virama
+    "\u0981-\u0983\u09bc-\u09d7"  # Bengali signs
+    "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # further combining blocks
+    "\u200c\u200d"  # zero-width (non-)joiners used inside Persian and Indic words
+)
+
+# Scripts written without spaces between words: every character is a token.
+_CJK = (
+    "\u3040-\u30ff"  # hiragana, katakana
+    "\u31f0-\u31ff"  # katakana phonetic extensions
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK unified / compatibility ideographs
+    "\uff66-\uff9f"  # half-width katakana
+    "\U00020000-\U0002fa1f"  # CJK extensions B-F, compatibility supplement
+)
+
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_WORD = re.compile(rf"[\w{_MARKS}]+")
+_WORD_OR_CJK = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[\w{_MARKS}])+")
+
+# Query side: ``*`` and ``?`` are wildcard characters inside a word.
+QUERY_WILDCARDS = "*?"
+_QUERY_WORD = re.compile(rf"[\w{_MARKS}*?]+")
+_QUERY_WORD_OR_CJK = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[\w{_MARKS}*?])+")
+
+# Accents dropped by folding: combining diacritics and Arabic short vowels.  Indic
+# vowel signs are *not* dropped: in Devanagari they are letters, not accents.
+_STRIP = frozenset(
+    chr(c)
+    for c in (
+        *range(0x0300, 0x0370),
+        *range(0x064B, 0x0660),
+        0x0670,
+        *range(0x1AB0, 0x1B00),
+        *range(0x1DC0, 0x1E00),
+        *range(0x20D0, 0x2100),
+        *range(0xFE20, 0xFE30),
+    )
+)
+
+
+def has_cjk(text: str) -> bool:
+    return _HAS_CJK.search(text) is not None
+
+
+def word_pattern(text: str) -> re.Pattern[str]:
+    """The tokenizer pattern for ``text``; the CJK-aware one only where needed (it is slower)."""
+    return _WORD_OR_CJK if has_cjk(text) else _WORD
+
+
+def query_word_pattern(text: str) -> re.Pattern[str]:
+    return _QUERY_WORD_OR_CJK if has_cjk(text) else _QUERY_WORD
+
+
+@lru_cache(maxsize=200_000)
+def fold(word: str) -> str:
+    """Fold one word for case- and accent-insensitive comparison."""
+    if word.isascii():
+        return word.lower()
+    folded = unicodedata.normalize("NFKC", word).casefold()
+    decomposed = unicodedata.normalize("NFD", folded)
+    stripped = "".join(ch for ch in decomposed if ch not in _STRIP)
+    return unicodedata.normalize("NFC", stripped)
+
+
+def exact(word: str) -> str:
+    """The form compared by ``case:`` terms: as written, only Unicode-normalized."""
+    return word if word.isascii() else unicodedata.normalize("NFKC", word)
+
+
+def is_cjk_char(ch: str) -> bool:
+    return len(ch) == 1 and _HAS_CJK.match(ch) is not None
+
+
+class FieldText:
+    """One field of a document, tokenized: folded words, their original forms and spans.
+
+    The folded token list is built eagerly (every match needs it); exact forms,
+    character spans and the position index are built on first use, because most
+    items are rejected by the index without ever needing them.
+    """
+
+    __slots__ = ("_exact", "_positions", "_spans", "distinct", "text", "tokens")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        pattern = word_pattern(text) if text else _WORD
+        self._exact: list[str] | None
+        self._spans: list[tuple[int, int]] | None
+        if text.isascii():
+            self.tokens: list[str] = pattern.findall(text.lower())
+            self._exact = None
+            self._spans = None
+        else:
+            tokens: list[str] = []
+            exacts: list[str] = []
+            spans: list[tuple[int, int]] = []
+            for m in pattern.finditer(text):
+                raw = m.group()
+                folded = fold(raw)
+                if not folded:  # a lone combining mark: nothing to search for
+                    continue
+                tokens.append(folded)
+                exacts.append(exact(raw))
+                spans.append(m.span())
+            self.tokens = tokens
+            self._exact = exacts
+            self._spans = spans
+        self.distinct: frozenset[str] = frozenset(self.tokens)
+        self._positions: dict[str, list[int]] | None = None
+
+    @classmethod
+    def from_values(cls, values: tuple[str, ...]) -> FieldText:
+        """A multi-valued field (categories): values joined by newlines.
+
+        A token that nothing can match separates the values, so a phrase never
+        runs from one category into the next.
+        """
+        joined = "\n".join(values)
+        field = cls.__new__(cls)
+        field.text = joined
+        tokens: list[str] = []
+        exacts: list[str] = []
+        spans: list[tuple[int, int]] = []
+        offset = 0
+        for i, value in enumerate(values):
+            if i:
+                tokens.append("\x00")
+                exacts.append("\x00")
+                spans.append((offset - 1, offset))
+            part = cls(value)
+            tokens.extend(part.tokens)
+            exacts.extend(part.exact_tokens)
+            spans.extend((s + offset, e + offset) for s, e in part.spans)
+            offset += len(value) + 1
+        field.tokens = tokens
+        field._exact = exacts
+        field._spans = spans
+        field.distinct = frozenset(tokens)
+        field._positions = None
+        return field
+
+    @property
+    def exact_tokens(self) -> list[str]:
+        if self._exact is None:
+            self._exact = _WORD.findall(self.text)
+        return self._exact
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            self._spans = [m.span() for m in _WORD.finditer(self.text)]
+        return self._spans
+
+    @property
+    def positions(self) -> dict[str, list[int]]:
+        if self._positions is None:
+            positions: dict[str, list[int]] = {}
+            for i, token in enumerate(self.tokens):
+                positions.setdefault(token, []).append(i)
+            self._positions = positions
+        return self._positions

@@ -1,0 +1,85 @@
+"""Every bad query is refused with a message an editor can act on, pointing at the column."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules import RuleError, RuleSetError, RuleSpec, compile_rules, parse_query
+
+LISTS = {"csto": ["CSTO", "ОДКБ"], "broken": ["ab*"]}
+
+# (name, query, message, column)
+BAD_QUERIES = [
+    ("empty", "", "empty query", 1),
+    ("dangling AND", "CSTO AND", "expected a term after AND", 9),
+    ("dangling OR", "CSTO OR", "expected a term after OR", 8),
+    ("double OR", "a OR OR b", "expected a term after OR", 6),
+    ("leading OR", "OR b", "expected a term before OR", 1),
+    ("dangling NOT", "CSTO NOT", "expected a term after NOT", 9),
+    ("dangling minus", "CSTO -", "a lone '-' excludes nothing", 6),
+    ("minus before paren", "a -", "a lone '-' excludes nothing", 3),
+    ("unclosed paren", "CSTO (a OR b", "unbalanced parenthesis opened at column 6", 13),
+    ("stray close", "a OR b)", "unexpected ')' with no matching '('", 7),
+    ("empty parens", "a ()", "empty parentheses", 4),
+    ("short wildcard", "wi*", "wildcard needs at least 3 letters before *", 3),
+    ("short ? wildcard", "a AND ab?c", "wildcard needs at least 3 letters before ?", 9),
+    ("leading wildcard", "*tion", "wildcard needs at least 3 letters before *", 1),
+    ("unterminated phrase", 'a "new york', "unterminated phrase opened at column 3", 3),
+    ("unknown field", "foo:bar", "unknown field 'foo'", 1),
+    ("NEAR without distance", "a NEAR b", "NEAR needs a distance in words, like NEAR/5", 3),
+    ("NEAR zero", "a NEAR/0 b", "NEAR distance must be between 1 and 1000", 3),
+    ("NEAR on AND group", "(a AND b) NEAR/3 c", "NEAR works on terms, phrases", 11),
+    ("chained NEAR", "a NEAR/3 b NEAR/3 c", "chained NEAR is ambiguous", 12),
+    ("field without term", "title: CSTO", "expected a term after title:", 7),
+    ("unknown list", "@nato", "unknown list @nato (lists: @broken, @csto)", 1),
+    ("bad list entry", "x @broken", "in list @broken, entry 'ab*': wildcard needs at least 3", 3),
+    ("punctuation only", "a AND !!!", "'!!!' has no letters or digits to search for", 7),
+    ("empty phrase", 'a ""', "empty phrase", 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "column"),
+    [case[1:] for case in BAD_QUERIES],
+    ids=[case[0] for case in BAD_QUERIES],
+)
+def test_bad_query_names_the_problem_and_column(query: str, message: str, column: int) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_query(query, lists=LISTS)
+    assert caught.value.message.startswith(message)
+    assert caught.value.column == column
+
+
+def test_render_puts_the_caret_under_the_column() -> None:
+    with pytest.raises(RuleSetError) as caught:
+        compile_rules([RuleSpec("x", "CSTO AND", line=12)])
+    (error,) = caught.value.errors
+    assert error.render() == (
+        "rule 'x' (line 12): expected a term after AND\n  CSTO AND\n          ^"
+    )
+
+
+def test_render_shows_the_right_line_of_a_multiline_query() -> None:
+    error = RuleError("boom", query="a OR\n  (b AND", column=8, rule="r")
+    assert error.render().splitlines()[1:] == ["    (b AND", "    ^"]
+
+
+def test_compile_rules_lists_every_bad_rule_in_order() -> None:
+    specs = [
+        RuleSpec("good", "CSTO", line=1),
+        RuleSpec("bad1", "a AND", line=2),
+        RuleSpec("bad2", "(b", line=3),
+        RuleSpec("good", "dup", line=4),
+    ]
+    with pytest.raises(RuleSetError) as caught:
+        compile_rules(specs)
+    errors = caught.value.errors
+    assert [(e.rule, e.line) for e in errors] == [("bad1", 2), ("bad2", 3), ("good", 4)]
+    assert "duplicate rule name" in errors[2].message
+    text = str(caught.value)
+    assert text.startswith("3 invalid rules:")
+    assert "rule 'bad1' (line 2)" in text and "rule 'bad2' (line 3)" in text
+
+
+def test_rule_errors_are_value_errors() -> None:
+    assert issubclass(RuleError, ValueError) and issubclass(RuleSetError, ValueError)
