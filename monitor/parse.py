@@ -203,15 +203,6 @@ def _entry_from_feedparser(entry: Mapping[str, Any]) -> RawEntry:
         for tag in entry.get("tags") or []
         if isinstance(tag, Mapping)
     ]
-    published = _struct_to_datetime(entry.get("published_parsed")) or _struct_to_datetime(
-        entry.get("updated_parsed")
-    )
-    if published is None:
-        # feedparser gave up on the format (localized month names and the like).
-        for field in ("published", "updated", "created"):
-            published = parse_date(_text_of(entry.get(field)))
-            if published is not None:
-                break
     return RawEntry(
         guid=_text_of(entry.get("id")) or None,
         link=_text_of(entry.get("link")) or None,
@@ -220,8 +211,26 @@ def _entry_from_feedparser(entry: Mapping[str, Any]) -> RawEntry:
         content_html=content_html,
         author=_text_of(entry.get("author")),
         categories=categories,
-        published_at=published,
+        published_at=_published_at(entry),
     )
+
+
+# feedparser reads '2020/1/10 14:33:00' as 1 November and ignores "PM".
+_FORMS_FEEDPARSER_MISREADS = re.compile(r"\d{4}/\d{1,2}/\d{1,2}|\d\s*[AaPp]\.?[Mm]\b")
+
+
+def _published_at(entry: Mapping[str, Any]) -> datetime | None:
+    """feedparser's parsed date where it can be trusted, else ``parse_date`` on the raw text."""
+    for field in ("published", "updated"):
+        raw = _text_of(entry.get(field))
+        parsed = None
+        if not _FORMS_FEEDPARSER_MISREADS.search(raw):
+            parsed = _struct_to_datetime(entry.get(f"{field}_parsed"))
+        # parse_date covers what feedparser gives up on (localized month names...).
+        parsed = parsed or parse_date(raw)
+        if parsed is not None:
+            return parsed
+    return None
 
 
 def _text_of(value: object) -> str:
@@ -496,28 +505,29 @@ def canonical_link(link: str) -> str:
 
 # --------------------------------------------------------------------------- dates
 
-# Month names and abbreviations in the languages of the feeds we meet, by the
-# first three letters (lowercase, accents kept where they are distinctive).
+# Month abbreviations in the languages of the feeds we meet (lowercase, accents
+# kept). A word is looked up by its first four letters, then its first three,
+# so French "juin"/"juillet" stay apart while "janvier" still finds "jan".
 _MONTHS: dict[str, int] = {}
 for _number, _names in enumerate(
     [
-        "jan janv gen ene jän sty led tammi",
-        "feb fév fev févr febr lut úno helmi",
-        "mar mär mars marz bře maalis",
-        "apr avr abr kwi dub huhti",
-        "may mai mag mayo maj kvě touko",
-        "jun juin giu jui cze čer kesä",
-        "jul juil lug lip čvc heinä",
-        "aug aoû aou ago sie srp elo",
-        "sep sept set wrz zář syys",
-        "oct okt ott out paź paz říj loka",
-        "nov noi lis marras",
-        "dec déc dez dic gru pro joulu",
+        "jan janv gen ene jän sty led",
+        "feb fév fev févr febr lut úno",
+        "mar mär mars marz bře",
+        "apr avr abr kwi dub",
+        "may mai mag mayo maj kvě",
+        "jun juin giu cze čer",
+        "jul juil lug lip čvc",
+        "aug aoû aou ago sie srp",
+        "sep sept set wrz zář",
+        "oct okt ott out paź paz říj",
+        "nov noi lis",
+        "dec déc dez dic gru pro",
     ],
     start=1,
 ):
     for _name in _names.split():
-        _MONTHS[_name[:3]] = _number
+        assert _MONTHS.setdefault(_name, _number) == _number, f"ambiguous month {_name}"
 
 _US_ZONES = {
     "ut": 0,
@@ -604,7 +614,9 @@ def _parse_loose_date(text: str) -> datetime | None:
     if month is None:
         # The last month-like word wins: a leading weekday can look like a month
         # ("mar" is Tuesday in Italian, French and Spanish).
-        candidates = [_MONTHS[word[:3]] for word in words if word[:3] in _MONTHS]
+        candidates = [
+            month for month in (_MONTHS.get(w[:4]) or _MONTHS.get(w[:3]) for w in words) if month
+        ]
         month = candidates[-1] if candidates else None
     if not zone:
         for word in words:
