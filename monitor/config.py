@@ -500,6 +500,8 @@ def load_config(text: str, *, source: str, environ: Mapping[str, str]) -> Config
         loading.add_problem(
             ConfigProblem(source, found.line, _render_path(found.path), found.message)
         )
+        # A value that could not be read stands in as "" or None; do not report it twice.
+        loading.unreadable.add(found.path)
     data = document.data
     if data is None and not document.problems:
         loading.add_problem(
@@ -587,12 +589,14 @@ class _Loading:
     def __post_init__(self) -> None:
         self.problems: list[tuple[int, ConfigProblem]] = []
         self.warnings: list[str] = []
+        self.unreadable: set[Path] = set()
 
     def problem(self, path: Path, message: str) -> ConfigProblem:
         return ConfigProblem(self.source, _line_for(self.lines, path), _render_path(path), message)
 
     def add(self, path: Path, message: str) -> None:
-        self.add_problem(self.problem(path, message))
+        if path not in self.unreadable:
+            self.add_problem(self.problem(path, message))
 
     def add_problem(self, problem: ConfigProblem) -> None:
         self.problems.append((len(self.problems), problem))
@@ -894,45 +898,64 @@ class _CrossChecks:
                 )
 
     def compile_rules(self) -> rules.RuleSet | None:
-        """Compile every rule query; each error becomes a problem at that query's line."""
-        specs: list[rules.RuleSpec] = []
-        index_by_line: dict[int | None, int] = {}
-        index_by_name: dict[str, int] = {}
+        """Compile every rule query; each error becomes a problem at that query's line.
+
+        Returns None when any rule failed. A rule whose name repeats an earlier one (already
+        reported above) is compiled on its own, so its query is still checked.
+        """
+        batches: list[dict[str, tuple[int, rules.RuleSpec]]] = [{}]
         for index, rule in self._entries("rules"):
             name, query = rule.get("name"), rule.get("query")
             if isinstance(name, str) and isinstance(query, str) and query:
                 line = self.loading.lines.get(("rules", index, "query"))
-                specs.append(rules.RuleSpec(name, query, line))
-                index_by_line[line] = index
-                index_by_name.setdefault(name, index)
-        lists = (
-            {
-                name: terms
-                for name, terms in (self.data.get("lists") or {}).items()
-                if isinstance(terms, list) and all(isinstance(term, str) for term in terms)
-            }
-            if isinstance(self.data.get("lists"), dict)
-            else {}
-        )
-        try:
-            ruleset = rules.compile_rules(specs, lists=lists)
-        except rules.RuleSetError as exc:
-            for error in exc.errors:
-                index = index_by_line.get(error.line, index_by_name.get(error.rule))
-                path: Path = ("rules", index, "query") if index is not None else ("rules",)
-                if self.loading.expanded.get(path):
-                    # The query took text from the environment: do not print it.
-                    message = f"{error.message} (at column {error.column})"
+                spec = rules.RuleSpec(name, query, line)
+                if name in batches[0]:
+                    batches.append({name: (index, spec)})
                 else:
-                    # The problem prefix already gives file and line; the rule name stays.
-                    message = error.for_rule(error.rule or "?", None).render()
-                self.loading.add(path, message)
-            return None
-        for warning in ruleset.warnings:
-            index = index_by_line.get(warning.line, index_by_name.get(warning.rule))
-            path = ("rules", index, "query") if index is not None else ("rules",)
-            self.loading.warn(path, warning.message)
-        return ruleset
+                    batches[0][name] = (index, spec)
+        compiled: list[rules.RuleSet] = []
+        for batch in batches:
+            try:
+                ruleset = rules.compile_rules(
+                    [spec for _, spec in batch.values()], lists=self._usable_lists()
+                )
+            except rules.RuleSetError as exc:
+                for error in exc.errors:
+                    self._add_rule_error(batch, error)
+                continue
+            compiled.append(ruleset)
+            for warning in ruleset.warnings:
+                self.loading.warn(self._query_path(batch, warning.rule), warning.message)
+        return compiled[0] if len(compiled) == len(batches) else None
+
+    def _add_rule_error(
+        self, batch: Mapping[str, tuple[int, rules.RuleSpec]], error: rules.RuleError
+    ) -> None:
+        path = self._query_path(batch, error.rule)
+        if self.loading.expanded.get(path):
+            # The query took text from the environment: do not print it.
+            message = f"rule '{error.rule}': {error.message} (at column {error.column})"
+        else:
+            # The problem's prefix gives file and line; render() adds the caret.
+            message = error.for_rule(error.rule or "?", None).render()
+        self.loading.add(path, message)
+
+    @staticmethod
+    def _query_path(batch: Mapping[str, tuple[int, rules.RuleSpec]], rule: str | None) -> Path:
+        if rule in batch:
+            return ("rules", batch[rule][0], "query")
+        return ("rules",)
+
+    def _usable_lists(self) -> dict[str, list[str]]:
+        """The `lists:` entries that are well-formed (the others are reported elsewhere)."""
+        lists = self.data.get("lists")
+        if not isinstance(lists, dict):
+            return {}
+        return {
+            name: terms
+            for name, terms in lists.items()
+            if isinstance(terms, list) and all(isinstance(term, str) for term in terms)
+        }
 
 
 def _strings(value: Any) -> list[str]:

@@ -62,13 +62,16 @@ class YamlDocument:
 
 def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
     """Parse one YAML document; syntax errors and expansion problems come back as problems."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        # ReaderError (a control character in the text) carries no mark, only a position.
+        return _failed(SourceProblem(None, (), f"invalid YAML: {_first_line(str(exc))}"))
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         return _failed(_syntax_problem(exc))
     except yaml.YAMLError as exc:
-        # ReaderError (e.g. a control character) carries no mark, only a position.
         return _failed(SourceProblem(None, (), f"invalid YAML: {_first_line(str(exc))}"))
     finally:
         loader.dispose()
@@ -92,6 +95,9 @@ def _failed(problem: SourceProblem) -> YamlDocument:
 def _syntax_problem(exc: yaml.MarkedYAMLError) -> SourceProblem:
     mark = exc.problem_mark or exc.context_mark
     what = exc.problem or exc.context or "syntax error"
+    if exc.context and exc.problem and exc.problem.startswith("but "):
+        # e.g. "expected a single document in the stream, but found another document"
+        what = f"{exc.context}, {exc.problem}"
     if mark is None:
         return SourceProblem(None, (), f"invalid YAML: {what}")
     return SourceProblem(mark.line + 1, (), f"invalid YAML at column {mark.column + 1}: {what}")

@@ -1,0 +1,357 @@
+"""Broken configs, each with the exact text `wirewatch check` must print for it.
+
+Every case is a whole small config.yaml; the expected text is what str(ConfigError)
+renders: one `file:line: path: message` per problem, in file order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from monitor.config import ConfigError, load_config
+
+FEED = """\
+feeds:
+  - name: bbc
+    url: https://example.org/bbc.xml
+"""
+
+
+@dataclass(frozen=True)
+class Broken:
+    name: str
+    text: str
+    expected: str
+    environ: dict[str, str] = field(default_factory=dict)
+
+
+CASES = [
+    Broken(
+        "unknown top-level key, with did-you-mean",
+        "databse: sqlite:///x.db\n" + FEED,
+        "config.yaml:1: databse: unknown key 'databse' (did you mean 'database'?)",
+    ),
+    Broken(
+        "unknown top-level key without a close match lists the keys",
+        FEED + "colour: red\n",
+        "config.yaml:4: colour: unknown key 'colour'; expected one of: database, user_agent, "
+        "defaults, concurrency, ops_notify, lists, feeds, notifiers, rules",
+    ),
+    Broken(
+        "unknown feed key",
+        FEED + "    intervall: 5m\n",
+        "config.yaml:4: feeds[0].intervall: unknown key 'intervall' (did you mean 'interval'?)",
+    ),
+    Broken(
+        "unknown defaults key",
+        "defaults:\n  timout: 20s\n" + FEED,
+        "config.yaml:2: defaults.timout: unknown key 'timout' (did you mean 'timeout'?)",
+    ),
+    Broken(
+        "unknown notifier key",
+        FEED + "notifiers:\n  desk:\n    type: slack\n    token: xoxb-1\n    chanel: '#news'\n",
+        "config.yaml:8: notifiers.desk.chanel: unknown key 'chanel' (did you mean 'channel'?)",
+    ),
+    Broken(
+        "unknown rule key",
+        FEED + "rules:\n  - name: r\n    query: CSTO\n    notfy: [console]\n",
+        "config.yaml:7: rules[0].notfy: unknown key 'notfy' (did you mean 'notify'?)",
+    ),
+    Broken(
+        "feed without url",
+        "feeds:\n  - name: bbc\n    tags: [uk]\n",
+        "config.yaml:2: feeds[0]: missing required key 'url'",
+    ),
+    Broken(
+        "no feeds at all",
+        "database: sqlite:///x.db\n",
+        "config.yaml:1: missing required key 'feeds'",
+    ),
+    Broken(
+        "an empty feed list",
+        "feeds: []\n",
+        "config.yaml:1: feeds: must not be empty",
+    ),
+    Broken(
+        "duplicate feed name",
+        FEED + "  - name: bbc\n    url: https://example.org/other.xml\n",
+        "config.yaml:4: feeds[1].name: duplicate feed name 'bbc' (first used on line 2)",
+    ),
+    Broken(
+        "duplicate rule name",
+        FEED + "rules:\n  - name: r\n    query: CSTO\n  - name: r\n    query: NATO\n",
+        "config.yaml:7: rules[1].name: duplicate rule name 'r' (first used on line 5)",
+    ),
+    Broken(
+        "duration in words",
+        FEED + "    interval: five minutes\n",
+        "config.yaml:4: feeds[0].interval: expected a duration like 30s, 5m, 2h or 1d, "
+        "got 'five minutes'",
+    ),
+    Broken(
+        "duration without a unit",
+        "defaults:\n  timeout: 20\n" + FEED,
+        "config.yaml:2: defaults.timeout: expected a duration like 30s, 5m, 2h or 1d, got 20",
+    ),
+    Broken(
+        "zero duration",
+        FEED + "    expect_every: 0s\n",
+        "config.yaml:4: feeds[0].expect_every: a duration must be longer than zero, got '0s'",
+    ),
+    Broken(
+        "wrong type: a list where a duration belongs",
+        FEED + "    interval: [1]\n",
+        "config.yaml:4: feeds[0].interval: expected a duration like 30s, 5m, 2h or 1d, got a list",
+    ),
+    Broken(
+        "wrong type: text where a list belongs",
+        FEED + "    tags: uk\n",
+        "config.yaml:4: feeds[0].tags: expected a list, got 'uk'",
+    ),
+    Broken(
+        "wrong type: a mapping where text belongs",
+        "feeds:\n  - name: {first: bbc}\n    url: https://example.org/bbc.xml\n",
+        "config.yaml:2: feeds[0].name: expected text, got a mapping",
+    ),
+    Broken(
+        "wrong type: not a boolean",
+        FEED + "    enabled: sometimes\n",
+        "config.yaml:4: feeds[0].enabled: expected true or false, got 'sometimes'",
+    ),
+    Broken(
+        "concurrency below one",
+        "concurrency:\n  global: 0\n" + FEED,
+        "config.yaml:2: concurrency.global: must be at least 1, got 0",
+    ),
+    Broken(
+        "feed URL that is not http(s)",
+        "feeds:\n  - name: bbc\n    url: ftp://example.org/bbc.xml\n",
+        "config.yaml:3: feeds[0].url: a feed URL must be an http:// or https:// URL, "
+        "got 'ftp://example.org/bbc.xml'",
+    ),
+    Broken(
+        "min_interval longer than max_interval",
+        FEED + "    min_interval: 2h\n    max_interval: 1h\n",
+        "config.yaml:2: feeds[0]: min_interval (2h) is longer than max_interval (1h)",
+    ),
+    Broken(
+        "unknown notifier type",
+        FEED + "notifiers:\n  desk:\n    type: teams\n",
+        "config.yaml:6: notifiers.desk.type: unknown notifier type 'teams': "
+        "must be one of slack, email, console",
+    ),
+    Broken(
+        "notifier without type",
+        FEED + "notifiers:\n  desk:\n    channel: '#news'\n",
+        "config.yaml:5: notifiers.desk: missing required key 'type' (one of slack, email, console)",
+    ),
+    Broken(
+        "notifiers written as a list",
+        FEED + "notifiers:\n  - type: console\n",
+        "config.yaml:4: notifiers: expected a mapping, got a list",
+    ),
+    Broken(
+        "slack token without channel names the fix",
+        FEED + "notifiers:\n  desk:\n    type: slack\n    token: xoxb-1\n",
+        "config.yaml:7: notifiers.desk.token: token needs a channel to post to: add `channel: "
+        '"#news-alerts"` (a channel name or ID the bot has been invited to)',
+    ),
+    Broken(
+        "slack with both token and webhook",
+        FEED + "notifiers:\n  desk:\n    type: slack\n    token: xoxb-1\n    channel: '#news'\n"
+        "    webhook_url: https://hooks.example.org/T1\n",
+        "config.yaml:9: notifiers.desk.webhook_url: "
+        "set either token + channel or webhook_url, not both",
+    ),
+    Broken(
+        "slack with neither token nor webhook",
+        FEED + "notifiers:\n  desk:\n    type: slack\n",
+        "config.yaml:5: notifiers.desk: needs either token + channel (a bot token) "
+        "or webhook_url (an incoming webhook)",
+    ),
+    Broken(
+        "email without to",
+        FEED + "notifiers:\n  mail:\n    type: email\n    host: smtp.example.org\n"
+        "    from: wirewatch@example.org\n",
+        "config.yaml:5: notifiers.mail: missing required key 'to'",
+    ),
+    Broken(
+        "email with an empty to",
+        FEED + "notifiers:\n  mail:\n    type: email\n    host: smtp.example.org\n"
+        "    from: wirewatch@example.org\n    to: []\n",
+        "config.yaml:9: notifiers.mail.to: must not be empty",
+    ),
+    Broken(
+        "email to something that is not an address",
+        FEED + "notifiers:\n  mail:\n    type: email\n    host: smtp.example.org\n"
+        "    from: wirewatch@example.org\n    to: [desk@example.org, newsdesk]\n",
+        "config.yaml:9: notifiers.mail.to[1]: to[1] is not an e-mail address like "
+        "desk@example.org, got 'newsdesk'",
+    ),
+    Broken(
+        "email user without password",
+        FEED + "notifiers:\n  mail:\n    type: email\n    host: smtp.example.org\n"
+        "    username: wirewatch\n    from: wirewatch@example.org\n    to: [d@example.org]\n",
+        "config.yaml:5: notifiers.mail: username and password go together: add password",
+    ),
+    Broken(
+        "missing environment variable names it and the line",
+        FEED + "notifiers:\n  desk:\n    type: slack\n    token: ${SLACK_BOT_TOKEN}\n"
+        "    channel: '#news'\n",
+        "config.yaml:7: notifiers.desk.token: environment variable SLACK_BOT_TOKEN is not set "
+        "(set it, or write ${SLACK_BOT_TOKEN:-default})",
+    ),
+    Broken(
+        "a missing variable is reported once, not again as a bad duration",
+        FEED + "    interval: ${POLL_INTERVAL}\n",
+        "config.yaml:4: feeds[0].interval: environment variable POLL_INTERVAL is not set "
+        "(set it, or write ${POLL_INTERVAL:-default})",
+    ),
+    Broken(
+        "malformed variable reference",
+        "feeds:\n  - name: ${FEED NAME}\n    url: https://example.org/bbc.xml\n",
+        "config.yaml:2: feeds[0].name: cannot read '${FEED NAME}': write ${NAME} or "
+        "${NAME:-default}, or $${ for a literal ${",
+    ),
+    Broken(
+        "rule severity not in the list",
+        FEED + "rules:\n  - name: r\n    query: CSTO\n    severity: urgent\n",
+        "config.yaml:7: rules[0].severity: must be one of low, normal, high, critical, "
+        "got 'urgent'",
+    ),
+    Broken(
+        "bad rule query shows the query with a caret under the column",
+        FEED + "rules:\n  - name: csto\n    query: CSTO AND\n",
+        "config.yaml:6: rules[0].query: rule 'csto': expected a term after AND\n"
+        "  CSTO AND\n"
+        "          ^",
+    ),
+    Broken(
+        "unbalanced parenthesis in a rule",
+        FEED + "rules:\n  - name: csto\n    query: (CSTO OR NATO\n",
+        "config.yaml:6: rules[0].query: rule 'csto': unbalanced parenthesis opened at column 1\n"
+        "  (CSTO OR NATO\n"
+        "               ^",
+    ),
+    Broken(
+        "rule using a list that is not defined",
+        FEED + "lists:\n  csto: [CSTO]\nrules:\n  - name: r\n    query: '@cst AND exit'\n",
+        "config.yaml:8: rules[0].query: rule 'r': unknown list @cst (lists: @csto)\n"
+        "  @cst AND exit\n"
+        "  ^",
+    ),
+    Broken(
+        "a rule with a repeated name still has its query checked",
+        FEED + "rules:\n  - name: r\n    query: CSTO\n  - name: r\n    query: wi*\n",
+        "config.yaml:7: rules[1].name: duplicate rule name 'r' (first used on line 5)\n"
+        "config.yaml:8: rules[1].query: rule 'r': wildcard needs at least 3 letters before *\n"
+        "  wi*\n"
+        "    ^",
+    ),
+    Broken(
+        "an empty term list",
+        FEED + "lists:\n  csto: []\n",
+        "config.yaml:5: lists.csto: a list needs at least one term",
+    ),
+    Broken(
+        "rule referencing an unknown feed",
+        FEED + "rules:\n  - name: r\n    query: CSTO\n    feeds: [bcc]\n",
+        "config.yaml:7: rules[0].feeds[0]: unknown feed 'bcc' (did you mean 'bbc'?)",
+    ),
+    Broken(
+        "rule referencing a tag no feed has",
+        FEED + "    tags: [europe]\nrules:\n  - name: r\n    query: CSTO\n    feeds: [tag:erope]\n",
+        "config.yaml:8: rules[0].feeds[0]: no feed has the tag 'erope' (did you mean 'europe'?)",
+    ),
+    Broken(
+        "rule referencing an unknown notifier",
+        FEED + "notifiers:\n  desk:\n    type: console\n"
+        "rules:\n  - name: r\n    query: CSTO\n    notify: [dsk]\n",
+        "config.yaml:10: rules[0].notify[0]: unknown notifier 'dsk' (did you mean 'desk'?); "
+        "notifiers are: desk",
+    ),
+    Broken(
+        "rule with an empty feed list",
+        FEED + "rules:\n  - name: r\n    query: CSTO\n    feeds: []\n",
+        "config.yaml:7: rules[0].feeds: an empty list selects nothing; "
+        "remove the key to mean 'all'",
+    ),
+    Broken(
+        "ops_notify naming no notifier (only the implicit console exists)",
+        "ops_notify: ops\n" + FEED,
+        "config.yaml:1: ops_notify: unknown notifier 'ops'; notifiers are: console",
+    ),
+    Broken(
+        "duplicate YAML key names both lines",
+        "feeds:\n  - name: bbc\n    url: https://example.org/a.xml\n"
+        "    url: https://example.org/b.xml\n",
+        "config.yaml:4: feeds[0].url: duplicate key 'url' (first written on line 3)",
+    ),
+    Broken(
+        "YAML syntax error with line and column",
+        "feeds:\n  - name: bbc\n    url: [https://example.org/bbc.xml\n",
+        "config.yaml:4: invalid YAML at column 1: expected ',' or ']', but got '<stream end>'",
+    ),
+    Broken(
+        "tab indentation",
+        "feeds:\n\t- name: bbc\n",
+        "config.yaml:2: invalid YAML at column 1: found character '\\t' that cannot start "
+        "any token",
+    ),
+    Broken(
+        "empty file",
+        "",
+        "config.yaml: the file is empty; it needs at least a 'feeds:' list",
+    ),
+    Broken(
+        "comments only is empty too",
+        "# nothing yet\n",
+        "config.yaml: the file is empty; it needs at least a 'feeds:' list",
+    ),
+    Broken(
+        "a list at the top",
+        "- name: bbc\n",
+        "config.yaml:1: expected a mapping of settings at the top, got a list",
+    ),
+    Broken(
+        "several problems together, in file order",
+        "defaults:\n  interval: 5 min\n"
+        "feeds:\n  - name: bbc\n    url: https://example.org/bbc.xml\n    tagz: [uk]\n"
+        "  - name: dw\n"
+        "notifiers:\n  desk:\n    type: slack\n    token: ${SLACK_BOT_TOKEN}\n"
+        "    channel: '#news'\n"
+        "rules:\n  - name: r\n    query: CSTO\n    notify: [desc]\n",
+        "\n".join(
+            [
+                "config.yaml:2: defaults.interval: expected a duration like 30s, 5m, 2h or 1d, "
+                "got '5 min'",
+                "config.yaml:6: feeds[0].tagz: unknown key 'tagz' (did you mean 'tags'?)",
+                "config.yaml:7: feeds[1]: missing required key 'url'",
+                "config.yaml:11: notifiers.desk.token: environment variable SLACK_BOT_TOKEN "
+                "is not set (set it, or write ${SLACK_BOT_TOKEN:-default})",
+                "config.yaml:16: rules[0].notify[0]: unknown notifier 'desc' "
+                "(did you mean 'desk'?); notifiers are: desk",
+            ]
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_broken_config_reports_exactly(case: Broken) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(case.text, source="config.yaml", environ=case.environ)
+    assert str(raised.value) == case.expected
+
+
+def test_every_problem_is_a_structured_value() -> None:
+    text = "feeds:\n  - name: bbc\n    url: ftp://x\n    intervall: 5m\n"
+    with pytest.raises(ConfigError) as raised:
+        load_config(text, source="conf/wire.yaml", environ={})
+    found = [(p.source, p.line, p.path) for p in raised.value.problems]
+    assert found == [
+        ("conf/wire.yaml", 3, "feeds[0].url"),
+        ("conf/wire.yaml", 4, "feeds[0].intervall"),
+    ]
