@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from notifiers.base import Alert, Notifier, NotifyError, Receipt
 from notifiers.console import ConsoleNotifier
+from notifiers.mail import EmailNotifier
 from notifiers.slack import SlackNotifier
 
 __all__ = [
     "Alert",
     "ConsoleNotifier",
+    "EmailNotifier",
     "Notifier",
     "NotifyError",
     "Receipt",

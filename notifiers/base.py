@@ -108,7 +108,9 @@ def one_line(text: str) -> str:
     `str.split()` with no argument splits on all Unicode whitespace, which is what keeps
     a title like "x\\r\\nBcc: y" on a single header line.
     """
-    return " ".join(strip_control_chars(text).split())
+    # Whitespace first: CR, LF and friends are control characters too, and must become a
+    # space rather than vanish and glue two words together.
+    return " ".join(strip_control_chars(" ".join(text.split())).split())
 
 
 def _normalised_marks(length: int, marks: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:

@@ -1,9 +1,9 @@
 """An SMTP server on 127.0.0.1 (aiosmtpd) that collects what it receives.
 
 Modes: `security="none"` (plain), `"starttls"` (STARTTLS required before MAIL) and
-`"ssl"` (implicit TLS, as on port 465). TLS uses a certificate for 127.0.0.1 and
-localhost from a throwaway `trustme` CA; `ca_file` is that CA's PEM, for clients to
-verify the server with. `users={"name": "password"}` turns on AUTH.
+`"ssl"` (implicit TLS, as on port 465). TLS uses a certificate for `cert_hosts`
+(default 127.0.0.1 and localhost) from a throwaway `trustme` CA; `ca_file` is that
+CA's PEM, for clients to verify the server with. `users={"name": "password"}` turns on AUTH.
 
     with SmtpServer(security="starttls") as smtp:
         ...send with ca_file=smtp.ca_file...
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import socket
 import ssl
 import tempfile
@@ -36,6 +37,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = ["ReceivedMail", "SmtpServer"]
+
+
+class _DropLoginDataWarning(logging.Filter):
+    """aiosmtpd 1.4 warns about its own deprecated `login_data` on every successful AUTH."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_DropLoginDataWarning())
 
 Security = Literal["none", "starttls", "ssl"]
 Stage = Literal["mail", "rcpt", "data"]
@@ -125,7 +136,8 @@ class _Handler:
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 message=message,
                 raw=raw,
-                tls=session.ssl is not None,
+                # aiosmtpd fills session.ssl only after STARTTLS, not for implicit TLS.
+                tls=session.ssl is not None or self._owner.security == "ssl",
                 login=login,
                 received_at=time.time(),
             )
@@ -142,6 +154,7 @@ class SmtpServer:
         security: Security = "none",
         users: dict[str, str] | None = None,
         port: int = 0,
+        cert_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
     ) -> None:
         self.host = "127.0.0.1"
         self.security: Security = security
@@ -155,7 +168,7 @@ class SmtpServer:
         self.ca = trustme.CA()
         self.ca_file = str(Path(self._tmp.name) / "ca.pem")
         self.ca.cert_pem.write_to_path(self.ca_file)
-        self._server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        self._server_cert = self.ca.issue_cert(*cert_hosts)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -176,9 +189,10 @@ class SmtpServer:
             kwargs["ssl_context"] = self._server_tls_context()
         if self.users:
             kwargs["authenticator"] = self._authenticate
-            # aiosmtpd only offers AUTH over TLS unless told otherwise; a plain server
-            # with users exists to test clients that must refuse to use it.
-            kwargs["auth_require_tls"] = self.security != "none"
+            # aiosmtpd offers AUTH only after STARTTLS unless told otherwise. It does not
+            # count implicit TLS, so that mode lifts the requirement; a plain server with
+            # users offers AUTH in clear, like a local relay on loopback.
+            kwargs["auth_require_tls"] = self.security == "starttls"
         controller = Controller(_Handler(self), **kwargs)
         controller.start()
         self._controller = controller
