@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import html.entities
 import re
 import time
 from collections import Counter
@@ -139,16 +140,55 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
     # back to its slower, looser parser for the whole document.
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<"):
-        body = stripped
-    # Charset: the HTTP header's charset wins when given; otherwise the XML
-    # declaration / BOM decides. We deliberately do not pass text/xml through:
-    # RFC 3023 would make it default to us-ascii, which no real server means.
-    headers = {
-        "content-type": "application/xml" + (f"; charset={charset}" if charset else ""),
-        "content-location": url,
-    }
+        body = _fix_impossible_utf16_declaration(stripped)
+    result = _run_feedparser(body, charset=charset)
+    if _failed_strict_parsing(result):
+        # Bare "&" and HTML entities (&uuml;) without a DTD are the commonest
+        # reasons real feeds are not well-formed. feedparser's loose fallback
+        # mangles them ("Q&A" becomes "Q&A;"), so repair and parse once more.
+        repaired = _repair_entities(body)
+        if repaired != body:
+            second = _run_feedparser(repaired, charset=charset)
+            if not _failed_strict_parsing(second) or len(second.get("entries") or []) > len(
+                result.get("entries") or []
+            ):
+                result = second
+
+    entries = result.get("entries") or []
+    version = result.get("version") or ""
+    if not entries:
+        start = _document_start(body)
+        if result.get("bozo"):
+            if _looks_like_html(start) or (media_type == "text/html" and not version):
+                raise FeedParseError("not a feed: the server sent an HTML page")
+            if not start.startswith(b"<") and not start.startswith((b"\xff\xfe", b"\xfe\xff")):
+                beginning = collapse_whitespace(start[:60].decode("utf-8", "replace"))
+                raise FeedParseError(
+                    f"not a feed: the response is neither XML nor JSON (it begins {beginning!r})"
+                )
+            raise FeedParseError(_describe_bozo(result.get("bozo_exception")))
+        if not version:
+            raise FeedParseError("not a feed: the document is neither RSS nor Atom nor JSON Feed")
+    channel = result.get("feed") or {}
+    raw_entries = [_entry_from_feedparser(entry) for entry in entries]
+    return build_feed(
+        title=_text_of(_get(channel, "title")),
+        link=_text_of(_get(channel, "link")) or None,
+        entries=raw_entries,
+        ttl=_ttl_from(_get(channel, "ttl")),
+        url=url,
+    )
+
+
+def _run_feedparser(body: bytes, *, charset: str | None) -> Mapping[str, Any]:
+    # Charset: the HTTP header's charset wins when given; otherwise the BOM / XML
+    # declaration decides. We deliberately do not pass text/xml through: RFC 3023
+    # would make it default to us-ascii, which no real server means. No
+    # Content-Location either: feedparser would resolve guids against it, and a
+    # guid must not change when the feed's URL does.
+    headers = {"content-type": "application/xml" + (f"; charset={charset}" if charset else "")}
     try:
-        result = feedparser.parse(
+        return feedparser.parse(  # type: ignore[no-any-return]
             body,
             sanitize_html=False,
             resolve_relative_uris=False,
@@ -157,26 +197,68 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
     except Exception as exc:  # feedparser's loose parser can trip on pathological input
         raise FeedParseError(f"could not parse the feed: {type(exc).__name__}: {exc}") from exc
 
-    entries = result.get("entries") or []
-    version = result.get("version") or ""
-    if not entries:
-        if result.get("bozo"):
-            if _looks_like_html(_document_start(body)) or (
-                media_type == "text/html" and not version
-            ):
-                raise FeedParseError("not a feed: the server sent an HTML page")
-            raise FeedParseError(_describe_bozo(result.get("bozo_exception")))
-        if not version:
-            raise FeedParseError("not a feed: the document is neither RSS nor Atom nor JSON Feed")
-    channel: Mapping[str, Any] = result.get("feed") or {}
-    raw_entries = [_entry_from_feedparser(entry) for entry in entries]
-    return build_feed(
-        title=_text_of(channel.get("title")),
-        link=channel.get("link"),
-        entries=raw_entries,
-        ttl=_ttl_from(channel.get("ttl")),
-        url=url,
-    )
+
+def _failed_strict_parsing(result: Mapping[str, Any]) -> bool:
+    return type(result.get("bozo_exception")).__name__ == "SAXParseException"
+
+
+_IMPOSSIBLE_UTF16_DECLARATION = re.compile(
+    rb"""\A(<\?xml[^>]*?encoding\s*=\s*["'])(utf-?16|utf-?32|ucs-?2|ucs-?4)([^"']*["'])""",
+    re.IGNORECASE,
+)
+
+
+def _fix_impossible_utf16_declaration(body: bytes) -> bytes:
+    """A document whose first bytes are ASCII "<?xml" is not UTF-16 or UTF-32.
+
+    Some servers declare utf-16 on UTF-8 bytes; the declaration is then read as
+    UTF-8 (when the bytes are valid UTF-8), which is what they mean.
+    """
+    match = _IMPOSSIBLE_UTF16_DECLARATION.match(body)
+    if not match:
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body
+    return _IMPOSSIBLE_UTF16_DECLARATION.sub(rb"\1utf-8\3", body, count=1)
+
+
+_XML_PREDEFINED_ENTITIES = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
+_AMPERSAND_OR_CDATA = re.compile(
+    rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|&(?:(#[0-9]+|#x[0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)?", re.DOTALL
+)
+
+
+def _repair_entities(body: bytes) -> bytes:
+    """Escape bare "&" and turn HTML named entities into character references.
+
+    CDATA sections are left alone (an "&" there is already literal text). Only
+    for ASCII-compatible encodings: in UTF-16 the byte 0x26 is not always "&".
+    """
+    if b"\x00" in body[:64]:
+        return body
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        whole = match.group(0)
+        if whole.startswith(b"<"):
+            return whole
+        reference = match.group(1)
+        if reference is None:
+            return b"&amp;"
+        if reference.startswith(b"#") or reference in _XML_PREDEFINED_ENTITIES:
+            return whole
+        character = html.entities.html5.get(reference.decode("ascii") + ";")
+        if character is None:
+            return b"&amp;" + reference + b";"
+        return "".join(f"&#{ord(c)};" for c in character).encode("ascii")
+
+    return _AMPERSAND_OR_CDATA.sub(replace, body)
+
+
+def _get(mapping: object, key: str) -> Any:
+    """A plain lookup: FeedParserDict's own aliases emit deprecation warnings."""
+    return dict.get(mapping, key) if isinstance(mapping, dict) else None
 
 
 def _describe_bozo(exc: object) -> str:
@@ -190,26 +272,26 @@ def _describe_bozo(exc: object) -> str:
 
 
 def _entry_from_feedparser(entry: Mapping[str, Any]) -> RawEntry:
-    contents = entry.get("content") or []
+    contents = _get(entry, "content") or []
     content_html = "\n".join(
-        str(part.get("value") or "") for part in contents if isinstance(part, Mapping)
+        str(_get(part, "value") or "") for part in contents if isinstance(part, Mapping)
     )
-    summary_html = _text_of(entry.get("summary"))
+    summary_html = _text_of(_get(entry, "summary"))
     if summary_html and summary_html == content_html:
         # feedparser copies Atom <content> into summary when there is no <summary>.
         summary_html = ""
     categories = [
-        _text_of(tag.get("term") or tag.get("label"))
-        for tag in entry.get("tags") or []
+        _text_of(_get(tag, "term") or _get(tag, "label"))
+        for tag in _get(entry, "tags") or []
         if isinstance(tag, Mapping)
     ]
     return RawEntry(
-        guid=_text_of(entry.get("id")) or None,
-        link=_text_of(entry.get("link")) or None,
-        title_html=_text_of(entry.get("title")),
+        guid=_text_of(_get(entry, "id")) or None,
+        link=_text_of(_get(entry, "link")) or None,
+        title_html=_text_of(_get(entry, "title")),
         summary_html=summary_html,
         content_html=content_html,
-        author=_text_of(entry.get("author")),
+        author=_text_of(_get(entry, "author")),
         categories=categories,
         published_at=_published_at(entry),
     )
@@ -222,10 +304,10 @@ _FORMS_FEEDPARSER_MISREADS = re.compile(r"\d{4}/\d{1,2}/\d{1,2}|\d\s*[AaPp]\.?[M
 def _published_at(entry: Mapping[str, Any]) -> datetime | None:
     """feedparser's parsed date where it can be trusted, else ``parse_date`` on the raw text."""
     for field in ("published", "updated"):
-        raw = _text_of(entry.get(field))
+        raw = _text_of(_get(entry, field))
         parsed = None
         if not _FORMS_FEEDPARSER_MISREADS.search(raw):
-            parsed = _struct_to_datetime(entry.get(f"{field}_parsed"))
+            parsed = _struct_to_datetime(_get(entry, f"{field}_parsed"))
         # parse_date covers what feedparser gives up on (localized month names...).
         parsed = parsed or parse_date(raw)
         if parsed is not None:

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.htmltext import collapse_whitespace, html_to_text
+
+CASES = [
+    ("plain text passes through", "Pashinyan to withdraw", "Pashinyan to withdraw"),
+    ("whitespace collapsed", "  a \t b\n\n\n c  ", "a b\nc"),
+    ("inline tags removed", "<b>Breaking</b>: <i>quake</i>", "Breaking: quake"),
+    ("paragraphs become lines", "<p>One</p><p>Two</p>", "One\nTwo"),
+    ("br becomes a line break", "a<br>b<br/>c", "a\nb\nc"),
+    ("list items become lines", "<ul><li>x</li><li>y</li></ul>", "x\ny"),
+    ("table cells separated", "<tr><td>a</td><td>b</td></tr>", "a b"),
+    ("script dropped", "a<script>alert('x')</script>b", "ab"),
+    ("style dropped", "<style>p{color:red}</style>text", "text"),
+    ("noscript and template dropped", "<noscript>n</noscript><template>t</template>ok", "ok"),
+    ("unclosed script swallows the rest", "ok<script>var x = 1;", "ok"),
+    ("comments dropped", "a<!-- hidden -->b", "ab"),
+    ("named entities decoded", "Caf&eacute; &amp; bar", "Café & bar"),
+    ("numeric entities decoded", "it&#8217;s &#x2014; done", "it’s — done"),
+    ("nbsp is a space", "a&nbsp;&nbsp;b", "a b"),
+    ("escaped tag stays literal text", "&lt;b&gt;bold&lt;/b&gt;", "<b>bold</b>"),
+    ("attribute with > in quotes", '<a title="x>y" href="/p">link</a>', "link"),
+    ("lone less-than kept", "x < y and y > z", "x < y and y > z"),
+    ("bare ampersand kept", "AT&T and R&D", "AT&T and R&D"),
+    ("control characters removed", "a\x00b\x07c", "abc"),
+    ("cdata markers removed", "<![CDATA[inside]]>", "inside"),
+    ("uppercase tags", "<P>One<BR>Two</P>", "One\nTwo"),
+    ("empty string", "", ""),
+]
+
+
+@pytest.mark.parametrize(("html", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_html_to_text(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+def test_collapse_whitespace_joins_lines() -> None:
+    assert collapse_whitespace(" a\nb \t c ") == "a b c"
+
+
+@given(st.text(alphabet=st.sampled_from(list("<>/&;#x!-\"'= abpscript\n")) | st.characters()))
+def test_html_to_text_is_total(garbage: str) -> None:
+    result = html_to_text(garbage)
+    assert isinstance(result, str)
+    assert result == result.strip()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["<a" * 50_000, "<script" * 30_000, '<a "' * 30_000, "<!x" * 30_000, "&#" * 50_000],
+    ids=["unclosed tags", "unclosed script tags", "unclosed quotes", "declarations", "refs"],
+)
+def test_pathological_input_stays_linear(garbage: str) -> None:
+    started = time.perf_counter()
+    html_to_text(garbage)
+    # Quadratic behaviour on 100-150 KB would take seconds; linear takes milliseconds.
+    assert time.perf_counter() - started < 0.5
+
+
+def test_100_kb_of_article_markup_is_fast() -> None:
+    paragraph = (
+        '<p class="body">The <a href="https://example.org/x?a=1&amp;b=2">minister</a> said '
+        "&ldquo;we will withdraw&rdquo; <em>today</em>.<br/>More&nbsp;text.</p>\n"
+    )
+    html = paragraph * (100_000 // len(paragraph))
+    started = time.perf_counter()
+    text = html_to_text(html)
+    assert time.perf_counter() - started < 0.1
+    assert "“we will withdraw” today." in text
+    assert "<" not in text
