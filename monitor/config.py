@@ -44,9 +44,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-import rules
 from monitor.durations import DURATION_HINT, DurationError, format_duration, parse_duration
 from monitor.yamlsource import Path, read_yaml
+from rules import RuleError, RuleSet, RuleSetError, RuleSpec, compile_rules
 
 __all__ = [
     "CONSOLE_NOTIFIER",
@@ -188,8 +188,8 @@ class Defaults(BaseModel):
 class Concurrency(BaseModel):
     model_config = _MODEL
 
-    global_: int = Field(50, alias="global", ge=1)
-    per_host: int = Field(2, ge=1)
+    global_: int = Field(default=50, alias="global", ge=1)
+    per_host: int = Field(default=2, ge=1)
 
 
 class FeedConfig(BaseModel):
@@ -399,7 +399,7 @@ class Config(BaseModel):
 
     _source: str = PrivateAttr(default="<config>")
     _lines: Mapping[Path, int] = PrivateAttr(default_factory=dict)
-    _ruleset: rules.RuleSet | None = PrivateAttr(default=None)
+    _ruleset: RuleSet | None = PrivateAttr(default=None)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("database")
@@ -424,10 +424,10 @@ class Config(BaseModel):
         return self._source
 
     @property
-    def ruleset(self) -> rules.RuleSet:
+    def ruleset(self) -> RuleSet:
         """The compiled rules (compiled at load; compiled on first use if built by hand)."""
         if self._ruleset is None:
-            self._ruleset = rules.compile_rules(self._rule_specs(), lists=self.lists)
+            self._ruleset = compile_rules(self._rule_specs(), lists=self.lists)
         return self._ruleset
 
     @property
@@ -478,9 +478,9 @@ class Config(BaseModel):
     def rule_named(self, name: str) -> RuleConfig | None:
         return next((rule for rule in self.rules if rule.name == name), None)
 
-    def _rule_specs(self) -> list[rules.RuleSpec]:
+    def _rule_specs(self) -> list[RuleSpec]:
         return [
-            rules.RuleSpec(rule.name, rule.query, self.line_of(("rules", index, "query")))
+            RuleSpec(rule.name, rule.query, self.line_of(("rules", index, "query")))
             for index, rule in enumerate(self.rules)
         ]
 
@@ -520,7 +520,7 @@ def load_config(text: str, *, source: str, environ: Mapping[str, str]) -> Config
             loading.add_pydantic(error, data)
     checks = _CrossChecks(loading, data)
     checks.run()
-    ruleset = checks.compile_rules()
+    ruleset = checks.compiled_rules()
     if loading.problems or config is None or ruleset is None:
         raise ConfigError(loading.sorted_problems())
     config._source = source
@@ -897,29 +897,29 @@ class _CrossChecks:
                     "security: none sends the SMTP password unencrypted",
                 )
 
-    def compile_rules(self) -> rules.RuleSet | None:
+    def compiled_rules(self) -> RuleSet | None:
         """Compile every rule query; each error becomes a problem at that query's line.
 
         Returns None when any rule failed. A rule whose name repeats an earlier one (already
         reported above) is compiled on its own, so its query is still checked.
         """
-        batches: list[dict[str, tuple[int, rules.RuleSpec]]] = [{}]
+        batches: list[dict[str, tuple[int, RuleSpec]]] = [{}]
         for index, rule in self._entries("rules"):
             name, query = rule.get("name"), rule.get("query")
             if isinstance(name, str) and isinstance(query, str) and query:
                 line = self.loading.lines.get(("rules", index, "query"))
-                spec = rules.RuleSpec(name, query, line)
+                spec = RuleSpec(name, query, line)
                 if name in batches[0]:
                     batches.append({name: (index, spec)})
                 else:
                     batches[0][name] = (index, spec)
-        compiled: list[rules.RuleSet] = []
+        compiled: list[RuleSet] = []
         for batch in batches:
             try:
-                ruleset = rules.compile_rules(
+                ruleset = compile_rules(
                     [spec for _, spec in batch.values()], lists=self._usable_lists()
                 )
-            except rules.RuleSetError as exc:
+            except RuleSetError as exc:
                 for error in exc.errors:
                     self._add_rule_error(batch, error)
                 continue
@@ -928,9 +928,7 @@ class _CrossChecks:
                 self.loading.warn(self._query_path(batch, warning.rule), warning.message)
         return compiled[0] if len(compiled) == len(batches) else None
 
-    def _add_rule_error(
-        self, batch: Mapping[str, tuple[int, rules.RuleSpec]], error: rules.RuleError
-    ) -> None:
+    def _add_rule_error(self, batch: Mapping[str, tuple[int, RuleSpec]], error: RuleError) -> None:
         path = self._query_path(batch, error.rule)
         if self.loading.expanded.get(path):
             # The query took text from the environment: do not print it.
@@ -941,8 +939,8 @@ class _CrossChecks:
         self.loading.add(path, message)
 
     @staticmethod
-    def _query_path(batch: Mapping[str, tuple[int, rules.RuleSpec]], rule: str | None) -> Path:
-        if rule in batch:
+    def _query_path(batch: Mapping[str, tuple[int, RuleSpec]], rule: str | None) -> Path:
+        if rule is not None and rule in batch:
             return ("rules", batch[rule][0], "query")
         return ("rules",)
 
