@@ -655,14 +655,16 @@ class _Loading:
         elif kind == "literal_error":
             choices = re.findall(r"'([^']*)'", str(context.get("expected", "")))
             self.add(path, f"must be one of {', '.join(choices)}{got}")
-        elif kind in ("string_type",):
-            self.add(path, f"expected text{got}")
+        elif kind == "string_type":
+            quote = " (put it in quotes)" if isinstance(value, int | float) else ""
+            self.add(path, f"expected text{got}{quote}")
         elif kind in ("int_type", "int_parsing", "int_from_float"):
             self.add(path, f"expected a whole number{got}")
         elif kind in ("bool_type", "bool_parsing"):
             self.add(path, f"expected true or false{got}")
         elif kind == "list_type":
-            self.add(path, f"expected a list{got}")
+            brackets = " (write [a, b] for a list)" if isinstance(value, str) else ""
+            self.add(path, f"expected a list{got}{brackets}")
         elif kind in ("dict_type", "model_type", "model_attributes_type"):
             self.add(path, f"expected a mapping{got}")
         elif kind == "greater_than_equal":
@@ -816,42 +818,67 @@ class _CrossChecks:
                 first[name] = index
 
     def _check_intervals(self, feeds: list[tuple[int, dict[str, Any]]]) -> None:
+        """min_interval ≤ max_interval (an error); an interval outside them (a warning).
+
+        A feed that sets none of the three follows the defaults, checked once for all.
+        """
         defaults = _quietly(Defaults, self.data.get("defaults") or {}) or Defaults()
-        if defaults.min_interval > defaults.max_interval:
-            self.loading.add(
-                ("defaults", "min_interval"),
-                f"min_interval ({format_duration(defaults.min_interval)}) is longer than "
-                f"max_interval ({format_duration(defaults.max_interval)})",
-            )
+        self._check_bounds(
+            ("defaults",),
+            defaults.interval,
+            defaults.min_interval,
+            defaults.max_interval,
+            interval_path=("defaults", "interval"),
+            subject="the default interval",
+        )
         for index, raw in feeds:
             feed = _quietly(FeedConfig, raw)
-            if feed is None:
+            if feed is None or (feed.interval, feed.min_interval, feed.max_interval) == (
+                None,
+                None,
+                None,
+            ):
                 continue
-            low = feed.min_interval or defaults.min_interval
-            high = feed.max_interval or defaults.max_interval
-            if low > high:
-                self.loading.add(
-                    ("feeds", index),
-                    f"min_interval ({format_duration(low)}) is longer than "
-                    f"max_interval ({format_duration(high)})",
-                )
-                continue
-            wanted = feed.interval or defaults.interval
-            where = ("feeds", index, "interval") if feed.interval else ("defaults", "interval")
-            if wanted < low:
-                self.loading.warn(
-                    where,
-                    f"interval {format_duration(wanted)} for feed '{feed.name}' is below "
-                    f"min_interval {format_duration(low)}; it will be polled every "
-                    f"{format_duration(low)} (set min_interval on the feed to allow more)",
-                )
-            elif wanted > high:
-                self.loading.warn(
-                    where,
-                    f"interval {format_duration(wanted)} for feed '{feed.name}' is above "
-                    f"max_interval {format_duration(high)}; it will be polled every "
-                    f"{format_duration(high)}",
-                )
+            own = ("feeds", index, "interval")
+            name = self.loading.show(("feeds", index, "name"), feed.name)
+            self._check_bounds(
+                ("feeds", index),
+                feed.interval or defaults.interval,
+                feed.min_interval or defaults.min_interval,
+                feed.max_interval or defaults.max_interval,
+                interval_path=own if feed.interval else ("feeds", index),
+                subject=f"the interval of feed {name}",
+            )
+
+    def _check_bounds(
+        self,
+        path: Path,
+        interval: timedelta,
+        low: timedelta,
+        high: timedelta,
+        *,
+        interval_path: Path,
+        subject: str,
+    ) -> None:
+        if low > high:
+            self.loading.add(
+                path,
+                f"min_interval ({format_duration(low)}) is longer than "
+                f"max_interval ({format_duration(high)})",
+            )
+        elif interval < low:
+            self.loading.warn(
+                interval_path,
+                f"{subject} ({format_duration(interval)}) is below min_interval "
+                f"({format_duration(low)}); it will be polled every {format_duration(low)} "
+                "(lower min_interval to allow it)",
+            )
+        elif interval > high:
+            self.loading.warn(
+                interval_path,
+                f"{subject} ({format_duration(interval)}) is above max_interval "
+                f"({format_duration(high)}); it will be polled every {format_duration(high)}",
+            )
 
     def _check_feed_ref(self, path: Path, ref: str, feed_names: list[str], tags: set[str]) -> None:
         shown = self.loading.show(path, ref)

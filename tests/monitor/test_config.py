@@ -119,14 +119,45 @@ def test_feed_interval(feed_name: str, expected: timedelta) -> None:
     assert config.feed_interval(feed) == expected
 
 
-def test_interval_below_min_interval_is_clamped_with_a_warning() -> None:
-    config = load("feeds:\n  - name: bbc\n    url: https://example.org/a.xml\n    interval: 10s\n")
-    assert config.feed_interval(config.feeds[0]) == timedelta(seconds=60)
-    assert config.feed_interval_bounds(config.feeds[0]) == (timedelta(minutes=1), timedelta(days=1))
-    assert config.warnings == (
-        "config.yaml:4: feeds[0].interval: interval 10s for feed 'bbc' is below min_interval 1m; "
-        "it will be polled every 1m (set min_interval on the feed to allow more)",
-    )
+INTERVAL_WARNINGS = [
+    (
+        "feed interval below the default min_interval",
+        "feeds:\n  - name: bbc\n    url: https://example.org/a.xml\n    interval: 10s\n",
+        (timedelta(minutes=1), (timedelta(minutes=1), timedelta(days=1))),
+        "config.yaml:4: feeds[0].interval: the interval of feed 'bbc' (10s) is below "
+        "min_interval (1m); it will be polled every 1m (lower min_interval to allow it)",
+    ),
+    (
+        "feed max_interval below the default interval",
+        "feeds:\n  - name: bbc\n    url: https://example.org/a.xml\n    max_interval: 2m\n",
+        (timedelta(minutes=2), (timedelta(minutes=1), timedelta(minutes=2))),
+        "config.yaml:2: feeds[0]: the interval of feed 'bbc' (5m) is above max_interval (2m); "
+        "it will be polled every 2m",
+    ),
+    (
+        "default interval out of bounds is reported once, not per feed",
+        "defaults: {interval: 2d}\n"
+        "feeds:\n  - name: bbc\n    url: https://example.org/a.xml\n"
+        "  - name: dw\n    url: https://example.org/b.xml\n",
+        (timedelta(days=1), (timedelta(minutes=1), timedelta(days=1))),
+        "config.yaml:1: defaults.interval: the default interval (2d) is above max_interval "
+        "(1d); it will be polled every 1d",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "effective", "warning"),
+    [c[1:] for c in INTERVAL_WARNINGS],
+    ids=[c[0] for c in INTERVAL_WARNINGS],
+)
+def test_interval_outside_its_bounds_is_clamped_with_a_warning(
+    text: str, effective: tuple[timedelta, tuple[timedelta, timedelta]], warning: str
+) -> None:
+    config = load(text)
+    feed = config.feeds[0]
+    assert (config.feed_interval(feed), config.feed_interval_bounds(feed)) == effective
+    assert config.warnings == (warning,)
 
 
 def test_enabled_feeds_leave_out_disabled_ones() -> None:

@@ -108,12 +108,22 @@ CASES = [
     Broken(
         "wrong type: text where a list belongs",
         FEED + "    tags: uk\n",
-        "config.yaml:4: feeds[0].tags: expected a list, got 'uk'",
+        "config.yaml:4: feeds[0].tags: expected a list, got 'uk' (write [a, b] for a list)",
     ),
     Broken(
         "wrong type: a mapping where text belongs",
         "feeds:\n  - name: {first: bbc}\n    url: https://example.org/bbc.xml\n",
         "config.yaml:2: feeds[0].name: expected text, got a mapping",
+    ),
+    Broken(
+        "wrong type: a number where text belongs",
+        "feeds:\n  - name: 2024\n    url: https://example.org/bbc.xml\n",
+        "config.yaml:2: feeds[0].name: expected text, got 2024 (put it in quotes)",
+    ),
+    Broken(
+        "default min_interval longer than max_interval",
+        "defaults:\n  min_interval: 2d\n  max_interval: 1d\n" + FEED,
+        "config.yaml:1: defaults: min_interval (2d) is longer than max_interval (1d)",
     ),
     Broken(
         "wrong type: not a boolean",
