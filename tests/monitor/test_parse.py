@@ -152,7 +152,12 @@ LINK_CASES = [
         FEED_URL,
         "https://news.example.org/world/a",
     ),
-    ("www variant of own host", "www.coghlan.me/post", "https://coghlan.me/feed.xml", "https://www.coghlan.me/post"),
+    (
+        "www variant of own host",
+        "www.coghlan.me/post",
+        "https://coghlan.me/feed.xml",
+        "https://www.coghlan.me/post",
+    ),
     ("javascript refused", "javascript:alert(1)", FEED_URL, None),
     ("mailto refused", "mailto:desk@example.org", FEED_URL, None),
     ("blank", "   ", FEED_URL, None),
@@ -186,8 +191,16 @@ def test_atom_relative_links_honour_xml_base() -> None:
     ("name", "url", "expected_prefix"),
     [
         ("netnewswire__qemu.atom", "https://www.qemu.org/feed.xml", "https://www.qemu.org/"),
-        ("feedjira__SamRuby.xml", "https://intertwingly.net/blog/index.atom", "https://intertwingly.net/blog/"),
-        ("fastfeedparser__4059f23db954f1b5", "https://alexblackie.com/index.xml", "https://alexblackie.com/"),
+        (
+            "feedjira__SamRuby.xml",
+            "https://intertwingly.net/blog/index.atom",
+            "https://intertwingly.net/blog/",
+        ),
+        (
+            "fastfeedparser__4059f23db954f1b5",
+            "https://alexblackie.com/index.xml",
+            "https://alexblackie.com/",
+        ),
         ("fastfeedparser__bd04b85676aee76e", "https://coghlan.me/rss.xml", "https://coghlan.me/"),
     ],
 )
@@ -204,7 +217,11 @@ CANONICAL_CASES = [
     ("lowercases scheme and host", "HTTPS://Example.ORG/Path", "https://example.org/Path"),
     ("drops default port and fragment", "https://example.org:443/a#x", "https://example.org/a"),
     ("keeps other ports", "http://example.org:8080/a", "http://example.org:8080/a"),
-    ("drops tracking parameters", "https://e.org/a?id=3&utm_medium=rss&fbclid=z", "https://e.org/a?id=3"),
+    (
+        "drops tracking parameters",
+        "https://e.org/a?id=3&utm_medium=rss&fbclid=z",
+        "https://e.org/a?id=3",
+    ),
     ("keeps the query as is otherwise", "https://e.org/a?b=1&a=2", "https://e.org/a?b=1&a=2"),
     ("empty path becomes /", "https://e.org", "https://e.org/"),
 ]
@@ -238,8 +255,10 @@ def test_summary_and_content_are_plain_text_from_their_own_fields() -> None:
     item = only_item(
         parse(
             rss(
-                "<title>A</title><description>&lt;p&gt;Short &amp;amp; sweet&lt;/p&gt;</description>"
-                "<content:encoded><![CDATA[<p>Full</p><script>x()</script><p>story</p>]]></content:encoded>",
+                "<title>A</title>"
+                "<description>&lt;p&gt;Short &amp;amp; sweet&lt;/p&gt;</description>"
+                "<content:encoded><![CDATA[<p>Full</p><script>x()</script><p>story</p>]]>"
+                "</content:encoded>",
             ).replace(b"<rss ", b'<rss xmlns:content="http://purl.org/rss/1.0/modules/content/" ')
         )
     )
@@ -276,21 +295,45 @@ def test_nonsense_ttl_is_ignored(ttl: str) -> None:
 
 DATE_CASES = [
     ("RFC 822", "Tue, 17 Feb 2026 18:55:33 GMT", datetime(2026, 2, 17, 18, 55, 33, tzinfo=UTC)),
-    ("RFC 822 offset", "Wed, 18 Feb 2026 11:13:55 +0900", datetime(2026, 2, 18, 2, 13, 55, tzinfo=UTC)),
+    (
+        "RFC 822 offset",
+        "Wed, 18 Feb 2026 11:13:55 +0900",
+        datetime(2026, 2, 18, 2, 13, 55, tzinfo=UTC),
+    ),
     ("ISO 8601", "2026-02-18T02:12:29Z", datetime(2026, 2, 18, 2, 12, 29, tzinfo=UTC)),
     ("ISO with -0500", "2026-02-17T17:36:36-0500", datetime(2026, 2, 17, 22, 36, 36, tzinfo=UTC)),
     ("ISO with space", "2019-05-18 10:58:46 +0300", datetime(2019, 5, 18, 7, 58, 46, tzinfo=UTC)),
     ("Italian", "mer, 16 nov 2022 00:38:15 +0100", datetime(2022, 11, 15, 23, 38, 15, tzinfo=UTC)),
-    ("Italian Tuesday is not March", "mar, 15 nov 2022 10:00:00 +0100", datetime(2022, 11, 15, 9, tzinfo=UTC)),
-    ("Portuguese", "Seg, 24 Set 2018 19:42:40 -0300", datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC)),
+    (
+        "Italian Tuesday is not March",
+        "mar, 15 nov 2022 10:00:00 +0100",
+        datetime(2022, 11, 15, 9, tzinfo=UTC),
+    ),
+    (
+        "Portuguese",
+        "Seg, 24 Set 2018 19:42:40 -0300",
+        datetime(2018, 9, 24, 22, 42, 40, tzinfo=UTC),
+    ),
     ("French juin", "3 juin 2020", datetime(2020, 6, 3, tzinfo=UTC)),
     ("French juillet", "3 juillet 2020", datetime(2020, 7, 3, tzinfo=UTC)),
     ("slashes, no zone", "2020/1/10 14:33:00", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
-    ("JavaScript toString", "Mon Jun 22 2015 20:12:20 GMT+0900 (JST)", datetime(2015, 6, 22, 11, 12, 20, tzinfo=UTC)),
-    ("12-hour clock", "Sat, Dec 16 2023 02:02:33 PM", datetime(2023, 12, 16, 14, 2, 33, tzinfo=UTC)),
+    (
+        "JavaScript toString",
+        "Mon Jun 22 2015 20:12:20 GMT+0900 (JST)",
+        datetime(2015, 6, 22, 11, 12, 20, tzinfo=UTC),
+    ),
+    (
+        "12-hour clock",
+        "Sat, Dec 16 2023 02:02:33 PM",
+        datetime(2023, 12, 16, 14, 2, 33, tzinfo=UTC),
+    ),
     ("US zone name", "19 Dec 2013 9:00:00 EST", datetime(2013, 12, 19, 14, tzinfo=UTC)),
     ("Z as a zone", "Tue, 15 Nov 2022 20:15:04 Z", datetime(2022, 11, 15, 20, 15, 4, tzinfo=UTC)),
-    ("long weekday and month", "Friday, January 29, 2021 04:42 PM", datetime(2021, 1, 29, 16, 42, tzinfo=UTC)),
+    (
+        "long weekday and month",
+        "Friday, January 29, 2021 04:42 PM",
+        datetime(2021, 1, 29, 16, 42, tzinfo=UTC),
+    ),
     ("garbage", "soon", None),
     ("impossible day", "Mon, 99 Jan 2020", None),
     ("empty", "", None),
@@ -298,7 +341,9 @@ DATE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in DATE_CASES], ids=[c[0] for c in DATE_CASES])
+@pytest.mark.parametrize(
+    ("text", "expected"), [c[1:] for c in DATE_CASES], ids=[c[0] for c in DATE_CASES]
+)
 def test_parse_date(text: str, expected: datetime | None) -> None:
     assert parse_date(text) == expected
 
@@ -361,25 +406,36 @@ def test_declared_utf16_but_utf8_bytes_from_the_corpus() -> None:
 
 
 def test_declared_utf16_but_utf8_bytes_hand_written() -> None:
-    body = rss("<guid>1</guid><title>Café über</title>").replace(b'encoding="utf-8"', b'encoding="utf-16"')
+    body = rss("<guid>1</guid><title>Café über</title>").replace(
+        b'encoding="utf-8"', b'encoding="utf-16"'
+    )
     assert only_item(parse(body)).title == "Café über"
 
 
 def test_real_utf16_with_bom() -> None:
-    body = rss("<guid>1</guid><title>Café über</title>").replace(b'encoding="utf-8"', b'encoding="utf-16"')
+    body = rss("<guid>1</guid><title>Café über</title>").replace(
+        b'encoding="utf-8"', b'encoding="utf-16"'
+    )
     assert only_item(parse(body.decode().encode("utf-16"))).title == "Café über"
 
 
 def test_invalid_utf8_still_yields_items() -> None:
-    body = rss("<guid>1</guid><title>bad \xff\xfe bytes</title>".encode("latin-1").decode("latin-1"))
+    body = rss(
+        "<guid>1</guid><title>bad \xff\xfe bytes</title>".encode("latin-1").decode("latin-1")
+    )
     body = body.replace("bad \u00ff\u00fe".encode(), b"bad \xff\xfe")
     item = only_item(parse(body))
     assert item.title.startswith("bad ") and item.title.endswith(" bytes")
 
 
 def test_http_charset_overrides_a_missing_declaration() -> None:
-    body = '<rss version="2.0"><channel><title>T</title><item><guid>1</guid><title>Ж</title></item></channel></rss>'
-    feed = parse(body.encode("windows-1251"), content_type="application/rss+xml; charset=windows-1251")
+    body = (
+        '<rss version="2.0"><channel><title>T</title>'
+        "<item><guid>1</guid><title>Ж</title></item></channel></rss>"
+    )
+    feed = parse(
+        body.encode("windows-1251"), content_type="application/rss+xml; charset=windows-1251"
+    )
     assert only_item(feed).title == "Ж"
 
 
@@ -396,11 +452,16 @@ HTML_PAGE_CASES = [
     ("bare html", b"  <html lang='en'><body><p>Moved</p></body></html>"),
     ("comment first", b"<!-- cdn --><!doctype HTML><html><body></body></html>"),
     ("bom", b"\xef\xbb\xbf<!DOCTYPE html><html></html>"),
-    ("xml declaration then xhtml", b'<?xml version="1.0"?>\n<!DOCTYPE html><html xmlns="http://www.w3.org/1999/xhtml"></html>'),
+    (
+        "xml declaration then xhtml",
+        b'<?xml version="1.0"?>\n<!DOCTYPE html><html xmlns="http://www.w3.org/1999/xhtml"></html>',
+    ),
 ]
 
 
-@pytest.mark.parametrize("body", [c[1] for c in HTML_PAGE_CASES], ids=[c[0] for c in HTML_PAGE_CASES])
+@pytest.mark.parametrize(
+    "body", [c[1] for c in HTML_PAGE_CASES], ids=[c[0] for c in HTML_PAGE_CASES]
+)
 def test_html_page_instead_of_a_feed(body: bytes) -> None:
     with pytest.raises(FeedParseError, match="HTML page"):
         parse(body, content_type="text/html; charset=utf-8")
