@@ -62,6 +62,15 @@ class YamlDocument:
 
 def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
     """Parse one YAML document; syntax errors and expansion problems come back as problems."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        # libyaml composes ~10x faster (it bounds hot-reload time for big rule sets). Its
+        # error wording differs, so on an error the text is parsed again by the Python
+        # loader below: messages stay the same with or without libyaml.
+        try:
+            return _compose_quietly(fast, text, environ)
+        except yaml.YAMLError:
+            pass
     try:
         loader = yaml.SafeLoader(text)
     except yaml.YAMLError as exc:
@@ -75,6 +84,24 @@ def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
         return _failed(SourceProblem(None, (), f"invalid YAML: {_first_line(str(exc))}"))
     finally:
         loader.dispose()
+    return _build(loader, root, environ)
+
+
+def _compose_quietly(
+    loader_class: type[yaml.SafeLoader], text: str, environ: Mapping[str, str]
+) -> YamlDocument:
+    """Compose with the given loader, letting a YAML error propagate."""
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    return _build(loader, root, environ)
+
+
+def _build(
+    loader: yaml.SafeLoader, root: yaml.Node | None, environ: Mapping[str, str]
+) -> YamlDocument:
     if root is None:
         return YamlDocument(None, {}, {}, ())
     builder = _Builder(loader, environ)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from monitor.yamlsource import SourceProblem, read_yaml
@@ -142,3 +144,19 @@ def test_alias_bomb_is_refused_not_expanded() -> None:
 def test_empty_text_is_an_empty_document() -> None:
     document = read_yaml("# only a comment\n", environ={})
     assert (document.data, document.problems) == (None, ())
+
+
+def test_libyaml_and_pure_python_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    if getattr(yaml, "CSafeLoader", None) is None:
+        pytest.skip("PyYAML built without libyaml")
+    example = (Path(__file__).resolve().parents[2] / "config.yaml").read_text(encoding="utf-8")
+    texts = [
+        example,
+        "d: &d {interval: 10m, tags: [a]}\nfeeds:\n  - <<: *d\n    name: x\n    tags: [b]\n",
+        "a: ${X:-1}\nb: 'quoted: ${X}'\nc: [1, 2.5, true, null, ~]\na: again\n",
+    ]
+    with_libyaml = [read_yaml(text, environ={"X": "x"}) for text in texts]
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    assert [read_yaml(text, environ={"X": "x"}) for text in texts] == with_libyaml
