@@ -367,6 +367,13 @@ class RuleConfig(BaseModel):
     notify: list[str] | None = None
     severity: Severity = "normal"
 
+    @field_validator("query")
+    @classmethod
+    def _without_trailing_newline(cls, value: str) -> str:
+        # A block scalar (`query: >`) ends in a newline; an error at the end of the query
+        # would put its caret on an empty line after it.
+        return value.rstrip()
+
     @field_validator("feeds", "notify")
     @classmethod
     def _not_empty_when_given(cls, value: list[str] | None) -> list[str] | None:
@@ -933,6 +940,8 @@ class _CrossChecks:
         batches: list[dict[str, tuple[int, RuleSpec]]] = [{}]
         for index, rule in self._entries("rules"):
             name, query = rule.get("name"), rule.get("query")
+            if isinstance(query, str):
+                query = query.rstrip()  # as RuleConfig stores it
             if isinstance(name, str) and isinstance(query, str) and query:
                 line = self.loading.lines.get(("rules", index, "query"))
                 spec = RuleSpec(name, query, line)

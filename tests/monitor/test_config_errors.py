@@ -246,6 +246,13 @@ CASES = [
         "               ^",
     ),
     Broken(
+        "a query written as a block scalar points into its own text",
+        FEED + "rules:\n  - name: r\n    query: >\n      CSTO AND\n      (exit OR\n",
+        "config.yaml:6: rules[0].query: rule 'r': expected a term after OR\n"
+        "  CSTO AND (exit OR\n"
+        "                   ^",
+    ),
+    Broken(
         "rule using a list that is not defined",
         FEED + "lists:\n  csto: [CSTO]\nrules:\n  - name: r\n    query: '@cst AND exit'\n",
         "config.yaml:8: rules[0].query: rule 'r': unknown list @cst (lists: @csto)\n"
