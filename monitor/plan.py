@@ -1,0 +1,71 @@
+"""The running view of a config: what each feed polls with, which rules apply.
+
+Built once per (re)load from a validated :class:`monitor.config.Config`, so the
+hot paths never consult pydantic models or resolve tags again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import rules
+from monitor.cadence import Cadence
+from monitor.config import Config
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    name: str
+    url: str
+    tags: tuple[str, ...]
+    timeout: timedelta
+    cadence: Cadence
+    rules: frozenset[str] | None  # None: every rule applies
+
+
+@dataclass(frozen=True, slots=True)
+class RulePlan:
+    name: str
+    severity: str
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    feeds: dict[str, FeedPlan]
+    rules: dict[str, RulePlan]
+    ruleset: rules.RuleSet
+    max_bytes: int
+    concurrency: int
+    notifiers: tuple[str, ...]
+
+
+def plan_from_config(config: Config) -> Plan:
+    rule_plans = {
+        r.name: RulePlan(name=r.name, severity=r.severity, notify=tuple(config.notifiers_for(r)))
+        for r in config.rules
+    }
+    feeds: dict[str, FeedPlan] = {}
+    for feed in config.enabled_feeds():
+        applicable = [r.name for r in config.rules if config.rule_applies_to(r, feed)]
+        scoped = None if len(applicable) == len(config.rules) else frozenset(applicable)
+        low, high = config.feed_interval_bounds(feed)
+        feeds[feed.name] = FeedPlan(
+            name=feed.name,
+            url=feed.url,
+            tags=tuple(feed.tags),
+            timeout=config.defaults.timeout,
+            cadence=Cadence(
+                interval=config.feed_interval(feed), min_interval=low, max_interval=high
+            ),
+            rules=scoped,
+        )
+    return Plan(
+        feeds=feeds,
+        rules=rule_plans,
+        ruleset=config.ruleset,
+        max_bytes=config.defaults.max_bytes,
+        concurrency=config.concurrency.global_,
+        notifiers=tuple(config.effective_notifiers()),
+    )
