@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import feedparser
+import feedparser  # type: ignore[import-untyped]  # ships no type hints
 
 from monitor.htmltext import collapse_whitespace, html_to_text
 
@@ -121,7 +121,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         raise FeedParseError("empty response body")
     media_type, charset = _split_content_type(content_type)
     start = _document_start(body)
-    if media_type.endswith(("/json", "+json")) or start.startswith(b"{"):
+    is_json_type = media_type.endswith(("/json", "+json"))
+    if start.startswith(b"{") or (is_json_type and not start.startswith(b"<")):
         from monitor import jsonfeed  # deferred: jsonfeed builds on the types defined here
 
         return jsonfeed.parse_json_feed(body, url=url)
@@ -141,6 +142,11 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<"):
         body = _fix_impossible_utf16_declaration(stripped)
+    if charset and charset.lower().replace("-", "") != "utf8" and _is_non_ascii_utf8(body):
+        # Servers often label UTF-8 feeds with a default charset (Apache's
+        # iso-8859-1); decoding them by the label gives mojibake. Text in a
+        # legacy 8-bit or CJK encoding is practically never valid UTF-8.
+        charset = "utf-8"
     result = _run_feedparser(body, charset=charset)
     if _failed_strict_parsing(result):
         # Bare "&" and HTML entities (&uuml;) without a DTD are the commonest
@@ -159,7 +165,11 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
     if not entries:
         start = _document_start(body)
         if result.get("bozo"):
-            if _looks_like_html(start) or (media_type == "text/html" and not version):
+            if (
+                _looks_like_html(start)
+                or (media_type == "text/html" and not version)
+                or _mentions_html_elements(body)
+            ):
                 raise FeedParseError("not a feed: the server sent an HTML page")
             if not start.startswith(b"<") and not start.startswith((b"\xff\xfe", b"\xfe\xff")):
                 beginning = collapse_whitespace(start[:60].decode("utf-8", "replace"))
@@ -355,12 +365,30 @@ def _document_start(body: bytes) -> bytes:
     return head[match.end() if match else 0 :][:1024]
 
 
+def _is_non_ascii_utf8(body: bytes) -> bool:
+    if body.isascii() or body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _looks_like_html(start: bytes) -> bool:
     lowered = start.lower()
     if lowered.startswith(b"<?xml"):
         end = lowered.find(b"?>")
         lowered = _LEADING_COMMENT.sub(b"", lowered[end + 2 :], count=1) if end >= 0 else b""
     return lowered.startswith((b"<!doctype html", b"<html"))
+
+
+_HTML_ELEMENT = re.compile(rb"<(?:html|body|head)[\s>]", re.IGNORECASE)
+
+
+def _mentions_html_elements(body: bytes) -> bool:
+    """An <html>, <head> or <body> element near the top: a web page, not a feed."""
+    return _HTML_ELEMENT.search(body[:4096]) is not None
 
 
 def _split_content_type(content_type: str | None) -> tuple[str, str | None]:
@@ -651,6 +679,7 @@ def parse_date(value: str | None) -> datetime | None:
     text = value.strip()
     if not text or len(text) > 100:
         return None
+    parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
     except ValueError:

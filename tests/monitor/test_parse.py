@@ -439,6 +439,24 @@ def test_http_charset_overrides_a_missing_declaration() -> None:
     assert only_item(feed).title == "Ж"
 
 
+def test_utf8_body_labelled_latin1_by_the_server_is_read_as_utf8() -> None:
+    feed = parse(
+        rss("<guid>1</guid><title>Zürich</title>"), content_type="text/xml; charset=ISO-8859-1"
+    )
+    assert only_item(feed).title == "Zürich"
+
+
+def test_latin1_body_labelled_latin1_by_the_server_is_read_as_latin1() -> None:
+    body = rss("<guid>1</guid><title>Zürich</title>").decode().replace("utf-8", "iso-8859-1")
+    feed = parse(body.encode("latin-1"), content_type="text/xml; charset=ISO-8859-1")
+    assert only_item(feed).title == "Zürich"
+
+
+def test_xml_feed_labelled_json_is_still_read() -> None:
+    feed = parse(rss("<guid>1</guid><title>A</title>"), content_type="application/json")
+    assert only_item(feed).title == "A"
+
+
 def test_text_xml_without_charset_does_not_force_ascii() -> None:
     # RFC 3023 would default text/xml to us-ascii; no real server means that.
     feed = parse(rss("<guid>1</guid><title>Zürich</title>"), content_type="text/xml")
@@ -452,6 +470,7 @@ HTML_PAGE_CASES = [
     ("bare html", b"  <html lang='en'><body><p>Moved</p></body></html>"),
     ("comment first", b"<!-- cdn --><!doctype HTML><html><body></body></html>"),
     ("bom", b"\xef\xbb\xbf<!DOCTYPE html><html></html>"),
+    ("fragment with body", b"<!-- x --><meta charset=utf-8><body><p>Error 500</p></body>"),
     (
         "xml declaration then xhtml",
         b'<?xml version="1.0"?>\n<!DOCTYPE html><html xmlns="http://www.w3.org/1999/xhtml"></html>',
