@@ -142,11 +142,6 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<"):
         body = _fix_impossible_utf16_declaration(stripped)
-    if charset and charset.lower().replace("-", "") != "utf8" and _is_non_ascii_utf8(body):
-        # Servers often label UTF-8 feeds with a default charset (Apache's
-        # iso-8859-1); decoding them by the label gives mojibake. Text in a
-        # legacy 8-bit or CJK encoding is practically never valid UTF-8.
-        charset = "utf-8"
     result = _run_feedparser(body, charset=charset)
     if _failed_strict_parsing(result):
         # Bare "&" and HTML entities (&uuml;) without a DTD are the commonest
@@ -363,16 +358,6 @@ def _document_start(body: bytes) -> bytes:
         head = head[len(_UTF8_BOM) :]
     match = _LEADING_COMMENT.match(head)
     return head[match.end() if match else 0 :][:1024]
-
-
-def _is_non_ascii_utf8(body: bytes) -> bool:
-    if body.isascii() or body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _looks_like_html(start: bytes) -> bool:
