@@ -71,6 +71,14 @@ class FeedRow(SQLModel, table=True):
     consecutive_failures: int = 0
     items_total: int = 0
     created_at: datetime
+    # Polling state beyond the schedule (see docs/polling.md).
+    retry_after_until: datetime | None = None  # a 429/503 Retry-After, obeyed even by --force
+    failing_since: datetime | None = None       # first failure of the current failing episode
+    failure_alerted_at: datetime | None = None  # the ops alert for that episode was raised
+    silence_alerted_at: datetime | None = None  # the expect_every alert was raised
+    redirect_target: str | None = None          # permanent redirect seen on the last polls...
+    redirect_streak: int = 0                    # ...and on how many in a row
+    gone: bool = False                          # disabled because the server answered 410
 
 
 class ItemRow(SQLModel, table=True):
@@ -154,6 +162,14 @@ class FeedState:
     last_error: str | None
     consecutive_failures: int
     items_total: int
+    created_at: datetime | None = None
+    retry_after_until: datetime | None = None
+    failing_since: datetime | None = None
+    failure_alerted_at: datetime | None = None
+    silence_alerted_at: datetime | None = None
+    redirect_target: str | None = None
+    redirect_streak: int = 0
+    gone: bool = False
 
     @property
     def fetch_url(self) -> str:
@@ -221,6 +237,10 @@ class FeedUpdate:
     last_modified: str | None = None
     body_hash: str | None = None
     keep_validators: bool = True
+    retry_after_until: datetime | None = None  # failures only: the server's Retry-After
+    redirect_target: str | None = None          # successes: the permanent redirect seen now
+    redirect_streak: int = 0                    # polls in a row that saw it
+    effective_url: str | None = None            # successes: promote this URL (None: keep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +357,14 @@ class Store:
                     row.url = spec.url
                     row.effective_url = None
                     row.etag = row.last_modified = row.body_hash = None
+                    row.redirect_target, row.redirect_streak = None, 0
                     row.next_poll_at = now
+                    if row.gone:  # a new URL is the operator's answer to a 410
+                        row.gone = False
+                if row.gone:
+                    # Disabled by the server's 410 Gone: only a new URL brings it back.
+                    session.add(row)
+                    continue
                 if row.enabled != spec.enabled or (spec.enabled and row.disabled_reason):
                     row.enabled = spec.enabled
                     row.disabled_reason = None if spec.enabled else "disabled in config"
@@ -350,7 +377,15 @@ class Store:
             session.commit()
 
     def due_feeds(self, *, now: datetime, force: bool = False) -> list[FeedState]:
-        statement = select(FeedRow).where(FeedRow.enabled == True)  # noqa: E712
+        """Enabled feeds whose next poll has come (``force``: every enabled feed).
+
+        A feed whose server asked us to wait (Retry-After on 429/503) is never
+        due before that time, not even when forced: RFC 9110 §10.2.3.
+        """
+        statement = select(FeedRow).where(
+            FeedRow.enabled == True,  # noqa: E712
+            or_(FeedRow.retry_after_until == None, FeedRow.retry_after_until <= now),  # noqa: E711
+        )
         if not force:
             statement = statement.where(FeedRow.next_poll_at <= now)
         with Session(self._engine) as session:
@@ -373,8 +408,28 @@ class Store:
                 .where(FeedRow.id == feed_id)
                 .values(last_polled_at=update_.polled_at, next_poll_at=update_.next_poll_at,
                         last_status=update_.status, last_error=update_.error,
-                        consecutive_failures=FeedRow.consecutive_failures + 1)
+                        consecutive_failures=FeedRow.consecutive_failures + 1,
+                        retry_after_until=update_.retry_after_until,
+                        failing_since=func.coalesce(FeedRow.failing_since, update_.polled_at))
             )
+            session.commit()
+
+    def mark_failure_alerted(self, feed_id: int, *, at: datetime) -> None:
+        """The ops alert for this failing episode was raised (cleared by the next success)."""
+        self._set_feed(feed_id, failure_alerted_at=at)
+
+    def mark_silence_alerted(self, feed_id: int, *, at: datetime) -> None:
+        """The expect_every alert was raised (cleared when a new item arrives)."""
+        self._set_feed(feed_id, silence_alerted_at=at)
+
+    def disable_gone(self, feed_id: int, *, reason: str, status: int, now: datetime) -> None:
+        """The server said 410 Gone: stop polling until the config gives a new URL."""
+        self._set_feed(feed_id, enabled=False, gone=True, disabled_reason=reason,
+                       last_status=status, last_error=reason, last_polled_at=now)
+
+    def _set_feed(self, feed_id: int, **values: Any) -> None:
+        with Session(self._engine) as session:
+            session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
             session.commit()
 
     def record_unchanged(self, feed_id: int, update_: FeedUpdate) -> None:
@@ -382,7 +437,7 @@ class Store:
         values: dict[str, Any] = dict(
             last_polled_at=update_.polled_at, next_poll_at=update_.next_poll_at,
             last_status=update_.status, last_error=None, consecutive_failures=0,
-            last_success_at=update_.polled_at,
+            last_success_at=update_.polled_at, **_success_values(update_),
         )
         if not update_.keep_validators:
             values.update(etag=update_.etag, last_modified=update_.last_modified)
@@ -421,9 +476,11 @@ class Store:
                 last_success_at=now, etag=update_.etag, last_modified=update_.last_modified,
                 body_hash=update_.body_hash,
                 items_total=FeedRow.items_total + len(new_items),
+                **_success_values(update_),
             )
             if new_items:
                 values["last_new_item_at"] = now
+                values["silence_alerted_at"] = None
             session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
             session.commit()
         return hit_ids
@@ -622,6 +679,17 @@ class Store:
         ]
 
 
+def _success_values(update_: FeedUpdate) -> dict[str, Any]:
+    """A successful poll ends a failing episode and records redirect evidence."""
+    values: dict[str, Any] = dict(
+        retry_after_until=None, failing_since=None, failure_alerted_at=None,
+        redirect_target=update_.redirect_target, redirect_streak=update_.redirect_streak,
+    )
+    if update_.effective_url is not None:
+        values["effective_url"] = update_.effective_url
+    return values
+
+
 def _feed_state(row: FeedRow) -> FeedState:
     assert row.id is not None
     return FeedState(
@@ -632,7 +700,13 @@ def _feed_state(row: FeedRow) -> FeedState:
         last_polled_at=_aware(row.last_polled_at), last_success_at=_aware(row.last_success_at),
         last_new_item_at=_aware(row.last_new_item_at), last_status=row.last_status,
         last_error=row.last_error, consecutive_failures=row.consecutive_failures,
-        items_total=row.items_total,
+        items_total=row.items_total, created_at=_aware(row.created_at),
+        retry_after_until=_aware(row.retry_after_until),
+        failing_since=_aware(row.failing_since),
+        failure_alerted_at=_aware(row.failure_alerted_at),
+        silence_alerted_at=_aware(row.silence_alerted_at),
+        redirect_target=row.redirect_target, redirect_streak=row.redirect_streak,
+        gone=row.gone,
     )
 
 
