@@ -292,7 +292,7 @@ def _entry_from_feedparser(entry: Mapping[str, Any]) -> RawEntry:
     ]
     return RawEntry(
         guid=_text_of(_get(entry, "id")) or None,
-        link=_text_of(_get(entry, "link")) or None,
+        link=_link_of(entry),
         title_html=_text_of(_get(entry, "title")),
         summary_html=summary_html,
         content_html=content_html,
@@ -300,6 +300,16 @@ def _entry_from_feedparser(entry: Mapping[str, Any]) -> RawEntry:
         categories=categories,
         published_at=_published_at(entry),
     )
+
+
+def _link_of(entry: Mapping[str, Any]) -> str | None:
+    link = _text_of(_get(entry, "link")).strip()
+    # With no <link>, feedparser offers the guid (isPermaLink defaults to true in
+    # RSS 2.0); a guid like "12345" is no URL, and resolving it would invent one.
+    copied_from_guid = _get(entry, "guidislink") and link == _text_of(_get(entry, "id")).strip()
+    if copied_from_guid and not link.lower().startswith(("http://", "https://")):
+        return None
+    return link or None
 
 
 # feedparser reads '2020/1/10 14:33:00' as 1 November and ignores "PM".
@@ -402,6 +412,35 @@ _HARMLESS_ENTITY_VALUE = re.compile(
 )
 
 
+# XML 1.0 §2.8: the prolog is the XML declaration, comments, processing
+# instructions and whitespace, then the DOCTYPE with its internal subset in [...].
+_PROLOG_MISC = re.compile(rb"(?:\s++|<\?.*?\?>|<!--.*?-->)*+", re.DOTALL)
+_DOCTYPE_UNTIL_SUBSET = re.compile(rb"<!DOCTYPE(?:\"[^\"]*+\"|'[^']*+'|[^\"'\[>])*+")
+_SUBSET_CONTENT = re.compile(
+    rb"(?:\"[^\"]*+\"|'[^']*+'|<!--.*?-->|[^\"'\]<]++|<(?!!--))*+", re.DOTALL
+)
+
+
+def _internal_dtd_subset(body: bytes) -> bytes | None:
+    """The bytes between ``<!DOCTYPE ... [`` and its closing ``]``; None if there is none.
+
+    Quoted literals and comments are skipped, so a "]" inside an entity value
+    cannot end the subset early. An unterminated subset returns the rest of
+    the document, to be checked whole.
+    """
+    start = len(_UTF8_BOM) if body.startswith(_UTF8_BOM) else 0
+    prolog = _PROLOG_MISC.match(body, start)
+    doctype = _DOCTYPE_UNTIL_SUBSET.match(body, prolog.end() if prolog else start)
+    if doctype is None or body[doctype.end() : doctype.end() + 1] != b"[":
+        return None
+    subset_start = doctype.end() + 1
+    content = _SUBSET_CONTENT.match(body, subset_start)
+    subset_end = content.end() if content else subset_start
+    if body[subset_end : subset_end + 1] != b"]":
+        return body[subset_start:]
+    return body[subset_start:subset_end]
+
+
 def _check_entity_declarations(body: bytes) -> None:
     """Refuse documents whose DTD declares entities that could expand or fetch.
 
@@ -417,7 +456,12 @@ def _check_entity_declarations(body: bytes) -> None:
             "refused: the document declares XML entities in a multi-byte encoding "
             "(entity expansion is not allowed)"
         )
-    for match in _ENTITY_DECLARATION.finditer(body):
+    subset = _internal_dtd_subset(body)
+    if subset is None:
+        # Entities can only be declared in a DOCTYPE's internal subset; a
+        # "<!ENTITY" elsewhere is text (an article about XXE, in CDATA).
+        return
+    for match in _ENTITY_DECLARATION.finditer(subset):
         is_parameter_entity, value = match.group(1), match.group(3)
         if is_parameter_entity or not _HARMLESS_ENTITY_VALUE.fullmatch(value):
             name = match.group(2).decode("ascii", "replace")

@@ -172,6 +172,17 @@ def test_resolve_link(link: str, base: str, expected: str | None) -> None:
     assert resolve_link(link, base) == expected
 
 
+def test_a_guid_that_is_no_url_does_not_become_a_link() -> None:
+    item = only_item(parse(rss("<guid>12345</guid><title>A</title>")))
+    assert item.link is None
+    assert item.item_key == "guid:12345"
+
+
+def test_a_permalink_guid_is_the_link_when_there_is_no_link() -> None:
+    item = only_item(parse(rss("<guid>https://news.example.org/a</guid><title>A</title>")))
+    assert item.link == "https://news.example.org/a"
+
+
 def test_relative_item_links_are_resolved_against_the_feed_url() -> None:
     feed = parse(rss("<guid>1</guid><title>A</title><link>/world/2024/a.html</link>"))
     assert only_item(feed).link == "https://news.example.org/world/2024/a.html"

@@ -212,6 +212,26 @@ def test_external_dtd_reference_alone_is_harmless_and_items_are_read() -> None:
     assert [item.title for item in feed.items] == ["A"]
 
 
+def test_a_right_bracket_inside_an_entity_value_does_not_hide_later_declarations() -> None:
+    body = feed_with_dtd('<!ENTITY a "]>">\n<!ENTITY b SYSTEM "file:///etc/passwd">', "&b;")
+    with pytest.raises(FeedParseError, match=r"refused: .*'b'"):
+        parse_feed(body, url=URL)
+
+
+def test_an_article_about_xxe_is_not_refused() -> None:
+    # A security blog quoting an attack inside CDATA declares nothing.
+    attack = '<!DOCTYPE x [<!ENTITY lol2 "&lol1;&lol1;"><!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Sec</title>'
+        f"<item><guid>1</guid><title>XXE explained</title>"
+        f"<description><![CDATA[<pre>{attack}</pre>]]></description></item></channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url=URL)
+    assert [item.title for item in feed.items] == ["XXE explained"]
+    # As HTML, "<!ENTITY ...>" is a bogus comment: not visible text.
+    assert feed.items[0].summary == "<!DOCTYPE x []>"
+
+
 def test_harmless_character_entities_are_still_accepted() -> None:
     body = feed_with_dtd('<!ENTITY nbsp "&#160;">\n<!ENTITY brand "Wire">', "A&nbsp;&brand; B")
     feed = parse_feed(body, url=URL)
