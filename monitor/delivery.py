@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.store import ClaimedDelivery, Store, utcnow
-from notifiers import Alert, Notifier, NotifyError
+from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
+from notifiers import Alert, Notice, Notifier, NotifyError
 
 log = logging.getLogger("wirewatch.delivery")
 
@@ -68,12 +68,14 @@ class Deliverer:
         instance_id: str,
         clock: Callable[[], datetime] = utcnow,
         max_age: timedelta = MAX_AGE,
+        ops_notifier: str | None = None,
     ) -> None:
         self.instance_id = instance_id
         self._store = store
         self._notifiers = dict(notifiers)
         self._clock = clock
         self._max_age = max_age
+        self._ops_notifier = ops_notifier
         self._lock = asyncio.Lock()
 
     def replace_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
@@ -83,6 +85,7 @@ class Deliverer:
         """Send everything due now; one channel's slowness does not hold up another."""
         summary = DeliverySummary()
         async with self._lock:  # one sender per process; other instances coordinate via claims
+            summary.add(await self._send_notices())
             while True:
                 claimed = self._store.claim_deliveries(
                     now=self._clock(), lease=LEASE, claimer=self.instance_id
@@ -158,6 +161,82 @@ class Deliverer:
             delivery.id,
             reason,
         )
+        self._report_failure(
+            key=f"delivery-failed:{delivery.id}",
+            notifier=delivery.notifier,
+            title=f"Alert for rule '{delivery.rule}' could not be delivered on "
+            f"'{delivery.notifier}'",
+            body=(
+                f"Rule: {delivery.rule}\nChannel: {delivery.notifier}\n"
+                f"Item: {delivery.title}\nLink: {delivery.link or '(none)'}\n"
+                f"Attempts: {delivery.attempts}\nReason: {reason}"
+            ),
+        )
+
+    def _report_failure(self, *, key: str, notifier: str, title: str, body: str) -> None:
+        """Queue one ops notice for a delivery that will never be sent.
+
+        A channel's failures are never reported on that same channel: if the ops
+        channel itself is broken, its notices would fail too, and a notice that fails
+        is only logged, so no failure can feed on itself.
+        """
+        ops = self._ops_notifier
+        if ops is None or ops == notifier or ops not in self._notifiers:
+            return
+        self._store.queue_notice(
+            key=key, notifier=ops, title=title, body=body, severity="high", now=self._clock()
+        )
+
+    # ------------------------------------------------------------------- notices
+
+    async def _send_notices(self) -> DeliverySummary:
+        summary = DeliverySummary()
+        while True:
+            claimed = self._store.claim_notices(
+                now=self._clock(), lease=LEASE, claimer=self.instance_id
+            )
+            if not claimed:
+                return summary
+            for notice in claimed:
+                await self._send_notice(notice, summary)
+
+    async def _send_notice(self, row: ClaimedNotice, summary: DeliverySummary) -> None:
+        notifier = self._notifiers.get(row.notifier)
+        if notifier is None or not hasattr(notifier, "send_notice"):
+            self._store.mark_notice_failed(
+                row.id, reason=f"notifier '{row.notifier}' cannot send notices (not configured)"
+            )
+            summary.failed += 1
+            log.error("notifier=%s notice=%s failed: not configured", row.notifier, row.key)
+            return
+        notice = Notice(
+            notice_id=f"{row.id}.{row.key}", title=row.title, body=row.body,
+            severity=row.severity,
+        )
+        try:
+            receipt = await asyncio.to_thread(notifier.send_notice, notice)
+        except Exception as exc:
+            error = exc if isinstance(exc, NotifyError) else NotifyError(repr(exc), retryable=True)
+            now = self._clock()
+            if error.retryable and now - row.created_at < self._max_age:
+                delay = (
+                    timedelta(seconds=error.retry_after)
+                    if error.retry_after is not None
+                    else retry_delay(row.attempts)
+                )
+                self._store.schedule_notice_retry(row.id, at=now + delay, reason=str(error))
+                summary.retrying += 1
+                log.warning("notifier=%s notice=%s retry_in=%.1fs error=%r", row.notifier,
+                            row.key, delay.total_seconds(), str(error))
+            else:
+                # Logged only: reporting a failed notice would be a notice about a notice.
+                self._store.mark_notice_failed(row.id, reason=str(error))
+                summary.failed += 1
+                log.error("notifier=%s notice=%s failed: %s", row.notifier, row.key, error)
+            return
+        self._store.mark_notice_sent(row.id, external_id=receipt.external_id, now=self._clock())
+        summary.sent += 1
+        log.info("notifier=%s notice=%s sent", row.notifier, row.key)
 
     async def drain(self, *, deadline: timedelta, poll_every: float = 0.2) -> DeliverySummary:
         """Deliver until nothing is pending or the deadline passes (for ``run --once``)."""
@@ -166,7 +245,12 @@ class Deliverer:
         until = loop.time() + deadline.total_seconds()
         while True:
             summary.add(await self.deliver_due())
-            next_due = self._store.next_delivery_due()
+            candidates = [
+                due
+                for due in (self._store.next_delivery_due(), self._store.next_notice_due())
+                if due is not None
+            ]
+            next_due = min(candidates) if candidates else None
             if next_due is None:
                 return summary
             wait = max((next_due - self._clock()).total_seconds(), poll_every)

@@ -52,7 +52,8 @@ class Monitor:
         )
         self.poller = Poller(store=store, client=self._client, plan=self._plan, clock=clock)
         self.deliverer = Deliverer(
-            store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock
+            store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
+            ops_notifier=config.ops_notify,
         )
         self._sync_feeds()
 

@@ -5,6 +5,8 @@ The database, not the process, enforces "at most once":
 - ``items``     UNIQUE (feed_id, item_key): only rows really inserted go on to matching.
 - ``hits``      UNIQUE (rule, item_id): a rule fires once per item.
 - ``deliveries`` UNIQUE (hit_id, notifier): one alert per hit and channel.
+- ``notices``   UNIQUE (key): one operational notice per episode (a feed went
+  silent, a delivery finally failed), however often the condition is seen.
 
 A poll's new items, their hits and the hits' delivery rows are written in one
 transaction, so a crash can never leave an item stored but unmatched, or a hit
@@ -120,6 +122,28 @@ class DeliveryRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     hit_id: int = Field(foreign_key="hits.id", index=True)
     notifier: str = Field(max_length=200)
+    status: str = Field(default=PENDING, index=True, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    claimed_until: datetime | None = None
+    claimed_by: str | None = Field(default=None, max_length=200)
+    last_error: str | None = None
+    external_id: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class NoticeRow(SQLModel, table=True):
+    """Operational notices (feed health, failed deliveries), sent like deliveries."""
+
+    __tablename__ = "notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=400)
+    notifier: str = Field(max_length=200)
+    title: str
+    body: str = ""
+    severity: str = Field(default="normal", max_length=16)
     status: str = Field(default=PENDING, index=True, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(index=True)
@@ -259,6 +283,18 @@ class ClaimedDelivery:
     published_at: datetime | None
     first_seen_at: datetime
     feed_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotice:
+    id: int
+    key: str
+    notifier: str
+    title: str
+    body: str
+    severity: str
+    attempts: int
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,8 +662,13 @@ class Store:
                 .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer)
                 .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
             )
+            notices = session.execute(
+                update(NoticeRow)
+                .where(NoticeRow.status == SENDING, NoticeRow.claimed_by == claimer)
+                .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
+            )
             session.commit()
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return int(result.rowcount or 0) + int(notices.rowcount or 0)  # type: ignore[attr-defined]
 
     def _finish(self, delivery_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
@@ -676,6 +717,104 @@ class Store:
                  last_error=d.last_error, external_id=d.external_id, rule=h.rule,
                  title=i.title, link=i.link, feed=feed_name, item_key=i.item_key)
             for d, h, i, feed_name in rows
+        ]
+
+    # ------------------------------------------------------------------- notices
+
+    def queue_notice(self, *, key: str, notifier: str, title: str, body: str,
+                     severity: str = "normal", now: datetime) -> bool:
+        """Queue an operational notice; False when one with this key already exists.
+
+        The key names the episode ("feed-silent:dw:2026-03-01T12:00"): the UNIQUE
+        constraint, not the caller's memory, makes it one notice per episode, across
+        restarts and instances.
+        """
+        statement = (
+            self._insert(NoticeRow)
+            .values(key=key, notifier=notifier, title=title, body=body, severity=severity,
+                    status=PENDING, next_attempt_at=now, created_at=now)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(NoticeRow.id)  # type: ignore[arg-type]
+        )
+        with Session(self._engine) as session:
+            inserted = session.execute(statement).scalar()
+            session.commit()
+        return inserted is not None
+
+    def claim_notices(self, *, now: datetime, lease: timedelta, claimer: str,
+                      limit: int = 20, notifier: str | None = None) -> list[ClaimedNotice]:
+        """Claim due notices, like :meth:`claim_deliveries`."""
+        due = or_(
+            (NoticeRow.status == PENDING) & (NoticeRow.next_attempt_at <= now),
+            (NoticeRow.status == SENDING) & (NoticeRow.claimed_until < now),
+        )
+        ids_query = select(NoticeRow.id).where(due)
+        if notifier is not None:
+            ids_query = ids_query.where(NoticeRow.notifier == notifier)
+        ids_query = ids_query.order_by(NoticeRow.id).limit(limit)  # type: ignore[arg-type]
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        with Session(self._engine) as session:
+            rows = session.execute(
+                update(NoticeRow)
+                .where(NoticeRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
+                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
+                        attempts=NoticeRow.attempts + 1)
+                .returning(NoticeRow.id, NoticeRow.key, NoticeRow.notifier, NoticeRow.title,
+                           NoticeRow.body, NoticeRow.severity, NoticeRow.attempts,
+                           NoticeRow.created_at)
+            ).all()
+            session.commit()
+        claimed = [
+            ClaimedNotice(id=r[0], key=r[1], notifier=r[2], title=r[3], body=r[4],
+                          severity=r[5], attempts=r[6],
+                          created_at=_aware(r[7]))  # type: ignore[arg-type]
+            for r in rows
+        ]
+        return sorted(claimed, key=lambda n: n.id)
+
+    def mark_notice_sent(self, notice_id: int, *, external_id: str | None,
+                         now: datetime) -> None:
+        self._finish_notice(notice_id, status=SENT, external_id=external_id, sent_at=now,
+                            claimed_until=None, last_error=None)
+
+    def mark_notice_failed(self, notice_id: int, *, reason: str) -> None:
+        self._finish_notice(notice_id, status=FAILED, last_error=reason, claimed_until=None)
+
+    def schedule_notice_retry(self, notice_id: int, *, at: datetime, reason: str) -> None:
+        self._finish_notice(notice_id, status=PENDING, next_attempt_at=at, last_error=reason,
+                            claimed_until=None)
+
+    def _finish_notice(self, notice_id: int, **values: Any) -> None:
+        with Session(self._engine) as session:
+            session.execute(update(NoticeRow).where(NoticeRow.id == notice_id).values(**values))
+            session.commit()
+
+    def next_notice_due(self) -> datetime | None:
+        """When the earliest unsent notice may next be attempted."""
+        with Session(self._engine) as session:
+            pending = session.exec(
+                select(func.min(NoticeRow.next_attempt_at)).where(NoticeRow.status == PENDING)
+            ).one()
+            sending = session.exec(
+                select(func.min(NoticeRow.claimed_until)).where(NoticeRow.status == SENDING)
+            ).one()
+        candidates = [_aware(v) for v in (pending, sending) if v is not None]
+        return min(candidates) if candidates else None  # type: ignore[type-var]
+
+    def notices(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Notices as plain dicts, oldest first, for tests and the CLI."""
+        statement = select(NoticeRow).order_by(NoticeRow.id)  # type: ignore[arg-type]
+        if status is not None:
+            statement = statement.where(NoticeRow.status == status)
+        with Session(self._engine) as session:
+            rows = session.exec(statement).all()
+        return [
+            dict(id=r.id, key=r.key, notifier=r.notifier, title=r.title, body=r.body,
+                 severity=r.severity, status=r.status, attempts=r.attempts,
+                 last_error=r.last_error, external_id=r.external_id,
+                 created_at=_aware(r.created_at), sent_at=_aware(r.sent_at))
+            for r in rows
         ]
 
 

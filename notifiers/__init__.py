@@ -1,12 +1,12 @@
 """Alert channels: one module per channel behind the `Notifier` protocol.
 
-Public names: `Alert`, `Receipt`, `NotifyError`, `Notifier`, and the channels
+Public names: `Alert`, `Notice`, `Receipt`, `NotifyError`, `Notifier`, and the channels
 `ConsoleNotifier`, `SlackNotifier`, `EmailNotifier`.
 """
 
 from __future__ import annotations
 
-from notifiers.base import Alert, Notifier, NotifyError, Receipt
+from notifiers.base import Alert, Notice, Notifier, NotifyError, Receipt
 from notifiers.console import ConsoleNotifier
 from notifiers.mail import EmailNotifier
 from notifiers.slack import SlackNotifier
@@ -15,6 +15,7 @@ __all__ = [
     "Alert",
     "ConsoleNotifier",
     "EmailNotifier",
+    "Notice",
     "Notifier",
     "NotifyError",
     "Receipt",

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "Alert",
+    "Notice",
     "Notifier",
     "NotifyError",
     "Receipt",
@@ -48,6 +49,22 @@ class Alert:
     published_at: datetime | None
     snippet: str
     marks: tuple[tuple[int, int], ...] = ()
+    severity: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An operational message for the people who run wirewatch (not an alert).
+
+    Feed health, a delivery that finally failed, and similar: `title` is one line,
+    `body` plain text; both may quote feed text or server replies and are escaped by
+    each channel like feed text. `notice_id` is unique per notice (it seeds the email
+    Message-ID).
+    """
+
+    notice_id: str
+    title: str
+    body: str
     severity: str = "normal"
 
 
@@ -81,6 +98,8 @@ class Notifier(Protocol):
     name: str
 
     def send(self, alert: Alert) -> Receipt: ...
+
+    def send_notice(self, notice: Notice) -> Receipt: ...
 
     def close(self) -> None: ...
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 import threading
 from typing import TextIO
 
-from notifiers.base import Alert, NotifyError, Receipt, format_published, one_line, split_marked
+from notifiers.base import (
+    Alert,
+    Notice,
+    NotifyError,
+    Receipt,
+    format_published,
+    one_line,
+    split_marked,
+    strip_control_chars,
+)
 
 __all__ = ["ConsoleNotifier"]
 
@@ -35,6 +44,13 @@ def render_console(alert: Alert) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def render_console_notice(notice: Notice) -> str:
+    """The block printed for one operational notice, ending with a blank line."""
+    lines = [f"[wirewatch ops] {one_line(notice.title) or '(no title)'}"]
+    lines += [f"  {line}" for line in strip_control_chars(notice.body).strip().splitlines()]
+    return "\n".join(lines) + "\n\n"
+
+
 class ConsoleNotifier:
     """Writes alerts to `stream`, flushing after each so a pipe or log sees it at once."""
 
@@ -45,7 +61,12 @@ class ConsoleNotifier:
         self._lock = threading.Lock()
 
     def send(self, alert: Alert) -> Receipt:
-        block = render_console(alert)
+        return self._write(render_console(alert))
+
+    def send_notice(self, notice: Notice) -> Receipt:
+        return self._write(render_console_notice(notice))
+
+    def _write(self, block: str) -> Receipt:
         try:
             with self._lock:
                 self._stream.write(block)

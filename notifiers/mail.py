@@ -33,6 +33,7 @@ from markupsafe import Markup, escape
 
 from notifiers.base import (
     Alert,
+    Notice,
     NotifyError,
     Receipt,
     format_published,
@@ -42,7 +43,7 @@ from notifiers.base import (
     strip_control_chars,
 )
 
-__all__ = ["EmailNotifier", "build_email"]
+__all__ = ["EmailNotifier", "build_email", "build_notice_email"]
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,27 @@ def build_email(
     return message
 
 
+def build_notice_email(
+    notice: Notice, *, sender: str, recipients: Sequence[str], now: datetime | None = None
+) -> EmailMessage:
+    """A plain-text message for the operators, subject "[wirewatch ops] <title>"."""
+    message = EmailMessage(policy=policy.SMTP)
+    subject = f"[wirewatch ops] {one_line(notice.title) or '(no title)'}"
+    if len(subject) > _MAX_SUBJECT:
+        subject = subject[: _MAX_SUBJECT - 1].rstrip() + "…"
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
+    message["Message-ID"] = _message_id(f"notice:{notice.notice_id}", _domain_of(sender))
+    message["Auto-Submitted"] = "auto-generated"
+    if notice.severity != "normal":
+        message["X-Wirewatch-Severity"] = one_line(notice.severity)
+    body = strip_control_chars(notice.body).strip()
+    message.set_content(f"{one_line(notice.title)}\n\n{body}\n\n-- \nSent by wirewatch.\n")
+    return message
+
+
 def _is_loopback(host: str) -> bool:
     if host.lower() in ("localhost", "localhost.localdomain"):
         return True
@@ -233,7 +255,14 @@ class EmailNotifier:
                 ) from exc
 
     def send(self, alert: Alert) -> Receipt:
-        message = build_email(alert, sender=self.sender, recipients=self.recipients)
+        return self._submit(build_email(alert, sender=self.sender, recipients=self.recipients))
+
+    def send_notice(self, notice: Notice) -> Receipt:
+        return self._submit(
+            build_notice_email(notice, sender=self.sender, recipients=self.recipients)
+        )
+
+    def _submit(self, message: EmailMessage) -> Receipt:
         try:
             self._deliver(message)
         except NotifyError:

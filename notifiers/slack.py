@@ -25,15 +25,17 @@ from slack_sdk.webhook import WebhookClient
 
 from notifiers.base import (
     Alert,
+    Notice,
     NotifyError,
     Receipt,
     format_published,
     one_line,
     safe_link,
     split_marked,
+    strip_control_chars,
 )
 
-__all__ = ["SlackNotifier", "build_slack_message", "escape_mrkdwn"]
+__all__ = ["SlackNotifier", "build_notice_message", "build_slack_message", "escape_mrkdwn"]
 
 # Longest title shown; Slack allows 3000 characters in a section's text.
 _MAX_TITLE = 300
@@ -189,6 +191,14 @@ def build_slack_message(alert: Alert) -> dict[str, Any]:
     return {"text": text, "blocks": blocks}
 
 
+def build_notice_message(notice: Notice) -> dict[str, Any]:
+    """A plain message for the operators: the title in bold, then the body as written."""
+    title = _shorten(one_line(notice.title), _MAX_TITLE) or "(no title)"
+    body = escape_mrkdwn(strip_control_chars(notice.body).strip())
+    text = _bold(title) + (f"\n{body}" if body else "")
+    return {"text": _shorten(text, 3000)}
+
+
 def _header(headers: Any, name: str) -> str | None:
     if not headers:
         return None
@@ -255,7 +265,12 @@ class SlackNotifier:
             )
 
     def send(self, alert: Alert) -> Receipt:
-        message = build_slack_message(alert)
+        return self._post(build_slack_message(alert))
+
+    def send_notice(self, notice: Notice) -> Receipt:
+        return self._post(build_notice_message(notice))
+
+    def _post(self, message: dict[str, Any]) -> Receipt:
         try:
             if self._webhook is not None:
                 return self._send_webhook(message)
@@ -282,7 +297,7 @@ class SlackNotifier:
         response = self._web.chat_postMessage(
             channel=self.channel or "",
             text=message["text"],
-            blocks=message["blocks"],
+            blocks=message.get("blocks"),
             # Alerts stay compact: no preview cards from untrusted pages.
             unfurl_links=False,
             unfurl_media=False,
@@ -295,7 +310,7 @@ class SlackNotifier:
         assert self._webhook is not None
         response = self._webhook.send(
             text=message["text"],
-            blocks=message["blocks"],
+            blocks=message.get("blocks"),
             unfurl_links=False,
             unfurl_media=False,
         )
