@@ -69,6 +69,6 @@ def next_poll_after_failure(
 
 
 def _jitter(interval: timedelta, rng: random.Random | None) -> timedelta:
-    source = rng or random
+    fraction: float = (rng or random).random()
     span = min(interval * JITTER_SHARE, MAX_JITTER)
-    return span * source.random()
+    return span * fraction

@@ -14,6 +14,8 @@ Exceptions::
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,11 +71,31 @@ class FetchResult:
     content_type: str | None = None
     validators: Validators = field(default_factory=Validators)
     headers: dict[str, str] = field(default_factory=dict)
-    redirects: tuple[tuple[int, str], ...] = ()   # (status, location) per hop
+    # One (status, URL it led to) per redirect hop, in order.
+    redirects: tuple[tuple[int, str], ...] = ()
 
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+    @property
+    def max_age(self) -> timedelta | None:
+        """``Cache-Control: max-age`` (RFC 9111 §5.2.2.1), unless no-cache/no-store."""
+        return parse_max_age(self.headers.get("cache-control"))
+
+    @property
+    def permanent_redirect(self) -> str | None:
+        """Where the leading run of permanent redirects (301, 308) led, if any.
+
+        RFC 9110 §15.4.2/§15.4.9: clients ought to use the new URI in future
+        requests; a temporary hop (302, 303, 307) ends the permanent part.
+        """
+        target = None
+        for status, url in self.redirects:
+            if status not in (301, 308):
+                break
+            target = url
+        return target
 
 
 def make_client(*, user_agent: str | None = None, max_connections: int = 50,
@@ -124,6 +146,8 @@ async def fetch_feed(
         raise FetchError(f"the response body could not be decoded: {exc}") from exc
     except httpx.RemoteProtocolError as exc:
         raise FetchError(f"the server broke the HTTP protocol: {exc}") from exc
+    except httpx.ReadError as exc:
+        raise FetchError(f"the connection broke while reading: {exc or 'reset by peer'}") from exc
     except httpx.UnsupportedProtocol as exc:
         raise FetchError(f"unsupported URL: {exc}") from exc
     except httpx.HTTPError as exc:
@@ -133,16 +157,23 @@ async def fetch_feed(
 async def _fetch(client: httpx.AsyncClient, url: str, *, headers: dict[str, str],
                  max_bytes: int) -> FetchResult:
     async with client.stream("GET", url, headers=headers) as response:
-        redirects = tuple((r.status_code, r.headers.get("location", "")) for r in response.history)
+        hops = [*response.history, response]
+        redirects = tuple(
+            (hop.status_code, str(after.request.url))
+            for hop, after in itertools.pairwise(hops)
+        )
         if response.status_code == 304:
             return FetchResult(status=304, url=str(response.url), redirects=redirects,
                                headers=dict(response.headers),
                                validators=_validators(response))
         if not 200 <= response.status_code < 300:
+            # Retry-After means "wait" only on 429 and 503 (RFC 6585 §4, RFC 9110 §15.6.4).
+            wait = response.headers.get("retry-after") if response.status_code in (429, 503) \
+                else None
             raise HTTPStatusError(
                 f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
                 status=response.status_code,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=parse_retry_after(wait),
             )
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and response.headers.get("content-encoding") is None \
@@ -185,6 +216,19 @@ def parse_retry_after(value: str | None) -> timedelta | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(when - datetime.now(UTC), timedelta(0))
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*no-(?:cache|store)\b", re.IGNORECASE)
+
+
+def parse_max_age(value: str | None) -> timedelta | None:
+    if not value or _NO_CACHE.search(value):
+        return None
+    match = _MAX_AGE.search(value)
+    if match is None:
+        return None
+    return timedelta(seconds=min(int(match.group(1)), 2**31))
 
 
 def _connect_message(exc: httpx.ConnectError) -> str:

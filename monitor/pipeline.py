@@ -9,20 +9,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
 import rules
 from monitor.cadence import next_poll_after_failure, next_poll_after_success
+from monitor.feed_health import (
+    OpsNotice,
+    failing_notice,
+    gone_notice,
+    recovery_notice,
+    silence_notice,
+)
 from monitor.fetch import FetchError, FetchResult, Validators, fetch_feed
-from monitor.parse import FeedParseError, ParsedFeed, parse_feed
+from monitor.hosts import HostLimits
+from monitor.parse import FeedParseError, ParsedFeed
+from monitor.parsepool import FeedParser, ThreadParser
 from monitor.plan import FeedPlan, Plan
 from monitor.store import FeedState, FeedUpdate, NewHit, NewItem, Store, utcnow
 
 log = logging.getLogger("wirewatch.pipeline")
+
+# Polls in a row that must see the same permanent redirect before it is adopted.
+PROMOTE_REDIRECT_AFTER = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +65,15 @@ class PollSummary:
 
 
 class Poller:
-    """Polls the feeds the store says are due, and stores what they bring."""
+    """Polls the feeds the store says are due, and stores what they bring.
+
+    Politeness and robustness live here: per-host and global concurrency
+    (:mod:`monitor.hosts`), conditional GET and body hashing so unchanged feeds
+    cost no parsing, Retry-After and backoff (:mod:`monitor.cadence`), adoption
+    of permanent redirects, 410 Gone, and ops notices about feeds that fail,
+    recover or fall silent (:mod:`monitor.feed_health`). Every store call runs
+    in a worker thread so the event loop keeps serving other polls.
+    """
 
     def __init__(
         self,
@@ -61,31 +82,46 @@ class Poller:
         client: httpx.AsyncClient,
         plan: Plan,
         clock: Callable[[], datetime] = utcnow,
+        parser: FeedParser | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._store = store
         self._client = client
         self._plan = plan
         self._clock = clock
+        self._parser: FeedParser = parser or ThreadParser()
+        self._rng = rng
+        self._limits = HostLimits(per_host=plan.per_host, total=plan.concurrency)
 
     @property
     def plan(self) -> Plan:
         return self._plan
 
+    @property
+    def parser(self) -> FeedParser:
+        return self._parser
+
     def replace_plan(self, plan: Plan) -> None:
         """Take a new config; polls already under way finish with the old one."""
+        if (plan.per_host, plan.concurrency) != (self._plan.per_host, self._plan.concurrency):
+            self._limits = HostLimits(per_host=plan.per_host, total=plan.concurrency)
         self._plan = plan
 
     async def poll_due(self, *, force: bool = False) -> PollSummary:
+        """Poll every due feed (``force``: every enabled feed not told to wait)."""
         plan = self._plan
-        due = [
-            s for s in self._store.due_feeds(now=self._clock(), force=force) if s.name in plan.feeds
-        ]
-        semaphore = asyncio.Semaphore(plan.concurrency)
+        states = await asyncio.to_thread(self._store.due_feeds, now=self._clock(), force=force)
+        due = [s for s in states if s.name in plan.feeds]
         summary = PollSummary()
 
         async def poll_one(state: FeedState) -> None:
-            async with semaphore:
-                summary.outcomes.append(await self.poll_feed(state, plan=plan))
+            try:
+                outcome = await self.poll_feed(state, plan=plan)
+            except Exception as exc:  # a bug or a store error must not end the cycle
+                log.exception("feed=%s poll failed unexpectedly", state.name)
+                outcome = FeedOutcome(feed=state.name, status="error",
+                                      error=f"internal error: {exc.__class__.__name__}: {exc}")
+            summary.outcomes.append(outcome)
 
         await asyncio.gather(*(poll_one(state) for state in due))
         return summary
@@ -93,49 +129,63 @@ class Poller:
     async def poll_feed(self, state: FeedState, *, plan: Plan | None = None) -> FeedOutcome:
         plan = plan or self._plan
         feed = plan.feeds[state.name]
-        try:
-            result = await fetch_feed(
-                self._client,
-                state.fetch_url,
-                validators=Validators(etag=state.etag, last_modified=state.last_modified),
-                timeout=feed.timeout.total_seconds(),
-                max_bytes=plan.max_bytes,
-            )
-        except FetchError as exc:
-            return self._record_failure(
-                state, feed, str(exc), status=exc.status, retry_after=exc.retry_after
-            )
-        now = self._clock()
+        async with self._limits.slot(state.fetch_url) as slot:
+            try:
+                result = await fetch_feed(
+                    self._client,
+                    state.fetch_url,
+                    validators=Validators(etag=state.etag, last_modified=state.last_modified),
+                    timeout=feed.timeout.total_seconds(),
+                    max_bytes=plan.max_bytes,
+                )
+            except FetchError as exc:
+                slot.release_host()
+                if exc.status == 410:
+                    return await self._disable_gone(state, feed, plan, str(exc))
+                return await self._record_failure(
+                    state, feed, plan, str(exc), status=exc.status, retry_after=exc.retry_after
+                )
+            slot.release_host()
+            return await self._process(state, feed, plan, result)
+
+    async def _process(
+        self, state: FeedState, feed: FeedPlan, plan: Plan, result: FetchResult
+    ) -> FeedOutcome:
         if result.not_modified:
-            self._store.record_unchanged(state.id, self._unchanged(now, feed, result))
-            return FeedOutcome(feed=feed.name, status="unchanged")
+            # RFC 9110 §15.4.5: a 304 carries no body; nothing to parse.
+            return await self._record_unchanged(state, feed, plan, result, body_hash=None)
         body_hash = hashlib.sha256(result.body).hexdigest()
         if body_hash == state.body_hash:
-            # Byte-identical to the last body: nothing to parse.
-            self._store.record_unchanged(state.id, self._unchanged(now, feed, result))
-            return FeedOutcome(feed=feed.name, status="unchanged")
+            # Byte-identical to the last body (a host that ignores validators).
+            return await self._record_unchanged(state, feed, plan, result, body_hash=body_hash)
         try:
-            parsed = await asyncio.to_thread(
-                parse_feed, result.body, url=result.url, content_type=result.content_type
+            parsed = await self._parser.parse(
+                result.body, url=result.url, content_type=result.content_type
             )
         except FeedParseError as exc:
-            return self._record_failure(
-                state, feed, f"not a usable feed: {exc}", status=result.status
+            return await self._record_failure(
+                state, feed, plan, f"not a usable feed: {exc}", status=result.status
             )
-        return await asyncio.to_thread(
-            self._store_parsed, state, feed, plan, result, parsed, body_hash
+        now = self._clock()
+        hints = [h for h in (parsed.ttl, result.max_age) if h is not None]
+        update_ = self._success_update(
+            state, feed, result, now=now, server_hint=max(hints) if hints else None,
+            body_hash=body_hash,
         )
+        outcome = await asyncio.to_thread(
+            self._store_parsed, state, feed, plan, update_, parsed
+        )
+        await self._after_success(state, feed, plan, now=now, new_items=outcome.new_items)
+        return outcome
 
     def _store_parsed(
         self,
         state: FeedState,
         feed: FeedPlan,
         plan: Plan,
-        result: FetchResult,
+        update_: FeedUpdate,
         parsed: ParsedFeed,
-        body_hash: str,
     ) -> FeedOutcome:
-        now = self._clock()
         items = [
             NewItem(
                 item_key=i.item_key,
@@ -157,48 +207,104 @@ class Poller:
             new_count = len(new_items)
             return list(match_items(new_items, feed=feed, plan=plan))
 
-        update_ = FeedUpdate(
-            polled_at=now,
-            next_poll_at=next_poll_after_success(now, feed.cadence, server_hint=parsed.ttl),
-            status=result.status,
-            error=None,
-            etag=result.validators.etag,
-            last_modified=result.validators.last_modified,
-            body_hash=body_hash,
-        )
         hit_ids = self._store.store_poll(state.id, items, update_=update_, match=match)
         if new_count:
             log.info("feed=%s new_items=%d hits=%d", feed.name, new_count, len(hit_ids))
         return FeedOutcome(feed=feed.name, status="new", new_items=new_count, hits=len(hit_ids))
 
-    def _unchanged(self, now: datetime, feed: FeedPlan, result: FetchResult) -> FeedUpdate:
+    async def _record_unchanged(
+        self, state: FeedState, feed: FeedPlan, plan: Plan, result: FetchResult,
+        *, body_hash: str | None,
+    ) -> FeedOutcome:
+        now = self._clock()
+        update_ = self._success_update(
+            state, feed, result, now=now, server_hint=result.max_age, body_hash=body_hash,
+            keep_validators=result.not_modified,
+        )
+        await asyncio.to_thread(self._store.record_unchanged, state.id, update_)
+        await self._after_success(state, feed, plan, now=now, new_items=0)
+        return FeedOutcome(feed=feed.name, status="unchanged")
+
+    def _success_update(
+        self,
+        state: FeedState,
+        feed: FeedPlan,
+        result: FetchResult,
+        *,
+        now: datetime,
+        server_hint: timedelta | None,
+        body_hash: str | None,
+        keep_validators: bool = False,
+    ) -> FeedUpdate:
+        target, streak, promote = self._redirect_evidence(state, result)
         return FeedUpdate(
             polled_at=now,
-            next_poll_at=next_poll_after_success(now, feed.cadence),
+            next_poll_at=next_poll_after_success(
+                now, feed.cadence, server_hint=server_hint, rng=self._rng
+            ),
             status=result.status,
             error=None,
             etag=result.validators.etag,
             last_modified=result.validators.last_modified,
-            keep_validators=result.not_modified,
+            body_hash=body_hash,
+            keep_validators=keep_validators,
+            redirect_target=target,
+            redirect_streak=streak,
+            effective_url=promote,
         )
 
-    def _record_failure(
+    def _redirect_evidence(
+        self, state: FeedState, result: FetchResult
+    ) -> tuple[str | None, int, str | None]:
+        """(target, polls in a row that saw it, URL to adopt now or None).
+
+        A permanent redirect becomes the feed's effective URL only after
+        PROMOTE_REDIRECT_AFTER polls in a row saw it, so a misconfigured server
+        for an afternoon does not move a feed for good.
+        """
+        target = result.permanent_redirect
+        if target is None or target == state.fetch_url:
+            return None, 0, None
+        streak = state.redirect_streak + 1 if target == state.redirect_target else 1
+        if streak < PROMOTE_REDIRECT_AFTER:
+            return target, streak, None
+        log.info("feed=%s effective_url=%s after %d permanent redirects in a row",
+                 state.name, target, streak)
+        return None, 0, target
+
+    async def _after_success(
+        self, state: FeedState, feed: FeedPlan, plan: Plan, *, now: datetime, new_items: int
+    ) -> None:
+        recovered = recovery_notice(state, now=now)
+        if recovered is not None:
+            await self._raise(recovered, plan=plan, feed=feed.name, now=now)
+        if new_items:
+            return
+        silent = silence_notice(state, now=now, expect_every=feed.expect_every)
+        if silent is not None:
+            await self._raise(silent, plan=plan, feed=feed.name, now=now)
+            await asyncio.to_thread(self._store.mark_silence_alerted, state.id, at=now)
+
+    async def _record_failure(
         self,
         state: FeedState,
         feed: FeedPlan,
+        plan: Plan,
         error: str,
         *,
         status: int | None,
-        retry_after: object = None,
+        retry_after: timedelta | None = None,
     ) -> FeedOutcome:
         now = self._clock()
         failures = state.consecutive_failures + 1
         next_at = next_poll_after_failure(
-            now, feed.cadence, failures=failures, retry_after=retry_after
-        )  # type: ignore[arg-type]
-        self._store.record_failure(
-            state.id, FeedUpdate(polled_at=now, next_poll_at=next_at, status=status, error=error)
+            now, feed.cadence, failures=failures, retry_after=retry_after, rng=self._rng
         )
+        update_ = FeedUpdate(
+            polled_at=now, next_poll_at=next_at, status=status, error=error,
+            retry_after_until=now + retry_after if retry_after is not None else None,
+        )
+        await asyncio.to_thread(self._store.record_failure, state.id, update_)
         log.warning(
             "feed=%s error=%r consecutive_failures=%d next_poll_at=%s",
             feed.name,
@@ -206,7 +312,41 @@ class Poller:
             failures,
             next_at.isoformat(timespec="seconds"),
         )
+        failing = failing_notice(state, error=error, now=now, alert_after=plan.alert_after)
+        if failing is not None:
+            await self._raise(failing, plan=plan, feed=feed.name, now=now)
+            await asyncio.to_thread(self._store.mark_failure_alerted, state.id, at=now)
         return FeedOutcome(feed=feed.name, status="error", error=error)
+
+    async def _disable_gone(
+        self, state: FeedState, feed: FeedPlan, plan: Plan, error: str
+    ) -> FeedOutcome:
+        # RFC 9110 §15.5.11: 410 means the resource is gone for good.
+        now = self._clock()
+        reason = f"{error}: the server says this feed is gone for good"
+        await asyncio.to_thread(
+            self._store.disable_gone, state.id, reason=reason, status=410, now=now
+        )
+        log.warning("feed=%s disabled reason=%r", feed.name, reason)
+        await self._raise(gone_notice(state, reason=reason), plan=plan, feed=feed.name, now=now)
+        return FeedOutcome(feed=feed.name, status="error", error=reason)
+
+    async def _raise(self, notice: OpsNotice, *, plan: Plan, feed: str, now: datetime) -> None:
+        """Queue an ops notice on the ops outbox, or log it when no ops_notify is set."""
+        if plan.ops_notify is None:
+            log.warning("feed=%s ops_alert=%r (no ops_notify configured) %s",
+                        feed, notice.title, notice.body.replace("\n", " | "))
+            return
+        queued = await asyncio.to_thread(
+            self._store.queue_notice,
+            key=notice.key,
+            notifier=plan.ops_notify,
+            title=notice.title,
+            body=notice.body,
+            severity=notice.severity,
+            now=now,
+        )
+        log.info("feed=%s ops_alert=%r queued=%s", feed, notice.title, queued)
 
 
 def match_items(items: Iterable[NewItem], *, feed: FeedPlan, plan: Plan) -> Iterable[NewHit]:

@@ -22,6 +22,7 @@ class FeedPlan:
     timeout: timedelta
     cadence: Cadence
     rules: frozenset[str] | None  # None: every rule applies
+    expect_every: timedelta | None = None  # ops alert when nothing new for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,9 @@ class Plan:
     max_bytes: int
     concurrency: int
     notifiers: tuple[str, ...]
+    per_host: int = 2
+    alert_after: timedelta = timedelta(hours=6)
+    ops_notify: str | None = None  # the notifier for ops alerts; None: log them only
 
 
 def plan_from_config(config: Config) -> Plan:
@@ -60,6 +64,7 @@ def plan_from_config(config: Config) -> Plan:
                 interval=config.feed_interval(feed), min_interval=low, max_interval=high
             ),
             rules=scoped,
+            expect_every=feed.expect_every,
         )
     return Plan(
         feeds=feeds,
@@ -68,4 +73,7 @@ def plan_from_config(config: Config) -> Plan:
         max_bytes=config.defaults.max_bytes,
         concurrency=config.concurrency.global_,
         notifiers=tuple(config.effective_notifiers()),
+        per_host=config.concurrency.per_host,
+        alert_after=config.defaults.alert_after,
+        ops_notify=config.ops_notify,
     )

@@ -1,0 +1,115 @@
+"""Where feed bodies are parsed: a worker thread, or a pool of processes.
+
+feedparser is pure Python and holds the GIL, so in a thread it competes with
+the event loop (a 10 MiB body can stall every other poll for seconds) and can
+never use more than one core. :class:`ProcessParser` parses in worker
+processes instead: both cores work, the loop stays responsive, and a document
+built to exhaust memory takes down a worker, not the monitor (the pool is
+rebuilt and the feed gets an error).
+
+Both implement :class:`FeedParser`; the poller does not care which it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from monitor.parse import FeedParseError, ParsedFeed, parse_feed
+
+log = logging.getLogger("wirewatch.parse")
+
+
+class FeedParser(Protocol):
+    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> ParsedFeed: ...
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time spent parsing so far (for benchmarks and metrics)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _timed_parse(body: bytes, url: str, content_type: str | None) -> tuple[ParsedFeed, float]:
+    started = time.thread_time()
+    try:
+        return parse_feed(body, url=url, content_type=content_type), time.thread_time() - started
+    except FeedParseError as exc:
+        # Carry the CPU spent on a failed parse too; re-raised by the caller.
+        exc.cpu_seconds = time.thread_time() - started  # type: ignore[attr-defined]
+        raise
+
+
+class ThreadParser:
+    """Parses in the default thread pool: simple, one core."""
+
+    def __init__(self) -> None:
+        self.cpu_seconds = 0.0
+
+    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
+        try:
+            parsed, cpu = await asyncio.to_thread(_timed_parse, body, url, content_type)
+        except FeedParseError as exc:
+            self.cpu_seconds += getattr(exc, "cpu_seconds", 0.0)
+            raise
+        self.cpu_seconds += cpu
+        return parsed
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessParser:
+    """Parses in ``workers`` processes (default: one per core), started on first use.
+
+    Workers are started with ``forkserver`` (``spawn`` where unavailable): forking
+    a process that runs threads and an event loop is unsafe.
+    """
+
+    def __init__(self, *, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.cpu_seconds = 0.0
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context(
+                "forkserver" if "forkserver" in methods else "spawn"
+            )
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self._pool
+
+    async def parse(self, body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        try:
+            parsed, cpu = await loop.run_in_executor(pool, _timed_parse, body, url, content_type)
+        except FeedParseError as exc:
+            self.cpu_seconds += getattr(exc, "cpu_seconds", 0.0)
+            raise
+        except BrokenProcessPool as exc:
+            # A worker died (killed for memory, crashed in C code): start afresh
+            # and blame the feed being parsed, which is the likely cause.
+            log.error("parse worker died url=%s; restarting the pool", url)
+            self._reset(pool)
+            raise FeedParseError("the parser process died on this document") from exc
+        self.cpu_seconds += cpu
+        return parsed
+
+    def _reset(self, pool: ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
