@@ -64,7 +64,7 @@ def next_poll_after_failure(
         return now + retry_after
     base = cadence.clamp(cadence.interval)
     exponent = max(0, min(failures - 1, 20))
-    delay = min(base * (2**exponent), max(cadence.max_backoff, base))
+    delay = min(base * (1 << exponent), max(cadence.max_backoff, base))
     return now + delay + _jitter(delay, rng)
 
 
