@@ -58,9 +58,12 @@ __all__ = [
     "Defaults",
     "EmailConfig",
     "FeedConfig",
+    "HttpConfig",
     "NotifierConfig",
+    "Retention",
     "RuleConfig",
     "SlackConfig",
+    "host_port",
     "load_config",
 ]
 
@@ -382,6 +385,47 @@ class RuleConfig(BaseModel):
         return value
 
 
+class HttpConfig(BaseModel):
+    """The optional listener for /healthz and /metrics."""
+
+    model_config = _MODEL
+
+    listen: str
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host_port(value)
+        return value
+
+
+def host_port(value: str) -> tuple[str, int]:
+    """``127.0.0.1:9464`` or ``[::1]:9464`` → (host, port); raises a config error otherwise."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise _custom("expected HOST:PORT like 127.0.0.1:9464 or [::1]:9464", show_value=True)
+    return host, int(port)
+
+
+class Retention(BaseModel):
+    """How long stored rows are kept; pruned once a day."""
+
+    model_config = _MODEL
+
+    items: Duration = timedelta(days=30)
+    deliveries: Duration = timedelta(days=90)
+
+    @field_validator("items", "deliveries")
+    @classmethod
+    def _at_least_a_day(cls, value: timedelta) -> timedelta:
+        # Shorter than a day would drop items still in their feeds' documents,
+        # which then come back as new and alert again.
+        if value < timedelta(days=1):
+            raise _custom("must be at least 1d", show_value=True)
+        return value
+
+
 # --------------------------------------------------------------------------- the config
 
 
@@ -403,6 +447,8 @@ class Config(BaseModel):
     feeds: Annotated[list[FeedConfig], _empty_as(list), Field(min_length=1)]
     notifiers: Annotated[dict[str, NotifierConfig], _empty_as(dict)] = {}
     rules: Annotated[list[RuleConfig], _empty_as(list)] = []
+    http: HttpConfig | None = None
+    retention: Annotated[Retention, _empty_as(Retention)] = Retention()
 
     _source: str = PrivateAttr(default="<config>")
     _lines: Mapping[Path, int] = PrivateAttr(default_factory=dict)

@@ -37,7 +37,7 @@ CASES = [
         "unknown top-level key without a close match lists the keys",
         FEED + "colour: red\n",
         "config.yaml:4: colour: unknown key 'colour'; expected one of: database, user_agent, "
-        "defaults, concurrency, ops_notify, lists, feeds, notifiers, rules",
+        "defaults, concurrency, ops_notify, lists, feeds, notifiers, rules, http, retention",
     ),
     Broken(
         "unknown feed key",
