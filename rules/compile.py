@@ -17,7 +17,19 @@ from typing import Protocol
 
 from rules.document import Document
 from rules.errors import RuleError
-from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, feed_value, is_wildcard
+from rules.parse import (
+    TEXT_FIELDS,
+    And,
+    Feed,
+    Near,
+    Node,
+    Not,
+    Or,
+    Seq,
+    Url,
+    feed_value,
+    is_wildcard,
+)
 from rules.text import FieldText, fold
 
 Occurrence = tuple[str, int, int]
@@ -26,7 +38,7 @@ Occurrence = tuple[str, int, int]
 class Prepared:
     """A document tokenized once for all the rules that look at it."""
 
-    __slots__ = ("doc", "feeds", "fields", "memo", "url_folded")
+    __slots__ = ("_all", "doc", "feeds", "fields", "memo", "text_distinct", "url_folded")
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
@@ -40,13 +52,22 @@ class Prepared:
         self.feeds: tuple[str, ...] = tuple(feed_value(f) for f in doc.feeds)
         self.url_folded = doc.url.casefold()
         self.memo: dict[Matcher, tuple[Occurrence, ...]] = {}
+        fields = self.fields
+        # Unscoped terms search title + summary + content: one set answers them all.
+        self.text_distinct = (
+            fields["title"].distinct | fields["summary"].distinct | fields["content"].distinct
+        )
+        self._all: frozenset[str] | None = None
 
-    def all_tokens(self) -> set[str]:
+    def all_tokens(self) -> frozenset[str]:
         """Every folded word in every tokenized field: what the index looks up."""
-        tokens: set[str] = set()
-        for field_text in self.fields.values():
-            tokens.update(field_text.distinct)
-        return tokens
+        if self._all is None:
+            self._all = (
+                self.text_distinct
+                | self.fields["author"].distinct
+                | self.fields["category"].distinct
+            )
+        return self._all
 
 
 class Matcher(Protocol):
@@ -78,7 +99,17 @@ def _token_test(pattern: str) -> TokenTest:
 class SeqMatcher:
     """Consecutive tokens (a word, a phrase, wildcards) in any of ``fields``."""
 
-    __slots__ = ("exact", "fields", "first", "simple", "tests", "tokens")
+    __slots__ = (
+        "exact",
+        "fields",
+        "first",
+        "literals",
+        "prefix",
+        "simple",
+        "tests",
+        "text_only",
+        "tokens",
+    )
 
     def __init__(self, node: Seq) -> None:
         self.tokens = node.tokens
@@ -89,9 +120,22 @@ class SeqMatcher:
         )
         self.simple = len(self.tokens) == 1 and not self.exact and self.tests[0] is None
         self.first = self.tokens[0]
+        self.text_only = self.fields == TEXT_FIELDS
+        # Every literal word must be in a field for the sequence to stand there.
+        self.literals = frozenset(
+            t for t, c in zip(self.tokens, self.tests, strict=True) if c is None and not self.exact
+        )
+        # Non-exact wildcards always begin with >= 3 literal characters (the parser
+        # insists): a binary search over the sorted words finds their candidates.
+        self.prefix = [
+            _literal_prefix(t) if c is not None else ""
+            for t, c in zip(self.tokens, self.tests, strict=True)
+        ]
 
     def test(self, doc: Prepared) -> bool:
         if self.simple:
+            if self.text_only:
+                return self.first in doc.text_distinct
             fields = doc.fields
             first = self.first
             # Explicit loops, not any()/all(): this is the hot path and generators cost.
@@ -114,9 +158,10 @@ class SeqMatcher:
     def _find(self, doc: Prepared) -> list[Occurrence]:
         found: list[Occurrence] = []
         last = len(self.tokens) - 1
+        literals = self.literals
         for name in self.fields:
             text = doc.fields[name]
-            if not text.tokens:
+            if not text.tokens or not literals <= text.distinct:
                 continue
             for start in self._starts(text):
                 end = start + last
@@ -130,16 +175,16 @@ class SeqMatcher:
         first, check = self.tokens[0], self.tests[0]
         if check is None:
             if self.exact:
-                positions = text.positions.get(fold(first), [])
+                positions = text.positions_of(fold(first))
                 exacts = text.exact_tokens
                 return [p for p in positions if exacts[p] == first]
-            return text.positions.get(first, []) if first in text.distinct else []
+            return text.positions_of(first)
         if self.exact:
             return [p for p, t in enumerate(text.exact_tokens) if check(t)]
         starts: list[int] = []
-        for token in text.distinct:
+        for token in text.with_prefix(self.prefix[0]):
             if check(token):
-                starts.extend(text.positions[token])
+                starts.extend(text.positions_of(token))
         starts.sort()
         return starts
 
@@ -147,6 +192,11 @@ class SeqMatcher:
         actual = text.exact_tokens[position] if self.exact else text.tokens[position]
         check = self.tests[i]
         return check(actual) if check is not None else actual == self.tokens[i]
+
+
+def _literal_prefix(pattern: str) -> str:
+    cut = min(pattern.find(w) for w in "*?" if w in pattern)
+    return pattern[:cut]
 
 
 class UrlMatcher:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 SNIPPET_CHARS = 300
 _CONTEXT_BEFORE = 80
-_ELLIPSIS = "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,79 +50,68 @@ class Hit:
     snippet: Snippet
 
 
-_SPACE = re.compile(r"\s+")
+_CHUNK = re.compile(r"\S+")
 
 
 def make_snippet(text: str, spans: list[tuple[int, int]], limit: int = SNIPPET_CHARS) -> Snippet:
     """Cut ``text`` to at most ``limit`` characters around the first span and mark the spans.
 
     Runs of whitespace collapse to one space; a cut inside the text is shown
-    with an ellipsis, and cuts fall between words where possible.
+    with an ellipsis, and cuts fall between words where the words allow it.
     """
-    if not spans:
-        return Snippet(_SPACE.sub(" ", text.strip())[:limit], ())
     spans = sorted(spans)
-    first_start = spans[0][0]
-    window_start = max(0, first_start - _CONTEXT_BEFORE)
-    if window_start > 0:
-        space = text.rfind(" ", window_start - 20, first_start)
-        window_start = space + 1 if space >= window_start - 20 and space != -1 else window_start
-    # Collapse whitespace while keeping a map from original offsets to snippet offsets.
-    out: list[str] = []
-    mapping: dict[int, int] = {}
-    length = 0
-    lead = window_start > 0
-    if lead:
-        out.append(_ELLIPSIS)
-        length = 1
-    budget = limit - 1  # room for a trailing ellipsis
-    i = window_start
-    in_space = lead is False
+    window_start = 0
+    if spans and spans[0][0] > _CONTEXT_BEFORE:
+        # Start a little before the first match, at the beginning of a word.
+        window_start = spans[0][0] - _CONTEXT_BEFORE
+        space = text.find(" ", window_start, spans[0][0])
+        if space != -1:
+            window_start = space + 1
+    lead = window_start > 0 and bool(text[:window_start].strip())
+    budget = limit - (1 if lead else 0)
+    # Walk whitespace-separated chunks; each keeps its original offset, so spans map
+    # into the collapsed text without a per-character table.
+    pieces: list[str] = []
+    starts: list[tuple[int, int, int]] = []  # (original start, original end, snippet start)
+    length = 1 if lead else 0
     truncated = False
-    while i < len(text):
-        ch = text[i]
-        if ch.isspace():
-            if not in_space:
-                if length >= budget:
-                    truncated = True
-                    break
-                mapping[i] = length
-                out.append(" ")
-                length += 1
-                in_space = True
-            else:
-                mapping[i] = length
-            i += 1
-            continue
-        if length >= budget:
+    for chunk in _CHUNK.finditer(text, window_start):
+        word = chunk.group()
+        gap = 1 if pieces else 0
+        if length + gap + len(word) > budget - 1:  # keep room for the closing ellipsis
+            if not pieces:  # one enormous word: cut it
+                word = word[: budget - 1 - length]
+                pieces.append(word)
+                starts.append((chunk.start(), chunk.start() + len(word), length))
+                length += len(word)
             truncated = True
             break
-        in_space = False
-        mapping[i] = length
-        out.append(ch)
-        length += 1
-        i += 1
-    mapping[i] = length
-    body = "".join(out)
-    if truncated:
-        # Prefer to stop between words.
-        cut = body.rfind(" ")
-        if cut > len(body) // 2:
-            body = body[:cut]
-        body = body.rstrip() + _ELLIPSIS
-    body_limit = len(body) - (1 if truncated else 0)
+        if gap:
+            pieces.append(" ")
+            length += 1
+        starts.append((chunk.start(), chunk.end(), length))
+        pieces.append(word)
+        length += len(word)
+    body = ("…" if lead else "") + "".join(pieces) + ("…" if truncated else "")
+    end_of_text = length
+
+    def to_snippet(offset: int, *, is_end: bool) -> int | None:
+        for original_start, original_end, snippet_start in starts:
+            if original_start <= offset < original_end or (is_end and offset == original_end):
+                return snippet_start + (offset - original_start)
+            if offset < original_start:  # in the whitespace before this chunk
+                return snippet_start - (1 if is_end else 0) if is_end else snippet_start
+        return end_of_text if is_end else None
+
     marks: list[tuple[int, int]] = []
     for start, end in spans:
-        if start < window_start or start not in mapping:
+        s = to_snippet(start, is_end=False)
+        if s is None:
             continue
-        s = mapping[start]
-        e = mapping.get(end, body_limit)
-        e = min(e, body_limit)
-        if e <= s:
-            continue
+        e = to_snippet(end, is_end=True)
+        e = end_of_text if e is None else min(e, end_of_text)
         if marks and s < marks[-1][1]:
             s = marks[-1][1]
-            if e <= s:
-                continue
-        marks.append((s, e))
+        if e > s:
+            marks.append((s, e))
     return Snippet(body, tuple(marks))

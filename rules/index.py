@@ -24,15 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 
 from rules.compile import Prepared
 from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, is_wildcard
 from rules.text import fold
 
-# Prefix keys are cut to this many characters, so an item only has to look up
-# the first 3..5 characters of each of its words.
+# Prefix keys are cut to 3 or 4 characters, so an item only has to look up the
+# first 3 and the first 4 characters of each of its words.
 PREFIX_MIN = 3
-PREFIX_MAX = 5
+PREFIX_MAX = 4
+_HEAD3 = itemgetter(slice(0, 3))
+_HEAD4 = itemgetter(slice(0, 4))
 
 WORD = "w"
 PREFIX = "p"
@@ -167,6 +170,24 @@ def _seq_keys(node: Seq) -> frozenset[Key] | None:
     return None if best is None else frozenset((best,))
 
 
+def required_word_sets(node: Node, chosen: frozenset[Key] | None) -> tuple[frozenset[str], ...]:
+    """Further word sets a match needs, besides the keys the rule is indexed under.
+
+    Every AND-ed part of a rule needs one of its keys present; the index files the
+    rule under the most selective part and checks the others with cheap set
+    operations before evaluating the rule itself.
+    """
+    parts = node.children if isinstance(node, And) else ()
+    sets = []
+    for part in parts:
+        keys = extract_keys(part)
+        if keys is None or keys == chosen or any(kind != WORD for kind, _ in keys):
+            continue
+        sets.append(keys)
+    sets.sort(key=lambda keys: sum(_key_cost(k) for k in keys))
+    return tuple(frozenset(value for _, value in keys) for keys in sets)
+
+
 def extract_keys(node: Node) -> frozenset[Key] | None:
     """Keys of which at least one occurs in every document ``node`` matches."""
     if isinstance(node, Seq):
@@ -199,10 +220,16 @@ class TermIndex:
     prefixes: dict[str, list[int]]
     feeds: dict[str, list[int]]
     always: list[int]
+    prechecks: list[tuple[frozenset[str], ...]]
 
     @classmethod
-    def build(cls, keyed: Iterable[frozenset[Key] | None]) -> TermIndex:
-        index = cls({}, {}, {}, [])
+    def build(cls, nodes: Iterable[Node]) -> TermIndex:
+        index = cls({}, {}, {}, [], [])
+        keyed = []
+        for node in nodes:
+            keys = extract_keys(node)
+            keyed.append(keys)
+            index.prechecks.append(required_word_sets(node, keys))
         tables = {WORD: index.words, PREFIX: index.prefixes, FEED: index.feeds}
         for position, keys in enumerate(keyed):
             if keys is None:
@@ -212,8 +239,8 @@ class TermIndex:
                 tables[kind].setdefault(value, []).append(position)
         return index
 
-    def candidates(self, doc: Prepared) -> set[int]:
-        """Positions of the rules that might match ``doc``."""
+    def candidates(self, doc: Prepared) -> list[int]:
+        """Positions of the rules that might match ``doc``, in rule order."""
         found: set[int] = set(self.always)
         words = self.words
         tokens = doc.all_tokens()
@@ -221,10 +248,20 @@ class TermIndex:
             found.update(words[token])
         if self.prefixes:
             prefixes = self.prefixes
-            heads = {t[:n] for t in tokens for n in range(PREFIX_MIN, min(len(t), PREFIX_MAX) + 1)}
+            # Slicing a word shorter than 3 or 4 yields the word itself: a harmless extra key.
+            heads = set(map(_HEAD3, tokens))
+            heads.update(map(_HEAD4, tokens))
             for head in heads & prefixes.keys():
                 found.update(prefixes[head])
         if self.feeds:
             for value in doc.feeds:
                 found.update(self.feeds.get(value, ()))
-        return found
+        prechecks = self.prechecks
+        passed = []
+        for position in sorted(found):
+            for words in prechecks[position]:
+                if tokens.isdisjoint(words):
+                    break
+            else:
+                passed.append(position)
+        return passed

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rules.errors import RuleError
-from rules.text import QUERY_WILDCARDS, exact, fold, query_word_pattern, word_pattern
+from rules.text import QUERY_WILDCARDS, exact, fold, has_cjk, query_word_pattern, word_pattern
 
 TEXT_FIELDS: tuple[str, ...] = ("title", "summary", "content")
 TOKEN_FIELDS: tuple[str, ...] = ("title", "summary", "content", "author", "category")
@@ -158,6 +158,10 @@ def _lex(query: str) -> list[_Tok]:
             tokens.append(_Tok("WORD", run, col))
             i = j
             raw_next = False
+            continue
+        if run == "-" and j < n and query[j] in "(" + _OPEN_QUOTES:
+            tokens.append(_Tok("MINUS", "-", col))  # -"phrase", -(group)
+            i = j
             continue
         if run == "-":
             raise RuleError(
@@ -485,6 +489,13 @@ def build_term(
     for m in query_word_pattern(searched).finditer(searched):
         raw = m.group()
         cut = min((raw.find(w) for w in QUERY_WILDCARDS if w in raw), default=-1)
+        if cut == 0 and m.start() > 0 and has_cjk(searched[m.start() - 1]):
+            raise RuleError(
+                "wildcards work on words of alphabetic scripts; Chinese and Japanese "
+                "characters match as written",
+                query=query,
+                column=column + m.start(),
+            )
         if cut != -1 and cut < MIN_WILDCARD_PREFIX:
             raise RuleError(
                 f"wildcard needs at least {MIN_WILDCARD_PREFIX} letters before {raw[cut]}",

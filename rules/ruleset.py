@@ -9,7 +9,7 @@ from rules.compile import Matcher, Occurrence, Prepared, compile_node
 from rules.document import Document
 from rules.errors import RuleError, RuleSetError, RuleWarning
 from rules.hits import Hit, MatchedTerm, Snippet, make_snippet
-from rules.index import TermIndex, extract_keys
+from rules.index import TermIndex
 from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, parse_query
 
 # The snippet is cut from the body first: alerts show the title on their own.
@@ -59,11 +59,12 @@ class RuleSet:
         if only is not None:
             wanted = {self._positions[n] for n in only if n in self._positions}
             # For a handful of rules it is cheaper to run them than to consult the index.
-            few = len(wanted) <= 8
-            candidates = wanted if few else self._index.candidates(prepared) & wanted
+            if len(wanted) <= 8:
+                return self._evaluate(prepared, sorted(wanted))
+            candidates = [p for p in self._index.candidates(prepared) if p in wanted]
         else:
             candidates = self._index.candidates(prepared)
-        return self._evaluate(prepared, sorted(candidates))
+        return self._evaluate(prepared, candidates)
 
     def match_brute_force(self, doc: Document) -> list[Hit]:
         """Every rule evaluated: the reference the index is tested and benchmarked against."""
@@ -86,7 +87,7 @@ def compile_rules(
     errors: list[RuleError] = []
     warnings: list[RuleWarning] = []
     rules: list[_Rule] = []
-    keys = []
+    nodes: list[Node] = []
     seen: set[str] = set()
     interned: dict[Node, Matcher] = {}
     for spec in specs:
@@ -110,10 +111,10 @@ def compile_rules(
             continue
         warnings.extend(RuleWarning(spec.name, m, spec.line) for m in lint(node))
         rules.append(_Rule(spec.name, matcher))
-        keys.append(extract_keys(node))
+        nodes.append(node)
     if errors:
         raise RuleSetError(errors)
-    return RuleSet(rules, TermIndex.build(keys), tuple(warnings))
+    return RuleSet(rules, TermIndex.build(nodes), tuple(warnings))
 
 
 # ----------------------------------------------------------------- warnings

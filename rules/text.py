@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from functools import lru_cache
 
 # Combining marks that belong inside a word.  Python's ``\w`` omits most of them
@@ -72,7 +73,8 @@ _STRIP = frozenset(
 
 
 def has_cjk(text: str) -> bool:
-    return _HAS_CJK.search(text) is not None
+    # max() is a C loop and most text stays below the kana block: skip the regex then.
+    return bool(text) and max(text) >= "\u3040" and _HAS_CJK.search(text) is not None
 
 
 def word_pattern(text: str) -> re.Pattern[str]:
@@ -112,34 +114,36 @@ class FieldText:
     items are rejected by the index without ever needing them.
     """
 
-    __slots__ = ("_exact", "_positions", "_spans", "distinct", "text", "tokens")
+    __slots__ = (
+        "_exact",
+        "_pattern",
+        "_positions",
+        "_sorted",
+        "_spans",
+        "distinct",
+        "text",
+        "tokens",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
-        pattern = word_pattern(text) if text else _WORD
+        pattern = _WORD if text.isascii() else word_pattern(text)
         self._exact: list[str] | None
         self._spans: list[tuple[int, int]] | None
+        self._pattern: re.Pattern[str]
+        # Exact forms and spans are recomputed on demand from the same pattern, so
+        # they stay aligned with ``tokens`` (a lone combining mark folds to "", a
+        # token that simply never matches).
+        self._pattern = pattern
+        self._exact = None
+        self._spans = None
         if text.isascii():
             self.tokens: list[str] = pattern.findall(text.lower())
-            self._exact = None
-            self._spans = None
         else:
-            tokens: list[str] = []
-            exacts: list[str] = []
-            spans: list[tuple[int, int]] = []
-            for m in pattern.finditer(text):
-                raw = m.group()
-                folded = fold(raw)
-                if not folded:  # a lone combining mark: nothing to search for
-                    continue
-                tokens.append(folded)
-                exacts.append(exact(raw))
-                spans.append(m.span())
-            self.tokens = tokens
-            self._exact = exacts
-            self._spans = spans
+            self.tokens = list(map(fold, pattern.findall(text)))
         self.distinct: frozenset[str] = frozenset(self.tokens)
         self._positions: dict[str, list[int]] | None = None
+        self._sorted: list[str] | None = None
 
     @classmethod
     def from_values(cls, values: tuple[str, ...]) -> FieldText:
@@ -170,25 +174,59 @@ class FieldText:
         field._spans = spans
         field.distinct = frozenset(tokens)
         field._positions = None
+        field._sorted = None
+        field._pattern = _WORD
         return field
 
     @property
     def exact_tokens(self) -> list[str]:
         if self._exact is None:
-            self._exact = _WORD.findall(self.text)
+            self._exact = list(map(exact, self._pattern.findall(self.text)))
         return self._exact
 
     @property
     def spans(self) -> list[tuple[int, int]]:
         if self._spans is None:
-            self._spans = [m.span() for m in _WORD.finditer(self.text)]
+            self._spans = [m.span() for m in self._pattern.finditer(self.text)]
         return self._spans
 
-    @property
-    def positions(self) -> dict[str, list[int]]:
+    def has_prefix(self, prefix: str) -> bool:
+        if self._sorted is None:
+            self._sorted = sorted(self.distinct)
+        i = bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        """Distinct tokens starting with ``prefix``, by binary search over the sorted words."""
+        if self._sorted is None:
+            self._sorted = sorted(self.distinct)
+        words = self._sorted
+        i = bisect_left(words, prefix)
+        found = []
+        while i < len(words) and words[i].startswith(prefix):
+            found.append(words[i])
+            i += 1
+        return found
+
+    def positions_of(self, token: str) -> list[int]:
+        """Where ``token`` stands, found by C-level ``list.index`` scans and cached.
+
+        Cheaper than indexing every position up front: a document is asked
+        about a handful of its words, not all of them.
+        """
         if self._positions is None:
-            positions: dict[str, list[int]] = {}
-            for i, token in enumerate(self.tokens):
-                positions.setdefault(token, []).append(i)
-            self._positions = positions
-        return self._positions
+            self._positions = {}
+        found = self._positions.get(token)
+        if found is None:
+            found = []
+            if token in self.distinct:
+                tokens = self.tokens
+                i = -1
+                try:
+                    while True:
+                        i = tokens.index(token, i + 1)
+                        found.append(i)
+                except ValueError:
+                    pass
+            self._positions[token] = found
+        return found
