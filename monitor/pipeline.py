@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from monitor.feed_health import (
 )
 from monitor.fetch import FetchError, FetchResult, Validators, fetch_feed
 from monitor.hosts import HostLimits
+from monitor.metrics import NO_METRICS, Observer
 from monitor.parse import FeedParseError, ParsedFeed
 from monitor.parsepool import FeedParser, ThreadParser
 from monitor.plan import FeedPlan, Plan
@@ -75,6 +77,9 @@ class Poller:
     in a worker thread so the event loop keeps serving other polls.
     """
 
+    #: Told about every poll, fetch and hit (metrics); set by the service.
+    observer: Observer = NO_METRICS
+
     def __init__(
         self,
         *,
@@ -115,6 +120,7 @@ class Poller:
         summary = PollSummary()
 
         async def poll_one(state: FeedState) -> None:
+            lag = (self._clock() - state.next_poll_at).total_seconds()
             try:
                 outcome = await self.poll_feed(state, plan=plan)
             except Exception as exc:  # a bug or a store error must not end the cycle
@@ -122,6 +128,8 @@ class Poller:
                 outcome = FeedOutcome(feed=state.name, status="error",
                                       error=f"internal error: {exc.__class__.__name__}: {exc}")
             summary.outcomes.append(outcome)
+            self.observer.feed_polled(outcome=outcome.status, new_items=outcome.new_items,
+                                      lag_seconds=0.0 if force else lag)
 
         await asyncio.gather(*(poll_one(state) for state in due))
         return summary
@@ -130,6 +138,7 @@ class Poller:
         plan = plan or self._plan
         feed = plan.feeds[state.name]
         async with self._limits.slot(state.fetch_url) as slot:
+            started = time.monotonic()
             try:
                 result = await fetch_feed(
                     self._client,
@@ -139,12 +148,14 @@ class Poller:
                     max_bytes=plan.max_bytes,
                 )
             except FetchError as exc:
+                self.observer.fetch_finished(seconds=time.monotonic() - started)
                 slot.release_host()
                 if exc.status == 410:
                     return await self._disable_gone(state, feed, plan, str(exc))
                 return await self._record_failure(
                     state, feed, plan, str(exc), status=exc.status, retry_after=exc.retry_after
                 )
+            self.observer.fetch_finished(seconds=time.monotonic() - started)
             slot.release_host()
             return await self._process(state, feed, plan, result)
 
@@ -186,6 +197,9 @@ class Poller:
         update_: FeedUpdate,
         parsed: ParsedFeed,
     ) -> FeedOutcome:
+        # An item without a usable date is dated when first seen (this poll); for
+        # an item already stored, the insert is skipped and its first date stays.
+        seen_at = update_.polled_at
         items = [
             NewItem(
                 item_key=i.item_key,
@@ -196,18 +210,22 @@ class Poller:
                 content=i.content,
                 author=i.author,
                 categories=i.categories,
-                published_at=i.published_at,
+                published_at=i.published_at or seen_at,
             )
             for i in parsed.items
         ]
         new_count = 0
+        matched: list[NewHit] = []
 
         def match(new_items: Sequence[NewItem]) -> Iterable[NewHit]:
             nonlocal new_count
             new_count = len(new_items)
-            return list(match_items(new_items, feed=feed, plan=plan))
+            matched[:] = match_items(new_items, feed=feed, plan=plan)
+            return list(matched)
 
         hit_ids = self._store.store_poll(state.id, items, update_=update_, match=match)
+        for hit in matched:
+            self.observer.hit_stored(rule=hit.rule)
         if new_count:
             log.info("feed=%s new_items=%d hits=%d", feed.name, new_count, len(hit_ids))
         return FeedOutcome(feed=feed.name, status="new", new_items=new_count, hits=len(hit_ids))
