@@ -127,7 +127,7 @@ def lint(node: Node) -> list[str]:
         messages.append("can never match: it requires a term and also excludes it")
     elif not _requires_positive(node):
         messages.append(
-            "has no term that must be present, so it matches nearly every item; "
+            "matches nearly every item: no term is required to be present; "
             "add a positive term (NOT only narrows)"
         )
     return messages

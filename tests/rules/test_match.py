@@ -122,3 +122,17 @@ def test_hits_keep_rule_order_and_only_restricts() -> None:
     assert [h.rule for h in ruleset.match(CSTO_ITEM, only={"a", "c"})] == ["a"]
     assert ruleset.match(CSTO_ITEM, only=()) == []
     assert ruleset.names() == ("b", "a", "c") and len(ruleset) == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "doc", "expected"),
+    [
+        ("title:case:AI", Document(title="AI rules", content="AI"), True),
+        ("title:case:AI", Document(title="ai rules", content="AI"), False),
+        ("title:(NATO OR content:withdraw)", CSTO_ITEM, True),
+        ("-(NATO OR sport) CSTO", CSTO_ITEM, True),
+        ('CSTO -"to withdraw"', CSTO_ITEM, False),
+    ],
+)
+def test_documented_examples(query: str, doc: Document, expected: bool) -> None:
+    assert matches(query, doc) is expected
