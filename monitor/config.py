@@ -186,6 +186,8 @@ class Defaults(BaseModel):
     max_interval: Duration = timedelta(days=1)
     max_bytes: ByteSize = 10 * 2**20
     alert_after: Duration = timedelta(hours=6)
+    #: How long matching waits for a full_text feed's article text before using the feed text.
+    full_text_timeout: Duration = timedelta(seconds=30)
 
 
 class Concurrency(BaseModel):
@@ -206,6 +208,9 @@ class FeedConfig(BaseModel):
     tags: Annotated[list[Annotated[str, Field(min_length=1)]], _empty_as(list)] = []
     expect_every: Duration | None = None
     enabled: bool = True
+    #: Fetch each new item's link and match rules on the article text too.
+    full_text: bool = False
+    full_text_timeout: Duration | None = None
 
     @field_validator("name")
     @classmethod
@@ -443,6 +448,10 @@ class Config(BaseModel):
     defaults: Annotated[Defaults, _empty_as(Defaults)] = Defaults()
     concurrency: Annotated[Concurrency, _empty_as(Concurrency)] = Concurrency()
     ops_notify: str | None = None
+    #: Article fetches (feeds with full_text) in flight at once, over all hosts.
+    full_text_concurrency: int = Field(default=4, ge=1)
+    #: Let article links reach loopback/private/link-local addresses (intranets, tests).
+    allow_private_article_hosts: bool = False
     lists: Annotated[dict[str, list[str]], _empty_as(dict)] = {}
     feeds: Annotated[list[FeedConfig], _empty_as(list), Field(min_length=1)]
     notifiers: Annotated[dict[str, NotifierConfig], _empty_as(dict)] = {}

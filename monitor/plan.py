@@ -23,6 +23,8 @@ class FeedPlan:
     cadence: Cadence
     rules: frozenset[str] | None  # None: every rule applies
     expect_every: timedelta | None = None  # ops alert when nothing new for this long
+    full_text: bool = False  # match on the article text (monitor.article)
+    full_text_timeout: timedelta = timedelta(seconds=30)  # how long matching waits for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,9 @@ class Plan:
     per_host: int = 2
     alert_after: timedelta = timedelta(hours=6)
     ops_notify: str | None = None  # the notifier for ops alerts; None: log them only
+    user_agent: str | None = None
+    full_text_concurrency: int = 4
+    allow_private_article_hosts: bool = False
 
 
 def plan_from_config(config: Config) -> Plan:
@@ -65,6 +70,8 @@ def plan_from_config(config: Config) -> Plan:
             ),
             rules=scoped,
             expect_every=feed.expect_every,
+            full_text=feed.full_text,
+            full_text_timeout=feed.full_text_timeout or config.defaults.full_text_timeout,
         )
     return Plan(
         feeds=feeds,
@@ -76,4 +83,7 @@ def plan_from_config(config: Config) -> Plan:
         per_host=config.concurrency.per_host,
         alert_after=config.defaults.alert_after,
         ops_notify=config.ops_notify,
+        user_agent=config.user_agent,
+        full_text_concurrency=config.full_text_concurrency,
+        allow_private_article_hosts=config.allow_private_article_hosts,
     )

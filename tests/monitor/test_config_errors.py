@@ -37,7 +37,8 @@ CASES = [
         "unknown top-level key without a close match lists the keys",
         FEED + "colour: red\n",
         "config.yaml:4: colour: unknown key 'colour'; expected one of: database, user_agent, "
-        "defaults, concurrency, ops_notify, lists, feeds, notifiers, rules, http, retention",
+        "defaults, concurrency, ops_notify, full_text_concurrency, allow_private_article_hosts, "
+        "lists, feeds, notifiers, rules, http, retention",
     ),
     Broken(
         "unknown feed key",
