@@ -90,9 +90,13 @@ class Rig:
 
 def config_text(db: Path, feeds: dict[str, str], *, extra: str = "", feed_extra: str = "",
                 defaults: str = "") -> str:
-    lines = [f'database: "sqlite:///{db}"', "defaults:", "  interval: 1m",
-             "  min_interval: 1m", "  timeout: 5s"]
-    lines += [f"  {line}" for line in defaults.splitlines() if line.strip()]
+    settings = {"interval": "1m", "min_interval": "1m", "timeout": "5s"}
+    for line in defaults.splitlines():
+        if line.strip():
+            key, _, value = line.partition(":")
+            settings[key.strip()] = value.strip()
+    lines = [f'database: "sqlite:///{db}"', "defaults:"]
+    lines += [f"  {key}: {value}" for key, value in settings.items()]
     lines.append("feeds:")
     for name, url in feeds.items():
         lines += [f"  - name: {name}", f"    url: {url}"]

@@ -1,0 +1,221 @@
+"""Hostile servers: each case ends as an error (or sane items) on that feed alone.
+
+Every test polls one hostile feed next to a good one in the same cycle, on real
+sockets (tests/support/hostile_server.py), and asserts what the store recorded
+for both. Each would fail if its handling were removed: without the size cap
+the 1 GiB bodies would time out instead, without the whole-fetch timeout the
+drip would hang until pytest-timeout, and so on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.store import FeedState
+from tests.monitor.polling_kit import rig
+from tests.support.hostile_server import (
+    HostileServer,
+    decompressed_size,
+    gzip_bomb,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[HostileServer]:
+    with HostileServer() as server:
+        yield server
+
+
+def poll_with_good_neighbour(
+    tmp_path: Path, hostile: HostileServer, url: str, *, timeout: str = "5s"
+) -> tuple[FeedState, FeedState]:
+    """One cycle over the hostile feed and a good one; both feeds' stored state."""
+    result: list[FeedState] = []
+
+    async def scenario() -> None:
+        feeds = {"hostile": url, "good": hostile.url("/good")}
+        async with rig(tmp_path, feeds, defaults=f"timeout: {timeout}") as r:
+            summary = await r.poll()
+            assert len(summary.outcomes) == 2
+            result.extend([r.feed("hostile"), r.feed("good")])
+
+    asyncio.run(scenario())
+    hostile_state, good_state = result
+    assert good_state.items_total == 1 and good_state.last_error is None, good_state
+    return hostile_state, good_state
+
+
+def assert_failed(state: FeedState, *fragments: str) -> None:
+    assert state.consecutive_failures == 1 and state.status == "failing", state
+    assert state.last_error is not None
+    for fragment in fragments:
+        assert fragment in state.last_error, state.last_error
+    assert state.items_total == 0
+
+
+def test_billion_laughs_is_refused(tmp_path: Path, hostile: HostileServer) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/billion-laughs"))
+    assert_failed(state, "not a usable feed", "entity")
+
+
+def test_external_entity_xxe_is_refused(tmp_path: Path, hostile: HostileServer) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/xxe"))
+    assert_failed(state, "not a usable feed", "'secret'")
+
+
+def test_gzip_bomb_stops_at_max_bytes_after_decompression(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    assert decompressed_size(gzip_bomb()) > 6 * 10 * 2**20 > 100 * len(gzip_bomb())
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/gzip-bomb"))
+    assert_failed(state, "exceeds max_bytes (10485760) after decompression")
+
+
+def test_one_gib_body_announced_in_content_length_is_refused_early(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/huge-declared"))
+    assert_failed(state, "body of 1073741824 bytes exceeds max_bytes")
+
+
+def test_one_gib_body_without_length_is_streamed_and_aborted_at_the_cap(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/huge-undeclared"))
+    assert_failed(state, "exceeds max_bytes (10485760)")
+
+
+def test_never_ending_chunked_body_is_aborted_at_the_cap(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/endless-chunked"))
+    assert_failed(state, "exceeds max_bytes")
+
+
+def test_one_byte_per_second_drip_is_cut_by_the_whole_fetch_timeout(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/drip"), timeout="2s")
+    assert_failed(state, "timed out after 2s")
+
+
+def test_redirect_loop_is_an_error(tmp_path: Path, hostile: HostileServer) -> None:
+    def loop_requests() -> int:
+        return len(hostile.requests_to("/redirect-loop")) + len(
+            hostile.requests_to("/redirect-loop-b"))
+
+    before = loop_requests()
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/redirect-loop"))
+    assert_failed(state, "more than 5 redirects")
+    # The first request and five redirects followed, then given up.
+    assert loop_requests() - before == 6
+
+
+def test_invalid_utf8_keeps_the_item_and_its_readable_text(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    # Not an error: the undecodable bytes are read as Windows-1252 (feedparser's
+    # fallback), the item is kept and its ASCII text survives intact.
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/invalid-utf8"))
+    assert state.consecutive_failures == 0 and state.items_total == 1
+
+
+def test_wrongly_declared_encoding_still_stores_the_item(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    # Declared ISO-8859-1 but written in Windows-1251: every byte is valid in the
+    # declared charset, so the text is what the server said it was (mojibake), and
+    # the item is stored rather than the poll failing.
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/wrong-encoding"))
+    assert state.consecutive_failures == 0 and state.items_total == 1
+
+
+def test_html_page_instead_of_a_feed_is_named_as_such(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/html"))
+    assert_failed(state, "not a usable feed", "HTML page")
+
+
+def test_empty_200_is_an_error(tmp_path: Path, hostile: HostileServer) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/empty"))
+    assert_failed(state, "empty response body")
+
+
+def test_connection_reset_is_an_error(tmp_path: Path, hostile: HostileServer) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/reset"))
+    assert_failed(state)
+    assert state.last_error is not None and (
+        "reset" in state.last_error or "broke" in state.last_error)
+
+
+def test_untrusted_tls_certificate_is_an_error(tmp_path: Path, hostile: HostileServer) -> None:
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.tls_url("/good"))
+    assert_failed(state, "TLS error", "CERTIFICATE_VERIFY_FAILED")
+
+
+def test_stored_text_of_invalid_utf8_item(tmp_path: Path, hostile: HostileServer) -> None:
+    """The item from the invalid-UTF-8 feed, as stored."""
+
+    async def scenario() -> list[str]:
+        async with rig(tmp_path, {"bad": hostile.url("/invalid-utf8")}) as r:
+            await r.poll()
+            return [item.title for item in r.store.iter_items(since=r.clock() - timedelta(days=1))]
+
+    titles = asyncio.run(scenario())
+    assert len(titles) == 1
+    assert titles[0].startswith("Budget ") and titles[0].endswith(" broken bytes")
+
+
+# --------------------------------------------------------------------------- all at once
+
+RUNNER = textwrap.dedent("""
+    import io, json, resource, sys
+    from monitor.cli import main
+    err = io.StringIO()
+    code = main(["--config", sys.argv[1], "--log-level", "ERROR", "run", "--once",
+                 "--deliver-timeout", "1"], stdout=io.StringIO(), stderr=err, environ={})
+    print(json.dumps({"code": code, "stderr": err.getvalue(),
+                      "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+""")
+
+
+def test_every_hostile_case_in_one_cycle_stays_under_300_mb(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    cases = ["/billion-laughs", "/xxe", "/gzip-bomb", "/huge-declared", "/huge-undeclared",
+             "/endless-chunked", "/drip", "/redirect-loop", "/invalid-utf8", "/wrong-encoding",
+             "/html", "/empty", "/reset"]
+    feeds = [(path.strip("/"), hostile.url(path)) for path in cases]
+    feeds += [("tls", hostile.tls_url("/good")), ("good", hostile.url("/good"))]
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f'database: "sqlite:///{tmp_path / "w.db"}"\n'
+        "defaults:\n  timeout: 3s\nfeeds:\n"
+        + "".join(f"  - name: {name}\n    url: {url}\n" for name, url in feeds)
+        + "rules:\n  - name: budget\n    query: budget\n"
+    )
+    done = subprocess.run([sys.executable, "-c", RUNNER, str(config)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = report["stderr"]
+    assert f"polled {len(feeds)} feeds" in summary, summary
+    # 12 cases fail; invalid UTF-8, wrong encoding and the good feed bring items.
+    assert "12 feed errors" in summary, summary
+    for name in ("billion-laughs", "gzip-bomb", "drip", "reset", "tls", "empty"):
+        assert f"feed '{name}':" in summary
+    assert report["rss_kib"] < 300 * 1024, report
