@@ -1,0 +1,170 @@
+"""Hot reload: notice that config.yaml changed (or SIGHUP), load it, apply it or reject it.
+
+The watcher polls the file once a second: its size, mtime and, when those
+moved, a SHA-256 of the bytes. Polling (rather than inotify) works the same on
+every filesystem, through editors that save by rename, bind mounts and network
+shares, and one ``stat`` a second costs nothing; a save is applied well within
+the 5 s the operators were promised.
+
+A config is judged by its *content*: touching the file, or saving the same
+bytes, does nothing; a broken version is reported once (not once a second),
+and fixing the file applies it. A SIGHUP re-reads the file even when it looks
+unchanged (the operator asked for it).
+
+The loader and the applier are passed in, so this module never reads the
+environment and never knows what "applying" means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+log = logging.getLogger("wirewatch.reload")
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What the watcher compares between two looks at the file."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def fingerprint(path: Path) -> Fingerprint | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # mid-rename, or deleted: look again next second
+    return Fingerprint(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A config version that failed to load: its digest and its problems.
+
+    Each problem is one ``file:line: path: message``, possibly with the lines of
+    a rule's query and the caret under the column after it.
+    """
+
+    digest: str
+    problems: tuple[str, ...]
+
+
+class ConfigReloader(Generic[C]):
+    """Turns file changes into ``apply(config)`` or ``reject(rejected)`` calls.
+
+    ``load(text)`` returns a config or raises one of ``errors``; its ``str()``
+    lists the problems one per line. ``apply`` and ``reject`` run on the event
+    loop; a version is applied or rejected once, however often it is seen.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        load: Callable[[str], C],
+        apply: Callable[[C], None],
+        reject: Callable[[Rejected], None],
+        errors: tuple[type[Exception], ...],
+        initial_text: str | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self._path = path
+        self._load = load
+        self._apply = apply
+        self._reject = reject
+        self._errors = errors
+        self._interval = interval
+        self._seen = fingerprint(path)
+        self._current_digest = _digest(initial_text) if initial_text is not None else None
+        self._rejected_digest: str | None = None
+        self._forced = asyncio.Event()
+        self.applied = 0
+        self.rejected = 0
+
+    def request(self) -> None:
+        """Re-read the file on the next turn, even if it looks unchanged (SIGHUP)."""
+        self._forced.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            forced = await self._wait(stop)
+            if stop.is_set():
+                return
+            try:
+                self.check(forced=forced)
+            except Exception:  # the watcher must outlive any one bad turn
+                log.exception("config reload failed unexpectedly; the running config stays")
+
+    async def _wait(self, stop: asyncio.Event) -> bool:
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._forced.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=self._interval,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        forced = self._forced.is_set()
+        self._forced.clear()
+        return forced
+
+    def check(self, *, forced: bool = False) -> str:
+        """Look at the file once; returns what happened ("unchanged", "applied", ...)."""
+        seen = fingerprint(self._path)
+        if seen is None:
+            if forced:
+                log.warning("config reload: %s is missing; the running config stays", self._path)
+            return "missing"
+        if seen == self._seen and not forced:
+            return "unchanged"
+        try:
+            data = self._path.read_bytes()
+        except OSError as exc:
+            log.warning("config reload: cannot read %s (%s); the running config stays",
+                        self._path, exc.strerror or exc.__class__.__name__)
+            return "unreadable"
+        self._seen = seen
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._current_digest and not forced:
+            return "unchanged"  # touched, or saved without a change
+        if digest == self._rejected_digest and not forced:
+            return "unchanged"  # this broken version was already reported
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return self._rejected(digest, (f"{self._path}: not UTF-8 text: {exc.reason} "
+                                           f"at byte {exc.start}",))
+        try:
+            config = self._load(text)
+        except self._errors as exc:
+            # ConfigError keeps each problem (a rule's caret lines included) whole.
+            problems = getattr(exc, "problems", None) or [exc]
+            return self._rejected(digest, tuple(str(problem) for problem in problems))
+        self._apply(config)
+        self._current_digest = digest
+        self._rejected_digest = None
+        self.applied += 1
+        return "applied"
+
+    def _rejected(self, digest: str, problems: tuple[str, ...]) -> str:
+        already = digest == self._rejected_digest
+        self._rejected_digest = digest
+        if already:
+            return "unchanged"
+        self.rejected += 1
+        self._reject(Rejected(digest=digest, problems=problems))
+        return "rejected"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
