@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, func, or_, update
+from sqlalchemy import Engine, delete, event, exists, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -868,3 +868,122 @@ def _redact(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+    # ------------------------------------------------------------------- operations
+    # Health, metrics, retention and the operator CLI (docs/operations.md).
+
+    def outbox_depth(self) -> int:
+        """Deliveries not yet finished: pending, held for a batch, or being sent."""
+        with Session(self._engine) as session:
+            return int(session.exec(
+                select(func.count()).select_from(DeliveryRow)
+                .where(DeliveryRow.status.notin_((SENT, FAILED)))  # type: ignore[attr-defined]
+            ).one())
+
+    def failing_feeds(self) -> int:
+        with Session(self._engine) as session:
+            return int(session.exec(
+                select(func.count()).select_from(FeedRow)
+                .where(FeedRow.enabled == True, FeedRow.consecutive_failures > 0)  # noqa: E712
+            ).one())
+
+    def hit_records(self, *, since: datetime, rule: str | None = None,
+                    limit: int = 1000) -> list[dict[str, Any]]:
+        """Hits stored at or after ``since`` (newest first) with their item and deliveries."""
+        statement = (
+            select(HitRow, ItemRow, FeedRow.name)
+            .join(ItemRow, ItemRow.id == HitRow.item_id)  # type: ignore[arg-type]
+            .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
+            .where(HitRow.created_at >= since)
+            .order_by(HitRow.created_at.desc(), HitRow.id.desc())  # type: ignore[attr-defined,union-attr]
+            .limit(limit)
+        )
+        if rule is not None:
+            statement = statement.where(HitRow.rule == rule)
+        with Session(self._engine) as session:
+            rows = session.exec(statement).all()
+            ids = [h.id for h, _, _ in rows]
+            by_hit: dict[int, dict[str, str]] = {}
+            if ids:
+                for hit_id, notifier, status in session.exec(
+                    select(DeliveryRow.hit_id, DeliveryRow.notifier, DeliveryRow.status)
+                    .where(DeliveryRow.hit_id.in_(ids))  # type: ignore[attr-defined]
+                ):
+                    by_hit.setdefault(hit_id, {})[notifier] = status
+        return [
+            dict(id=h.id, created_at=_aware(h.created_at), rule=h.rule, severity=h.severity,
+                 feed=feed_name, title=i.title, link=i.link, item_key=i.item_key,
+                 published_at=_aware(i.published_at), deliveries=by_hit.get(h.id, {}))
+            for h, i, feed_name in rows
+        ]
+
+    def daily_counts(self, *, since: datetime) -> dict[str, dict[str, int]]:
+        """Per UTC day from ``since``: items first seen, hits, deliveries by status.
+
+        Keys are ``YYYY-MM-DD``; values map ``items``, ``hits`` and
+        ``deliveries_<status>`` to counts.
+        """
+        days: dict[str, dict[str, int]] = {}
+
+        def add(day: Any, key: str, count: int) -> None:
+            name = day if isinstance(day, str) else day.isoformat()
+            days.setdefault(name[:10], {})[key] = int(count)
+
+        with Session(self._engine) as session:
+            for column, key in ((ItemRow.first_seen_at, "items"), (HitRow.created_at, "hits")):
+                day = func.date(column)
+                for value, count in session.exec(
+                    select(day, func.count()).where(column >= since).group_by(day)
+                ):
+                    add(value, key, count)
+            day = func.date(DeliveryRow.created_at)
+            for value, status, count in session.exec(
+                select(day, DeliveryRow.status, func.count())
+                .where(DeliveryRow.created_at >= since).group_by(day, DeliveryRow.status)
+            ):
+                add(value, f"deliveries_{status}", count)
+        return dict(sorted(days.items()))
+
+    def prune(self, *, items_before: datetime, deliveries_before: datetime) -> dict[str, int]:
+        """Delete what retention lets go; returns rows deleted per table.
+
+        - deliveries created before ``deliveries_before`` that are finished (sent
+          or failed): never one still waiting or being sent;
+        - hits created before ``items_before`` with no delivery left;
+        - items first seen before ``items_before`` with no hit left, together
+          with rows of tables whose foreign key to ``items`` says ON DELETE
+          CASCADE (the item's own data, such as its article text). A row of any
+          other table that refers to an item (a story within its window) keeps
+          that item.
+        """
+        items, hits, deliveries = (ItemRow.__table__, HitRow.__table__,  # type: ignore[attr-defined]
+                                   DeliveryRow.__table__)  # type: ignore[attr-defined]
+        counts: dict[str, int] = {}
+        with Session(self._engine) as session:
+            result = session.execute(
+                delete(deliveries).where(deliveries.c.created_at < deliveries_before,
+                                         deliveries.c.status.in_((SENT, FAILED))))
+            counts["deliveries"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            result = session.execute(
+                delete(hits).where(
+                    hits.c.created_at < items_before,
+                    ~exists().where(deliveries.c.hit_id == hits.c.id)))
+            counts["hits"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            old = [items.c.first_seen_at < items_before]
+            cascading = []
+            for table in SQLModel.metadata.sorted_tables:
+                for fk in table.foreign_keys:
+                    if fk.column.table is not items or table is items:
+                        continue
+                    if (fk.ondelete or "").upper() == "CASCADE":
+                        cascading.append(fk.parent)
+                    else:
+                        old.append(~exists().where(fk.parent == items.c.id))
+            doomed = select(items.c.id).where(*old).scalar_subquery()
+            for column in cascading:
+                result = session.execute(delete(column.table).where(column.in_(doomed)))
+                counts[column.table.name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            result = session.execute(delete(items).where(items.c.id.in_(doomed)))
+            counts["items"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            session.commit()
+        return counts
+
