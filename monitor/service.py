@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,13 +16,21 @@ from datetime import datetime, timedelta
 from monitor.config import Config
 from monitor.delivery import Deliverer, DeliverySummary
 from monitor.fetch import make_client
+from monitor.metrics import Metrics
 from monitor.pipeline import Poller, PollSummary
 from monitor.plan import Plan, plan_from_config
+from monitor.reload import ConfigReloader, Rejected
 from monitor.scheduler import Scheduler
 from monitor.store import FeedSpec, Store, utcnow
 from notifiers import Notifier
 
 log = logging.getLogger("wirewatch.service")
+
+#: Retention runs this often (the first time soon after start).
+PRUNE_EVERY = timedelta(days=1)
+#: A replaced notifier is closed this long after a reload, once sends it had
+#: under way have finished.
+RETIRE_AFTER_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +64,106 @@ class Monitor:
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify,
         )
+        self.metrics = Metrics(gauges=lambda: store)
+        self.poller.observer = self.metrics
+        self.deliverer.observer = self.metrics
+        #: Monotonic time of the daemon's last scheduler tick (None before the first).
+        self.last_tick: float | None = None
+        self._pruned_at: datetime | None = None
+        self._retired: list[Notifier] = []
         self._sync_feeds()
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def apply_config(self, config: Config, notifiers: Mapping[str, Notifier]) -> None:
+        """Take a new, validated config without a restart (hot reload).
+
+        Feeds are synced by name (a removed feed is disabled, its items kept; a
+        new one is due at once). Polls and sends under way finish with the old
+        plan and notifier objects; the next pass uses the new ones. Items already
+        stored are never matched again, so a new rule sees only items that arrive
+        after it, and nothing already seen alerts again.
+        """
+        old = self._config
+        for key in ("database", "http"):
+            if getattr(old, key) != getattr(config, key):
+                log.warning("config reload: '%s' changes take effect on restart", key)
+        self._config = config
+        self._plan = plan_from_config(config)
+        self._sync_feeds()
+        self.poller.replace_plan(self._plan)
+        replaced = [n for name, n in self._notifiers.items() if notifiers.get(name) is not n]
+        self._notifiers = dict(notifiers)
+        self.deliverer.replace_notifiers(self._notifiers)
+        self._retire(replaced)
+        self.metrics.reloads.labels("applied").inc()
+        log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),
+                 len(self._plan.rules), ",".join(self._notifiers))
+
+    def reject_config(self, rejected: Rejected) -> None:
+        """Log every problem of a config that failed to load; tell ``ops_notify`` once."""
+        self.metrics.reloads.labels("rejected").inc()
+        count = len(rejected.problems)
+        log.error("config reload rejected, the running config stays: %d problem%s", count,
+                  "" if count == 1 else "s")
+        for problem in rejected.problems:
+            log.error("config problem: %s", problem)
+        ops = self._config.ops_notify
+        if ops is None:
+            return
+        # The key is the rejected file's digest: one notice per broken version,
+        # across instances and restarts.
+        self._store.queue_notice(
+            key=f"config-rejected:{rejected.digest[:16]}", notifier=ops,
+            title=f"wirewatch: config change rejected ({count} problem"
+                  f"{'' if count == 1 else 's'}); the previous config keeps running",
+            body="\n".join(rejected.problems), severity="high", now=self._clock())
+
+    def _retire(self, notifiers: list[Notifier]) -> None:
+        if not notifiers:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._retired.extend(notifiers)
+            return
+        loop.call_later(RETIRE_AFTER_SECONDS, self._close_notifiers, notifiers)
+
+    def _close_notifiers(self, notifiers: list[Notifier]) -> None:
+        for notifier in notifiers:
+            try:
+                notifier.close()
+            except Exception:  # closing must not mask the real outcome
+                log.exception("notifier=%s close failed", notifier.name)
+
+    async def prune_if_due(self) -> dict[str, int] | None:
+        """Apply retention once a day (see :meth:`Store.prune`)."""
+        now = self._clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return None
+        self._pruned_at = now
+        retention = self._config.retention
+        counts = await asyncio.to_thread(
+            self._store.prune, items_before=now - retention.items,
+            deliveries_before=now - retention.deliveries)
+        for table, count in counts.items():
+            self.metrics.pruned.labels(table).inc(count)
+        log.info("retention pruned %s", " ".join(f"{t}={n}" for t, n in counts.items()))
+        return counts
+
+    def due_count(self, *, force: bool = False) -> int:
+        """How many feeds a poll pass would poll now."""
+        due = self._store.due_feeds(now=self._clock(), force=force)
+        return sum(1 for state in due if state.name in self._plan.feeds)
+
+    async def _heartbeat(self) -> None:
+        self.last_tick = time.monotonic()
 
     def _sync_feeds(self) -> None:
         self._store.sync_feeds(
@@ -76,11 +184,20 @@ class Monitor:
             failed_total=counts.failed,
         )
 
-    async def run_forever(self, stop: asyncio.Event, *, tick_seconds: float = 1.0) -> None:
+    async def run_forever(
+        self,
+        stop: asyncio.Event,
+        *,
+        tick_seconds: float = 1.0,
+        reloader: ConfigReloader[Config] | None = None,
+    ) -> None:
         scheduler = Scheduler(tick_seconds=tick_seconds)
+        scheduler.every_tick("heartbeat", self._heartbeat)
         scheduler.every_tick("poll", self.poller.poll_due)
         scheduler.every_tick("deliver", self.deliverer.deliver_due)
+        scheduler.every_tick("retention", self.prune_if_due)
         scheduler.start()
+        watching = asyncio.create_task(reloader.run(stop)) if reloader is not None else None
         log.info(
             "started feeds=%d rules=%d notifiers=%s",
             len(self._plan.feeds),
@@ -91,6 +208,8 @@ class Monitor:
             await stop.wait()
         finally:
             log.info("stopping")
+            if watching is not None:
+                watching.cancel()
             await scheduler.shutdown(grace_seconds=10.0)
             # Rows claimed by a pass that was cancelled go back to pending now,
             # rather than waiting for their lease to expire.
@@ -98,6 +217,7 @@ class Monitor:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        self._close_notifiers(self._retired)
         for notifier in self._notifiers.values():
             try:
                 notifier.close()
