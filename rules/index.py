@@ -170,22 +170,30 @@ def _seq_keys(node: Seq) -> frozenset[Key] | None:
     return None if best is None else frozenset((best,))
 
 
-def required_word_sets(node: Node, chosen: frozenset[Key] | None) -> tuple[frozenset[str], ...]:
-    """Further word sets a match needs, besides the keys the rule is indexed under.
+def rule_keys(node: Node) -> tuple[frozenset[Key] | None, tuple[frozenset[str], ...]]:
+    """The keys to file a rule under, and further word sets a match also needs.
 
     Every AND-ed part of a rule needs one of its keys present; the index files the
     rule under the most selective part and checks the others with cheap set
     operations before evaluating the rule itself.
     """
-    parts = node.children if isinstance(node, And) else ()
-    sets = []
-    for part in parts:
-        keys = extract_keys(part)
-        if keys is None or keys == chosen or any(kind != WORD for kind, _ in keys):
-            continue
-        sets.append(keys)
-    sets.sort(key=lambda keys: sum(_key_cost(k) for k in keys))
-    return tuple(frozenset(value for _, value in keys) for keys in sets)
+    if not isinstance(node, And):
+        return extract_keys(node), ()
+    options = [k for k in (extract_keys(c) for c in node.children) if k is not None]
+    if not options:
+        return None, ()
+    options.sort(key=_set_cost)
+    chosen = options[0]
+    rest = [
+        frozenset(value for _, value in keys)
+        for keys in options[1:]
+        if keys != chosen and all(kind == WORD for kind, _ in keys)
+    ]
+    return chosen, tuple(rest)
+
+
+def _set_cost(keys: frozenset[Key]) -> float:
+    return sum(_key_cost(k) for k in keys)
 
 
 def extract_keys(node: Node) -> frozenset[Key] | None:
@@ -209,7 +217,7 @@ def extract_keys(node: Node) -> frozenset[Key] | None:
     options = [k for k in (extract_keys(c) for c in children) if k is not None]
     if not options:
         return None
-    return min(options, key=lambda keys: sum(_key_cost(k) for k in keys))
+    return min(options, key=_set_cost)
 
 
 @dataclass(slots=True)
@@ -227,9 +235,9 @@ class TermIndex:
         index = cls({}, {}, {}, [], [])
         keyed = []
         for node in nodes:
-            keys = extract_keys(node)
+            keys, prechecks = rule_keys(node)
             keyed.append(keys)
-            index.prechecks.append(required_word_sets(node, keys))
+            index.prechecks.append(prechecks)
         tables = {WORD: index.words, PREFIX: index.prefixes, FEED: index.feeds}
         for position, keys in enumerate(keyed):
             if keys is None:

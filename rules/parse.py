@@ -116,7 +116,7 @@ class _Tok:
 
 _OPEN_QUOTES = '"\u201c\u201e'
 _CLOSE_QUOTES = '"\u201d\u201c'
-_STOP = set(" \t\r\n()") | set(_OPEN_QUOTES) | set(_CLOSE_QUOTES)
+_RUN = re.compile(r'[^\s()"\u201c\u201d\u201e]+')
 _MODIFIER = re.compile(r"([A-Za-z]+):")
 _NEAR = re.compile(r"(O?NEAR)(?:/(\d*))?")
 _MODIFIERS = (*FIELDS, "case")
@@ -150,9 +150,8 @@ def _lex(query: str) -> list[_Tok]:
             i = end + 1
             raw_next = False
             continue
-        j = i
-        while j < n and query[j] not in _STOP:
-            j += 1
+        run_match = _RUN.match(query, i)
+        j = run_match.end() if run_match else i + 1
         run = query[i:j]
         if raw_next:
             tokens.append(_Tok("WORD", run, col))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,19 @@ def compile_rules(
     specs: Iterable[RuleSpec], *, lists: Mapping[str, Sequence[str]] | None = None
 ) -> RuleSet:
     """Parse, check and index every rule; raises RuleSetError listing every bad one."""
+    # Compiling allocates hundreds of thousands of small objects and no cycles; with
+    # the cyclic collector running, each of its passes rescans the growing rule set,
+    # which made 100,000 rules take several times longer than 10 x 10,000.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile_rules(specs, lists)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _compile_rules(specs: Iterable[RuleSpec], lists: Mapping[str, Sequence[str]] | None) -> RuleSet:
     errors: list[RuleError] = []
     warnings: list[RuleWarning] = []
     rules: list[_Rule] = []
