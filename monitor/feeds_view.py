@@ -24,6 +24,8 @@ FIELDS = (
     "last_new_item_at",
     "next_poll_at",
     "items_total",
+    "full_text_failures",
+    "last_full_text_failure",
 )
 
 
@@ -33,7 +35,12 @@ class _Context(Protocol):
     def open_store(self) -> Store: ...
 
 
-def feed_record(state: FeedState) -> dict[str, Any]:
+def feed_record(
+    state: FeedState, *, full_text_failures: tuple[int, str | None] = (0, None)
+) -> dict[str, Any]:
+    """One feed as `wirewatch feeds` shows it; ``full_text_failures`` is (items matched on
+    feed text because the article text failed, the latest reason)."""
+
     def when(value: datetime | None) -> str | None:
         return value.isoformat(timespec="seconds") if value else None
 
@@ -49,6 +56,8 @@ def feed_record(state: FeedState) -> dict[str, Any]:
         "last_new_item_at": when(state.last_new_item_at),
         "next_poll_at": when(state.next_poll_at),
         "items_total": state.items_total,
+        "full_text_failures": full_text_failures[0],
+        "last_full_text_failure": full_text_failures[1],
     }
 
 
@@ -83,7 +92,11 @@ def _cell(value: Any) -> str:
 def cmd_feeds(args: argparse.Namespace, ctx: _Context) -> int:
     store = ctx.open_store()
     try:
-        records = [feed_record(state) for state in store.feeds()]
+        failures = store.full_text_failures()
+        records = [
+            feed_record(state, full_text_failures=failures.get(state.name, (0, None)))
+            for state in store.feeds()
+        ]
     finally:
         store.close()
     if args.format == "json":

@@ -7,17 +7,21 @@ Delivery of the hits stored here is :mod:`monitor.delivery`'s job.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import os
 import random
+import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
 
 import rules
+from monitor.article import ArticleFetcher, make_article_client
 from monitor.cadence import next_poll_after_failure, next_poll_after_success
 from monitor.feed_health import (
     OpsNotice,
@@ -32,12 +36,15 @@ from monitor.metrics import NO_METRICS, Observer
 from monitor.parse import FeedParseError, ParsedFeed
 from monitor.parsepool import FeedParser, ThreadParser
 from monitor.plan import FeedPlan, Plan
-from monitor.store import FeedState, FeedUpdate, NewHit, NewItem, Store, utcnow
+from monitor.store import AwaitingItem, FeedState, FeedUpdate, NewHit, NewItem, Store, utcnow
 
 log = logging.getLogger("wirewatch.pipeline")
 
 # Polls in a row that must see the same permanent redirect before it is adopted.
 PROMOTE_REDIRECT_AFTER = 3
+# An item awaiting its article text is claimed for its full_text_timeout plus this;
+# past that another pass (after a crash: the next one) may take it over.
+ARTICLE_CLAIM_MARGIN = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,8 @@ class FeedOutcome:
 @dataclass(slots=True)
 class PollSummary:
     outcomes: list[FeedOutcome] = field(default_factory=list)
+    #: Hits on items that were awaiting article text since an earlier poll.
+    late_hits: int = 0
 
     @property
     def new_items(self) -> int:
@@ -59,7 +68,7 @@ class PollSummary:
 
     @property
     def hits(self) -> int:
-        return sum(o.hits for o in self.outcomes)
+        return sum(o.hits for o in self.outcomes) + self.late_hits
 
     @property
     def errors(self) -> list[FeedOutcome]:
@@ -89,6 +98,8 @@ class Poller:
         clock: Callable[[], datetime] = utcnow,
         parser: FeedParser | None = None,
         rng: random.Random | None = None,
+        article_client: httpx.AsyncClient | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -97,6 +108,12 @@ class Poller:
         self._parser: FeedParser = parser or ThreadParser()
         self._rng = rng
         self._limits = HostLimits(per_host=plan.per_host, total=plan.concurrency)
+        # Article text (feeds with full_text): a guarded client, built on first need
+        # unless one is given; see _article_fetcher.
+        self._article_client = article_client
+        self._owned_clients: list[httpx.AsyncClient] = []
+        self._articles: tuple[tuple[object, ...], ArticleFetcher] | None = None
+        self._instance = instance_id or f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def plan(self) -> Plan:
@@ -127,12 +144,106 @@ class Poller:
                 log.exception("feed=%s poll failed unexpectedly", state.name)
                 outcome = FeedOutcome(feed=state.name, status="error",
                                       error=f"internal error: {exc.__class__.__name__}: {exc}")
+            feed = plan.feeds[state.name]
+            if feed.full_text and outcome.new_items:
+                # Outside the poll's slot: article fetches take host slots of their own.
+                outcome = dataclasses.replace(
+                    outcome, hits=outcome.hits + await self.match_awaiting(plan=plan,
+                                                                           feed_id=state.id))
             summary.outcomes.append(outcome)
             self.observer.feed_polled(outcome=outcome.status, new_items=outcome.new_items,
                                       lag_seconds=0.0 if force else lag)
 
         await asyncio.gather(*(poll_one(state) for state in due))
+        # Items a crash or an overrun left awaiting their text are matched now.
+        summary.late_hits = await self.match_awaiting(plan=plan)
         return summary
+
+    # ------------------------------------------------------------------- article text
+
+    async def match_awaiting(self, *, plan: Plan | None = None, feed_id: int | None = None) -> int:
+        """Fetch the article text of items awaiting it, match them once, store the hits.
+
+        Each item waits for its text at most its feed's ``full_text_timeout``, then
+        is matched on the feed text with the reason recorded. Returns hits stored.
+        """
+        plan = plan or self._plan
+        waits = [f.full_text_timeout for f in plan.feeds.values() if f.full_text]
+        lease = max(waits, default=timedelta(seconds=30)) + ARTICLE_CLAIM_MARGIN
+        stored = 0
+        while True:
+            try:
+                claimed = await asyncio.to_thread(
+                    self._store.claim_awaiting_text, now=self._clock(), lease=lease,
+                    claimer=self._instance, feed_id=feed_id)
+            except Exception:  # a store error must not end the poll cycle; next pass retries
+                log.exception("claiming items awaiting article text failed")
+                return stored
+            if not claimed:
+                return stored
+            fetcher = self._article_fetcher(plan)
+            counts = await asyncio.gather(*(self._match_article(a, plan, fetcher)
+                                            for a in claimed))
+            stored += sum(counts)
+
+    async def _match_article(self, awaiting: AwaitingItem, plan: Plan,
+                             fetcher: ArticleFetcher) -> int:
+        item = awaiting.item
+        feed = plan.feeds.get(awaiting.feed_name)
+        try:
+            if feed is None:
+                # The feed left the config: its rules and scope are gone with it.
+                await asyncio.to_thread(
+                    self._store.store_article_match, awaiting.item_id, url=None, text=None,
+                    failure="feed no longer in the config; not matched", hits=(),
+                    now=self._clock())
+                return 0
+            if feed.full_text:
+                result = await fetcher.text(
+                    item.link, deadline=feed.full_text_timeout.total_seconds(),
+                    timeout=feed.timeout.total_seconds(), max_bytes=plan.max_bytes)
+                url, text, failure = result.url, result.text, result.failure
+            else:
+                url, text, failure = None, None, "full_text was turned off before the fetch"
+            hits = list(match_items([item], feed=feed, plan=plan,
+                                    article_text={item.item_key: text} if text else None))
+            hit_ids = await asyncio.to_thread(
+                self._store.store_article_match, awaiting.item_id, url=url, text=text,
+                failure=failure, hits=hits, now=self._clock())
+        except Exception:  # the claim expires and a later pass retries this item
+            log.exception("feed=%s item_key=%s article matching failed unexpectedly",
+                          awaiting.feed_name, item.item_key)
+            return 0
+        if failure:
+            log.warning("feed=%s item_key=%s full_text_failure=%r matched on the feed text",
+                        awaiting.feed_name, item.item_key, failure)
+        if hit_ids is None:
+            return 0  # another pass matched it first
+        for hit in hits:
+            self.observer.hit_stored(rule=hit.rule)
+        return len(hit_ids)
+
+    def _article_fetcher(self, plan: Plan) -> ArticleFetcher:
+        """The fetcher for this plan: rebuilt when the plan changes what it depends on."""
+        key = (plan.user_agent, plan.allow_private_article_hosts, plan.full_text_concurrency,
+               id(self._limits))
+        if self._articles is None or self._articles[0] != key:
+            client = self._article_client
+            if client is None:
+                client = make_article_client(
+                    user_agent=plan.user_agent, allow_private=plan.allow_private_article_hosts,
+                    max_connections=plan.full_text_concurrency)
+                self._owned_clients.append(client)
+            fetcher = ArticleFetcher(client=client, limits=self._limits,
+                                     concurrency=plan.full_text_concurrency)
+            self._articles = (key, fetcher)
+        return self._articles[1]
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this poller built (not the ones it was given)."""
+        clients, self._owned_clients = self._owned_clients, []
+        for client in clients:
+            await client.aclose()
 
     async def poll_feed(self, state: FeedState, *, plan: Plan | None = None) -> FeedOutcome:
         plan = plan or self._plan
@@ -220,10 +331,13 @@ class Poller:
         def match(new_items: Sequence[NewItem]) -> Iterable[NewHit]:
             nonlocal new_count
             new_count = len(new_items)
+            if feed.full_text:
+                return []  # matched once, on the article text: match_awaiting
             matched[:] = match_items(new_items, feed=feed, plan=plan)
             return list(matched)
 
-        hit_ids = self._store.store_poll(state.id, items, update_=update_, match=match)
+        hit_ids = self._store.store_poll(state.id, items, update_=update_, match=match,
+                                         awaiting_text=feed.full_text)
         for hit in matched:
             self.observer.hit_stored(rule=hit.rule)
         if new_count:
@@ -367,14 +481,22 @@ class Poller:
         log.info("feed=%s ops_alert=%r queued=%s", feed, notice.title, queued)
 
 
-def match_items(items: Iterable[NewItem], *, feed: FeedPlan, plan: Plan) -> Iterable[NewHit]:
-    """Run the feed's rules over new items; one NewHit per (rule, item)."""
+def match_items(
+    items: Iterable[NewItem], *, feed: FeedPlan, plan: Plan,
+    article_text: Mapping[str, str] | None = None,
+) -> Iterable[NewHit]:
+    """Run the feed's rules over new items; one NewHit per (rule, item).
+
+    ``article_text`` (by item key) stands in for the feed's content where an
+    item has it, so ``content:`` searches the article.
+    """
     feeds_field = (feed.name, *feed.tags)
+    texts = article_text or {}
     for item in items:
         document = rules.Document(
             title=item.title,
             summary=item.summary,
-            content=item.content,
+            content=texts.get(item.item_key) or item.content,
             author=item.author,
             categories=item.categories,
             feeds=feeds_field,

@@ -59,7 +59,8 @@ class Monitor:
         self._client = make_client(
             user_agent=config.user_agent, max_connections=config.concurrency.global_
         )
-        self.poller = Poller(store=store, client=self._client, plan=self._plan, clock=clock)
+        self.poller = Poller(store=store, client=self._client, plan=self._plan, clock=clock,
+                             instance_id=instance_id)
         self.deliverer = Deliverer(
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify,
@@ -217,6 +218,7 @@ class Monitor:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self.poller.aclose()
         self._close_notifiers(self._retired)
         for notifier in self._notifiers.values():
             try:

@@ -115,6 +115,28 @@ class HitRow(SQLModel, table=True):
     created_at: datetime = Field(index=True)
 
 
+class ArticleRow(SQLModel, table=True):
+    """Article text for an item of a ``full_text`` feed, and whether rules ran on it.
+
+    Written in the poll's transaction with ``matched_at`` NULL: the item awaits
+    its text. Matching sets ``matched_at`` in the transaction that stores the
+    item's hits, so a crash in between leaves the row to be claimed again
+    (after ``claimed_until``) and the match is never lost.
+    """
+
+    __tablename__ = "article_texts"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    requested_at: datetime
+    claimed_until: datetime | None = None
+    claimed_by: str | None = Field(default=None, max_length=200)
+    url: str | None = None  # where the text came from, after redirects
+    text: str | None = None
+    failure: str | None = None  # why the feed text was used instead
+    matched_at: datetime | None = Field(default=None, index=True)
+
+
 class DeliveryRow(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("hit_id", "notifier", name="uq_deliveries_hit_notifier"),)
@@ -310,6 +332,25 @@ class DeliveryCounts:
 MatchCallback = Callable[[Sequence[NewItem]], Iterable[NewHit]]
 
 
+@dataclass(frozen=True, slots=True)
+class AwaitingItem:
+    """An item of a full_text feed claimed for fetching its text and matching."""
+
+    item_id: int
+    feed_id: int
+    feed_name: str
+    item: NewItem
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleState:
+    url: str | None
+    text: str | None
+    failure: str | None
+    matched_at: datetime | None
+
+
 
 def _install_sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
@@ -490,12 +531,17 @@ class Store:
         *,
         update_: FeedUpdate,
         match: MatchCallback,
+        awaiting_text: bool = False,
     ) -> list[int]:
         """Insert the poll's items, match the new ones, store hits and deliveries.
 
         All in one transaction. ``match`` is called with the items that were
         really inserted (the database decides which are new) and returns the
         hits to store. Returns the ids of the hits stored.
+
+        ``awaiting_text``: the feed is matched on article text, later; each new
+        item gets an ``article_texts`` row awaiting it (:meth:`claim_awaiting_text`,
+        :meth:`store_article_match`) and ``match`` should return no hits.
         """
         now = update_.polled_at
         with Session(self._engine) as session:
@@ -506,6 +552,10 @@ class Store:
                     first_of_key.setdefault(item.item_key, item)
             new_items = list(first_of_key.values())
             hit_ids = self._insert_hits(session, new_keys, match(new_items), now=now)
+            if awaiting_text and new_keys:
+                session.execute(self._insert(ArticleRow).values(
+                    [dict(item_id=item_id, feed_id=feed_id, requested_at=now)
+                     for item_id in new_keys.values()]))
             values: dict[str, Any] = dict(
                 last_polled_at=now, next_poll_at=update_.next_poll_at,
                 last_status=update_.status, last_error=None, consecutive_failures=0,
@@ -595,6 +645,104 @@ class Store:
     def count_items(self) -> int:
         with Session(self._engine) as session:
             return session.exec(select(func.count()).select_from(ItemRow)).one()
+
+    # ------------------------------------------------------------------- article text
+
+    def claim_awaiting_text(self, *, now: datetime, lease: timedelta, claimer: str,
+                            feed_id: int | None = None, limit: int = 100) -> list[AwaitingItem]:
+        """Claim items awaiting their article text (only ``feed_id``'s when given).
+
+        An item is claimable until it is matched, when nobody holds it or the
+        claim expired (the process that held it died): that is how a match
+        interrupted by a crash is picked up again.
+        """
+        due = (ArticleRow.matched_at == None) & or_(  # noqa: E711
+            ArticleRow.claimed_until == None, ArticleRow.claimed_until < now)  # noqa: E711
+        ids_query = select(ArticleRow.item_id).where(due)
+        if feed_id is not None:
+            ids_query = ids_query.where(ArticleRow.feed_id == feed_id)
+        ids_query = ids_query.order_by(ArticleRow.item_id).limit(limit)  # type: ignore[arg-type]
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        with Session(self._engine) as session:
+            claimed = session.execute(
+                update(ArticleRow)
+                .where(ArticleRow.item_id.in_(ids_query.scalar_subquery()))  # type: ignore[attr-defined]
+                .values(claimed_until=now + lease, claimed_by=claimer)
+                .returning(ArticleRow.item_id)
+            ).scalars().all()
+            session.commit()
+        if not claimed:
+            return []
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(ArticleRow, ItemRow, FeedRow.name)
+                .join(ItemRow, ItemRow.id == ArticleRow.item_id)  # type: ignore[arg-type]
+                .join(FeedRow, FeedRow.id == ArticleRow.feed_id)  # type: ignore[arg-type]
+                .where(ArticleRow.item_id.in_(list(claimed)))  # type: ignore[attr-defined]
+                .order_by(ArticleRow.item_id)  # type: ignore[arg-type]
+            ).all()
+        return [
+            AwaitingItem(
+                item_id=a.item_id, feed_id=a.feed_id, feed_name=feed_name,
+                requested_at=_aware(a.requested_at),  # type: ignore[arg-type]
+                item=NewItem(item_key=i.item_key, guid=i.guid, link=i.link, title=i.title,
+                             summary=i.summary, content=i.content, author=i.author,
+                             categories=tuple(json.loads(i.categories or "[]")),
+                             published_at=_aware(i.published_at)),
+            )
+            for a, i, feed_name in rows
+        ]
+
+    def store_article_match(self, item_id: int, *, url: str | None, text: str | None,
+                            failure: str | None, hits: Iterable[NewHit],
+                            now: datetime) -> list[int] | None:
+        """Store an item's article text (or why there is none) with its hits, at once.
+
+        Returns the ids of the hits stored, or None when the item had already
+        been matched (by another process whose claim overlapped): then nothing
+        is written.
+        """
+        with Session(self._engine) as session:
+            done = session.execute(
+                update(ArticleRow)
+                .where(ArticleRow.item_id == item_id, ArticleRow.matched_at == None)  # noqa: E711
+                .values(url=url, text=text, failure=failure, matched_at=now,
+                        claimed_until=None)
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                session.rollback()
+                return None
+            key = session.exec(select(ItemRow.item_key).where(ItemRow.id == item_id)).one()
+            hit_ids = self._insert_hits(session, {key: item_id}, hits, now=now)
+            session.commit()
+        return hit_ids
+
+    def article_state(self, item_id: int) -> ArticleState | None:
+        with Session(self._engine) as session:
+            row = session.get(ArticleRow, item_id)
+            if row is None:
+                return None
+            return ArticleState(url=row.url, text=row.text, failure=row.failure,
+                                matched_at=_aware(row.matched_at))
+
+    def full_text_failures(self) -> dict[str, tuple[int, str | None]]:
+        """Per feed name: items matched on feed text because the article failed, and the
+        latest reason."""
+        failed = ArticleRow.failure != None  # noqa: E711
+        with Session(self._engine) as session:
+            counts = session.exec(
+                select(FeedRow.name, func.count(), func.max(ArticleRow.item_id))
+                .join(FeedRow, FeedRow.id == ArticleRow.feed_id)  # type: ignore[arg-type]
+                .where(failed).group_by(FeedRow.name)
+            ).all()
+            latest = {
+                item_id: reason for item_id, reason in session.exec(
+                    select(ArticleRow.item_id, ArticleRow.failure)
+                    .where(ArticleRow.item_id.in_([c[2] for c in counts]))  # type: ignore[attr-defined]
+                ).all()
+            }
+        return {name: (int(count), latest.get(last)) for name, count, last in counts}
 
     # ------------------------------------------------------------------- outbox
 
