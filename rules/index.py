@@ -267,8 +267,8 @@ class TermIndex:
         prechecks = self.prechecks
         passed = []
         for position in sorted(found):
-            for words in prechecks[position]:
-                if tokens.isdisjoint(words):
+            for required in prechecks[position]:
+                if tokens.isdisjoint(required):
                     break
             else:
                 passed.append(position)
