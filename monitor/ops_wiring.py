@@ -6,14 +6,17 @@ them in); kept here so the command module stays a list of commands.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from monitor.channels import build_notifiers
 from monitor.config import Config, ConfigError, host_port, load_config
 from monitor.health import HealthCheck, OpsServer
+from monitor.logs import Redactor
 from monitor.progress import progress_bar
 from monitor.reload import ConfigReloader
 from monitor.service import Monitor
@@ -21,12 +24,15 @@ from monitor.service import Monitor
 
 def reloader_for(
     monitor: Monitor, *, path: Path, environ: Mapping[str, str], stdout: TextIO,
-    interval: float = 1.0,
+    redactor: Redactor | None = None, interval: float = 1.0,
 ) -> ConfigReloader[Config]:
     """A reloader that validates ``path`` like startup does and applies it to ``monitor``."""
 
     def load(text: str) -> Config:
-        return load_config(text, source=str(path), environ=environ)
+        config = load_config(text, source=str(path), environ=environ)
+        if redactor is not None:  # before anything of the new config can be logged
+            redactor.add(config_secrets(config, text=text, environ=environ))
+        return config
 
     def apply(config: Config) -> None:
         monitor.apply_config(config, build_notifiers(config, stdout=stdout))
@@ -61,3 +67,36 @@ def progress_for_once(monitor: Monitor, stream: TextIO, *, force: bool) -> Itera
             yield
         finally:
             monitor.metrics.on_feed_polled = None
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+
+def config_secrets(config: Config, *, text: str, environ: Mapping[str, str]) -> set[str]:
+    """Every value of ``config`` that must never be printed.
+
+    The values of the ``${VAR}``s the file refers to (whatever key they fill),
+    the secret fields of notifiers (token, webhook URL, password) and the
+    passwords inside URLs (the database's, a feed's).
+    """
+    secrets = env_secrets(text, environ=environ)
+    for entry in config.notifiers.values():
+        for key in ("token", "webhook_url", "password"):
+            value = getattr(entry, key, None)
+            if value is not None:
+                secrets.add(value.get_secret_value())
+    for url in (config.database, *(feed.url for feed in config.feeds)):
+        password = urlsplit(url).password
+        if password:
+            secrets.add(password)
+    for secret in list(secrets):
+        # A webhook URL is a secret as a whole and in its path (the token part).
+        path = urlsplit(secret).path if "://" in secret else ""
+        if len(path) > 8:
+            secrets.add(path)
+    return secrets
+
+
+def env_secrets(text: str, *, environ: Mapping[str, str]) -> set[str]:
+    """The values of the ``${VAR}``s a config text refers to (known before it loads)."""
+    return {environ[name] for name in _ENV_REFERENCE.findall(text) if name in environ}
