@@ -25,6 +25,7 @@ def _slack(name: str, entry: SlackConfig, _stdout: TextIO) -> Notifier:
         token=_secret(entry.token),
         webhook_url=_secret(entry.webhook_url),
         base_url=entry.base_url,
+        mention=entry.mention,
     )
 
 

@@ -2,22 +2,39 @@
 
 Nothing is sent from memory: every alert starts as a ``deliveries`` row written
 with its hit. A row is claimed (with a lease) before sending and marked sent,
-scheduled for retry, or failed afterwards, so a crash between claim and mark
-costs at most a repeat of the messages that were in flight.
+scheduled for retry, held for a batch, or failed afterwards, so a crash between
+claim and mark costs at most a repeat of the messages that were in flight.
+
+Each channel is worked by its own task: a slow, paced or rate-limited channel
+never holds up another one, nor polling. Within a channel:
+
+- operational notices go first (:meth:`Store.claim_notices`);
+- due batches (digests, quiet-hours catch-ups, flood summaries) go out as one
+  message each;
+- then single alerts, each first checked against the channel's policy
+  (:mod:`monitor.holds`), paced (:mod:`monitor.pacing`).
+
+Failures: a transient one (``NotifyError.retryable``) is retried with exponential
+backoff and jitter, or exactly after the channel's ``Retry-After``, until
+``max_age``; then, or at once for a permanent one, the row is failed and reported
+once on the ``ops_notify`` channel (:meth:`Deliverer._report_failure`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from monitor.holds import DeliveryPolicy, batch_kind
+from monitor.pacing import Pacer
 from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
-from notifiers import Alert, Notice, Notifier, NotifyError
+from notifiers import Alert, Digest, Notice, Notifier, NotifyError, Receipt
 
 log = logging.getLogger("wirewatch.delivery")
 
@@ -25,6 +42,23 @@ LEASE = timedelta(minutes=2)
 MAX_AGE = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=2)
 MAX_RETRY = timedelta(minutes=15)
+#: Rows claimed at once per channel; a paced channel sends them one slot apart, so
+#: this times its interval must stay well inside the lease.
+CLAIM_BATCH = 10
+
+
+class DeliveryObserver(Protocol):
+    """Told about every delivery outcome ("sent", "retry", "failed", "held"); metrics."""
+
+    def delivery_finished(
+        self,
+        *,
+        notifier: str,
+        outcome: str,
+        now: datetime | None = None,
+        published_at: datetime | None = None,
+        first_seen_at: datetime | None = None,
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -32,17 +66,30 @@ class DeliverySummary:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    held: int = 0
 
     def add(self, other: DeliverySummary) -> None:
         self.sent += other.sent
         self.retrying += other.retrying
         self.failed += other.failed
+        self.held += other.held
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff, full jitter on the upper half, capped at ``maximum``."""
+
+    first: timedelta = FIRST_RETRY
+    maximum: timedelta = MAX_RETRY
+
+    def delay(self, attempts: int, *, rng: random.Random | None = None) -> timedelta:
+        base = min(self.first * (2 ** max(0, attempts - 1)), self.maximum)
+        return base / 2 + (base / 2) * (rng or random).random()
 
 
 def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with full jitter on the upper half."""
-    base = min(FIRST_RETRY * (2 ** max(0, attempts - 1)), MAX_RETRY)
-    return base / 2 + (base / 2) * (rng or random).random()
+    return Backoff().delay(attempts, rng=rng)
 
 
 def alert_for(delivery: ClaimedDelivery) -> Alert:
@@ -59,7 +106,50 @@ def alert_for(delivery: ClaimedDelivery) -> Alert:
     )
 
 
+def digest_for(rows: list[ClaimedDelivery]) -> Digest:
+    """One message for the rows of a batch (all share notifier and batch key)."""
+    batch = rows[0].batch or ""
+    kind = batch_kind(batch)
+    count = len(rows)
+    matches = f"{count} match{'es' if count != 1 else ''}"
+    if kind == "burst":
+        title = f"{count} more match{'es' if count != 1 else ''} for {rows[0].rule}"
+    elif kind == "quiet":
+        title = f"Quiet hours: {matches} held"
+    else:
+        since = min(row.created_at for row in rows)
+        title = f"Digest: {matches} since {since.strftime('%Y-%m-%d %H:%M UTC')}"
+    return Digest(
+        digest_id=f"{rows[0].notifier}.{batch}.{rows[0].id}",
+        kind=kind,
+        title=title,
+        alerts=tuple(alert_for(row) for row in rows),
+    )
+
+
+def _is_local_process_gone(claimer: str, *, own: str) -> bool:
+    """True when ``claimer`` ("host:pid") is a process on this host that has exited.
+
+    Its claims can be released at once instead of waiting for the lease: what it had in
+    flight may repeat, exactly as after the lease expired, only sooner.
+    """
+    host, _, pid = claimer.rpartition(":")
+    own_host = own.rpartition(":")[0]
+    if claimer == own or host != own_host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: alive, someone else's
+        return False
+    return False
+
+
 class Deliverer:
+    #: Set by the service to count outcomes; None counts nothing.
+    observer: DeliveryObserver | None = None
+
     def __init__(
         self,
         *,
@@ -69,6 +159,10 @@ class Deliverer:
         clock: Callable[[], datetime] = utcnow,
         max_age: timedelta = MAX_AGE,
         ops_notifier: str | None = None,
+        policy: DeliveryPolicy | None = None,
+        pacer: Pacer | None = None,
+        backoff: Backoff | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.instance_id = instance_id
         self._store = store
@@ -76,100 +170,226 @@ class Deliverer:
         self._clock = clock
         self._max_age = max_age
         self._ops_notifier = ops_notifier
+        self._policy = policy or DeliveryPolicy()
+        self._pacer = pacer or Pacer()
+        self._backoff = backoff or Backoff()
+        self._lease = lease
         self._lock = asyncio.Lock()
+        self._recovered = False
+        self.observer = None
+
+    def _observe(self, rows: list[ClaimedDelivery], outcome: str) -> None:
+        if self.observer is None:
+            return
+        now = self._clock()
+        for row in rows:
+            self.observer.delivery_finished(
+                notifier=row.notifier, outcome=outcome, now=now,
+                published_at=row.published_at, first_seen_at=row.first_seen_at,
+            )
 
     def replace_notifiers(self, notifiers: Mapping[str, Notifier]) -> None:
         self._notifiers = dict(notifiers)
+
+    def replace_policy(self, policy: DeliveryPolicy, ops_notifier: str | None) -> None:
+        self._policy = policy
+        self._ops_notifier = ops_notifier
+
+    # ------------------------------------------------------------------- passes
 
     async def deliver_due(self) -> DeliverySummary:
         """Send everything due now; one channel's slowness does not hold up another."""
         summary = DeliverySummary()
         async with self._lock:  # one sender per process; other instances coordinate via claims
-            summary.add(await self._send_notices())
-            while True:
-                claimed = self._store.claim_deliveries(
-                    now=self._clock(), lease=LEASE, claimer=self.instance_id
-                )
-                if not claimed:
-                    return summary
-                by_channel: dict[str, list[ClaimedDelivery]] = defaultdict(list)
-                for delivery in claimed:
-                    by_channel[delivery.notifier].append(delivery)
-                results = await asyncio.gather(
-                    *(self._send_channel(name, rows) for name, rows in by_channel.items())
-                )
-                for result in results:
-                    summary.add(result)
-
-    async def _send_channel(self, name: str, rows: list[ClaimedDelivery]) -> DeliverySummary:
-        summary = DeliverySummary()
-        notifier = self._notifiers.get(name)
-        for delivery in rows:
-            if notifier is None:
-                # The notifier was removed from the config while this waited.
-                self._fail(delivery, f"notifier '{name}' is no longer configured", summary)
-                continue
-            try:
-                receipt = await asyncio.to_thread(notifier.send, alert_for(delivery))
-            except NotifyError as exc:
-                self._handle_error(delivery, exc, summary)
-                continue
-            except Exception as exc:  # a bug in a channel must not stall the outbox
-                log.exception("notifier=%s rule=%s unexpected error", name, delivery.rule)
-                self._handle_error(
-                    delivery, NotifyError(f"{name}: {exc!r}", retryable=True), summary
-                )
-                continue
-            self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=self._clock())
-            summary.sent += 1
-            log.info("notifier=%s rule=%s delivery=%d sent", name, delivery.rule, delivery.id)
+            if not self._recovered:
+                self._recover_orphaned_claims()
+                self._recovered = True
+            notifiers = dict(self._notifiers)
+            results = await asyncio.gather(
+                *(self._work_channel(name, notifier) for name, notifier in notifiers.items())
+            )
+            for result in results:
+                summary.add(result)
+            # Rows for channels no longer configured fail (and are reported).
+            summary.add(await self._fail_orphans(set(notifiers)))
         return summary
 
-    def _handle_error(
-        self, delivery: ClaimedDelivery, exc: NotifyError, summary: DeliverySummary
-    ) -> None:
+    def _recover_orphaned_claims(self) -> None:
         now = self._clock()
+        for claimer in self._store.claimers():
+            if _is_local_process_gone(claimer, own=self.instance_id):
+                released = self._store.release_claims(now=now, claimer=claimer)
+                log.warning("claimer=%s released=%d reason=process_gone", claimer, released)
+
+    async def _work_channel(self, name: str, notifier: Notifier) -> DeliverySummary:
+        summary = DeliverySummary()
+        while True:
+            progressed = False
+            notices = self._store.claim_notices(
+                now=self._clock(), lease=self._lease, claimer=self.instance_id, notifier=name
+            )
+            for notice in notices:
+                await self._send_notice(notifier, notice, summary)
+            rows = self._store.claim_batch(
+                now=self._clock(), lease=self._lease, claimer=self.instance_id, notifier=name
+            )
+            if rows:
+                await self._send_batch(notifier, rows, summary)
+            claimed = self._store.claim_deliveries(
+                now=self._clock(),
+                lease=self._lease,
+                claimer=self.instance_id,
+                limit=CLAIM_BATCH,
+                notifier=name,
+            )
+            for delivery in claimed:
+                await self._send_one(notifier, delivery, summary)
+            progressed = bool(notices or rows or claimed)
+            if not progressed:
+                return summary
+
+    async def _fail_orphans(self, known: set[str]) -> DeliverySummary:
+        summary = DeliverySummary()
+        while True:
+            claimed = self._store.claim_deliveries(
+                now=self._clock(), lease=self._lease, claimer=self.instance_id,
+                not_notifiers=sorted(known),
+            )
+            if not claimed:
+                return summary
+            for delivery in claimed:
+                self._fail(
+                    [delivery], f"notifier '{delivery.notifier}' is no longer configured", summary
+                )
+
+    # ------------------------------------------------------------------- sending
+
+    async def _paced(self, notifier: Notifier, send: Callable[[], Receipt]) -> Receipt:
+        """Wait for the channel's slot, send in a worker thread; a Retry-After holds
+        the channel back for exactly that long."""
+        key = getattr(notifier, "pacing_key", None)
+        await self._pacer.wait(key, float(getattr(notifier, "min_interval", 0.0)))
+        try:
+            return await asyncio.to_thread(send)
+        except NotifyError as exc:
+            if exc.retry_after is not None:
+                self._pacer.defer(key, exc.retry_after)
+            raise
+
+    async def _send_one(
+        self, notifier: Notifier, delivery: ClaimedDelivery, summary: DeliverySummary
+    ) -> None:
+        if not delivery.admitted:
+            now = self._clock()
+            hold = self._policy.hold_for(
+                notifier=delivery.notifier,
+                rule=delivery.rule,
+                severity=delivery.severity,
+                now=now,
+                admitted_since=lambda n, r, since: self._store.admitted_since(
+                    notifier=n, rule=r, since=since
+                ),
+            )
+            if hold is not None:
+                self._store.hold_delivery(delivery.id, batch=hold.batch, until=hold.until)
+                summary.held += 1
+                self._observe([delivery], "held")
+                log.info(
+                    "notifier=%s rule=%s delivery=%d held batch=%s until=%s",
+                    delivery.notifier, delivery.rule, delivery.id, hold.batch,
+                    hold.until.isoformat(timespec="seconds"),
+                )
+                return
+            self._store.admit_delivery(delivery.id, now=now)
+        alert = alert_for(delivery)
+        try:
+            receipt = await self._paced(notifier, lambda: notifier.send(alert))
+        except Exception as exc:
+            self._handle_error([delivery], _as_notify_error(notifier.name, exc), summary)
+            return
+        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=self._clock())
+        summary.sent += 1
+        self._observe([delivery], "sent")
+        log.info("notifier=%s rule=%s delivery=%d sent", notifier.name, delivery.rule,
+                 delivery.id)
+
+    async def _send_batch(
+        self, notifier: Notifier, rows: list[ClaimedDelivery], summary: DeliverySummary
+    ) -> None:
+        digest = digest_for(rows)
+        ids = [row.id for row in rows]
+        try:
+            receipt = await self._paced(notifier, lambda: notifier.send_digest(digest))
+        except Exception as exc:
+            self._handle_error(rows, _as_notify_error(notifier.name, exc), summary)
+            return
+        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=self._clock())
+        summary.sent += len(rows)
+        self._observe(rows, "sent")
+        log.info("notifier=%s batch=%s deliveries=%d sent", notifier.name, rows[0].batch,
+                 len(rows))
+
+    # ------------------------------------------------------------------- outcomes
+
+    def _handle_error(
+        self, rows: list[ClaimedDelivery], exc: NotifyError, summary: DeliverySummary
+    ) -> None:
+        """Retry or fail a single delivery or a whole batch (``rows`` share one send)."""
+        now = self._clock()
+        first = rows[0]
         if not exc.retryable:
-            self._fail(delivery, str(exc), summary)
+            self._fail(rows, str(exc), summary)
             return
-        if now - delivery.created_at >= self._max_age:
-            self._fail(delivery, f"gave up after {delivery.attempts} attempts: {exc}", summary)
+        # A batch ages from the time it was due, not from its oldest hit: a daily
+        # digest's rows are a day old by design.
+        born = first.held_until if first.batch and first.held_until else first.created_at
+        if now - born >= self._max_age:
+            self._fail(rows, f"gave up after {first.attempts} attempts: {exc}", summary)
             return
+        # Retry-After is obeyed exactly (no jitter): Slack counts an early retry as
+        # another violation.
         delay = (
             timedelta(seconds=exc.retry_after)
             if exc.retry_after is not None
-            else retry_delay(delivery.attempts)
+            else self._backoff.delay(first.attempts)
         )
-        self._store.schedule_retry(delivery.id, at=now + delay, reason=str(exc))
-        summary.retrying += 1
+        if first.batch:
+            self._store.schedule_batch_retry([r.id for r in rows], at=now + delay, reason=str(exc))
+        else:
+            self._store.schedule_retry(first.id, at=now + delay, reason=str(exc))
+        summary.retrying += len(rows)
+        self._observe(rows, "retry")
         log.warning(
-            "notifier=%s rule=%s delivery=%d retry_in=%.1fs error=%r",
-            delivery.notifier,
-            delivery.rule,
-            delivery.id,
-            delay.total_seconds(),
-            str(exc),
+            "notifier=%s rule=%s delivery=%d rows=%d retry_in=%.1fs error=%r",
+            first.notifier, first.rule, first.id, len(rows), delay.total_seconds(), str(exc),
         )
 
-    def _fail(self, delivery: ClaimedDelivery, reason: str, summary: DeliverySummary) -> None:
-        self._store.mark_failed(delivery.id, reason=reason)
-        summary.failed += 1
+    def _fail(self, rows: list[ClaimedDelivery], reason: str, summary: DeliverySummary) -> None:
+        first = rows[0]
+        if first.batch:
+            self._store.mark_batch_failed([r.id for r in rows], reason=reason)
+        else:
+            self._store.mark_failed(first.id, reason=reason)
+        summary.failed += len(rows)
+        self._observe(rows, "failed")
         log.error(
-            "notifier=%s rule=%s delivery=%d failed: %s",
-            delivery.notifier,
-            delivery.rule,
-            delivery.id,
-            reason,
+            "notifier=%s rule=%s delivery=%d rows=%d failed: %s",
+            first.notifier, first.rule, first.id, len(rows), reason,
+        )
+        items = "\n".join(f"- [{r.rule}] {r.title} ({r.link or 'no link'})" for r in rows[:20])
+        more = f"\n… and {len(rows) - 20} more" if len(rows) > 20 else ""
+        what = (
+            f"Alert for rule '{first.rule}'"
+            if len(rows) == 1
+            else f"{batch_kind(first.batch or '')} message of {len(rows)} alerts"
         )
         self._report_failure(
-            key=f"delivery-failed:{delivery.id}",
-            notifier=delivery.notifier,
-            title=f"Alert for rule '{delivery.rule}' could not be delivered on "
-            f"'{delivery.notifier}'",
+            key=f"delivery-failed:{first.notifier}:{first.id}",
+            notifier=first.notifier,
+            title=f"{what} could not be delivered on '{first.notifier}'",
             body=(
-                f"Rule: {delivery.rule}\nChannel: {delivery.notifier}\n"
-                f"Item: {delivery.title}\nLink: {delivery.link or '(none)'}\n"
-                f"Attempts: {delivery.attempts}\nReason: {reason}"
+                f"Channel: {first.notifier}\nAttempts: {first.attempts}\nReason: {reason}\n"
+                f"Alerts:\n{items}{more}"
             ),
         )
 
@@ -189,40 +409,23 @@ class Deliverer:
 
     # ------------------------------------------------------------------- notices
 
-    async def _send_notices(self) -> DeliverySummary:
-        summary = DeliverySummary()
-        while True:
-            claimed = self._store.claim_notices(
-                now=self._clock(), lease=LEASE, claimer=self.instance_id
-            )
-            if not claimed:
-                return summary
-            for notice in claimed:
-                await self._send_notice(notice, summary)
-
-    async def _send_notice(self, row: ClaimedNotice, summary: DeliverySummary) -> None:
-        notifier = self._notifiers.get(row.notifier)
-        if notifier is None or not hasattr(notifier, "send_notice"):
-            self._store.mark_notice_failed(
-                row.id, reason=f"notifier '{row.notifier}' cannot send notices (not configured)"
-            )
-            summary.failed += 1
-            log.error("notifier=%s notice=%s failed: not configured", row.notifier, row.key)
-            return
+    async def _send_notice(
+        self, notifier: Notifier, row: ClaimedNotice, summary: DeliverySummary
+    ) -> None:
         notice = Notice(
             notice_id=f"{row.id}.{row.key}", title=row.title, body=row.body,
             severity=row.severity,
         )
         try:
-            receipt = await asyncio.to_thread(notifier.send_notice, notice)
+            receipt = await self._paced(notifier, lambda: notifier.send_notice(notice))
         except Exception as exc:
-            error = exc if isinstance(exc, NotifyError) else NotifyError(repr(exc), retryable=True)
+            error = _as_notify_error(notifier.name, exc)
             now = self._clock()
             if error.retryable and now - row.created_at < self._max_age:
                 delay = (
                     timedelta(seconds=error.retry_after)
                     if error.retry_after is not None
-                    else retry_delay(row.attempts)
+                    else self._backoff.delay(row.attempts)
                 )
                 self._store.schedule_notice_retry(row.id, at=now + delay, reason=str(error))
                 summary.retrying += 1
@@ -238,8 +441,14 @@ class Deliverer:
         summary.sent += 1
         log.info("notifier=%s notice=%s sent", row.notifier, row.key)
 
+    # ------------------------------------------------------------------- run --once
+
     async def drain(self, *, deadline: timedelta, poll_every: float = 0.2) -> DeliverySummary:
-        """Deliver until nothing is pending or the deadline passes (for ``run --once``)."""
+        """Deliver until nothing is pending or the deadline passes (for ``run --once``).
+
+        Held rows whose batch is due within the deadline are waited for too; a digest
+        due tomorrow is not.
+        """
         summary = DeliverySummary()
         loop = asyncio.get_running_loop()
         until = loop.time() + deadline.total_seconds()
@@ -257,3 +466,11 @@ class Deliverer:
             if loop.time() + wait > until:
                 return summary
             await asyncio.sleep(wait)
+
+
+def _as_notify_error(channel: str, exc: BaseException) -> NotifyError:
+    if isinstance(exc, NotifyError):
+        return exc
+    # A bug in a channel must not stall the outbox: retry, and say so loudly.
+    log.error("notifier=%s unexpected error %r", channel, exc, exc_info=exc)
+    return NotifyError(f"{channel}: {exc!r}", retryable=True)

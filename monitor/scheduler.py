@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger("wirewatch.scheduler")
 
@@ -75,3 +76,23 @@ class Scheduler:
             task.cancel()
         if still_running:
             await asyncio.wait(still_running, timeout=2)
+
+
+def check_cron(cron: str, timezone: str) -> None:
+    """Raise ValueError naming the problem when ``cron`` is not a 5-field crontab line."""
+    CronTrigger.from_crontab(cron, timezone=timezone)
+
+
+def next_fire_time(cron: str, timezone: str, *, after: datetime) -> datetime:
+    """The first time strictly after ``after`` that the crontab line ``cron`` fires,
+    read in ``timezone`` (an IANA name), as an aware datetime.
+
+    APScheduler's CronTrigger does the calendar work, daylight-saving changes included.
+    """
+    trigger = CronTrigger.from_crontab(cron, timezone=timezone)
+    # The trigger answers "at or after now", rounded up to whole seconds; a microsecond
+    # later makes it "strictly after".
+    fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    if fire is None:  # pragma: no cover - a 5-field crontab line always fires again
+        raise ValueError(f"cron {cron!r} never fires after {after.isoformat()}")
+    return fire

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from monitor.config import Config
 from monitor.delivery import Deliverer, DeliverySummary
 from monitor.fetch import make_client
+from monitor.holds import policy_from_config
 from monitor.metrics import Metrics
 from monitor.pipeline import Poller, PollSummary
 from monitor.plan import Plan, plan_from_config
@@ -63,7 +64,7 @@ class Monitor:
                              instance_id=instance_id)
         self.deliverer = Deliverer(
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
-            ops_notifier=config.ops_notify,
+            ops_notifier=config.ops_notify, policy=policy_from_config(config),
         )
         self.metrics = Metrics(gauges=lambda: store)
         self.poller.observer = self.metrics
@@ -102,6 +103,7 @@ class Monitor:
         replaced = [n for name, n in self._notifiers.items() if notifiers.get(name) is not n]
         self._notifiers = dict(notifiers)
         self.deliverer.replace_notifiers(self._notifiers)
+        self.deliverer.replace_policy(policy_from_config(config), config.ops_notify)
         self._retire(replaced)
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),

@@ -35,6 +35,8 @@ PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
+#: Waiting, with its batch, for a digest, a quiet-hours catch-up or a flood summary.
+HELD = "held"
 
 
 class StoreError(Exception):
@@ -153,6 +155,12 @@ class DeliveryRow(SQLModel, table=True):
     external_id: str | None = None
     created_at: datetime
     sent_at: datetime | None = None
+    #: Set when the row is held for a batch message (digest, quiet hours, flood
+    #: summary): the rows sharing (notifier, batch) are sent as one message.
+    batch: str | None = Field(default=None, max_length=300)
+    held_until: datetime | None = None
+    #: When the channel's policy let this row go out on its own (flood control counts these).
+    admitted_at: datetime | None = Field(default=None, index=True)
 
 
 class NoticeRow(SQLModel, table=True):
@@ -305,6 +313,9 @@ class ClaimedDelivery:
     published_at: datetime | None
     first_seen_at: datetime
     feed_name: str
+    admitted: bool = False
+    batch: str | None = None
+    held_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +336,7 @@ class DeliveryCounts:
     sending: int
     sent: int
     failed: int
+    held: int = 0
 
 
 # ----------------------------------------------------------------------------- store
@@ -779,17 +791,26 @@ class Store:
     # ------------------------------------------------------------------- outbox
 
     def claim_deliveries(self, *, now: datetime, lease: timedelta, claimer: str,
-                         limit: int = 50) -> list[ClaimedDelivery]:
-        """Claim due deliveries for sending.
+                         limit: int = 50, notifier: str | None = None,
+                         not_notifiers: Sequence[str] = ()) -> list[ClaimedDelivery]:
+        """Claim due deliveries for sending (only ``notifier``'s when given; none of
+        ``not_notifiers``).
 
         A row is due when pending and its retry time has come, or when a
         previous claim expired (the process that claimed it died while sending).
+        Rows held for a batch are claimed with their batch (:meth:`claim_batch`).
         """
         due = or_(
             (DeliveryRow.status == PENDING) & (DeliveryRow.next_attempt_at <= now),
             (DeliveryRow.status == SENDING) & (DeliveryRow.claimed_until < now),
         )
-        ids_query = select(DeliveryRow.id).where(due).order_by(DeliveryRow.id).limit(limit)
+        ids_query = select(DeliveryRow.id).where(due, DeliveryRow.batch == None)  # noqa: E711
+        if notifier is not None:
+            ids_query = ids_query.where(DeliveryRow.notifier == notifier)
+        if not_notifiers:
+            ids_query = ids_query.where(
+                DeliveryRow.notifier.not_in(list(not_notifiers)))  # type: ignore[attr-defined]
+        ids_query = ids_query.order_by(DeliveryRow.id).limit(limit)  # type: ignore[arg-type]
         if self._dialect == "postgresql":
             ids_query = ids_query.with_for_update(skip_locked=True)
         with Session(self._engine) as session:
@@ -801,8 +822,12 @@ class Store:
                 .returning(DeliveryRow.id)
             ).scalars().all()
             session.commit()
-        if not claimed:
+        return self._claimed(claimed)
+
+    def _claimed(self, ids: Sequence[int]) -> list[ClaimedDelivery]:
+        if not ids:
             return []
+        claimed = list(ids)
         with Session(self._engine) as session:
             rows = session.exec(
                 select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
@@ -819,9 +844,104 @@ class Store:
                 snippet=h.snippet, marks=tuple(tuple(m) for m in json.loads(h.marks)),
                 title=i.title, link=i.link, published_at=_aware(i.published_at),
                 first_seen_at=_aware(i.first_seen_at), feed_name=feed_name,
+                admitted=d.admitted_at is not None, batch=d.batch,
+                held_until=_aware(d.held_until),
             )
             for d, h, i, feed_name in rows
         ]
+
+    # ------------------------------------------------------------------- holding and batches
+
+    def hold_delivery(self, delivery_id: int, *, batch: str, until: datetime) -> None:
+        """Put a claimed row into a batch sent at ``until`` (the claim did not count
+        as an attempt)."""
+        self._finish(delivery_id, status=HELD, batch=batch, held_until=until,
+                     next_attempt_at=until, claimed_until=None, attempts=0)
+
+    def admit_delivery(self, delivery_id: int, *, now: datetime) -> None:
+        """Record that the channel's policy lets this row go out on its own."""
+        self._finish(delivery_id, admitted_at=now)
+
+    def admitted_since(self, *, notifier: str, rule: str,
+                       since: datetime) -> tuple[int, datetime | None]:
+        """How many of ``rule``'s alerts went out alone on ``notifier`` after ``since``,
+        and when the first of them did."""
+        with Session(self._engine) as session:
+            count, first = session.exec(
+                select(func.count(), func.min(DeliveryRow.admitted_at))
+                .join(HitRow, HitRow.id == DeliveryRow.hit_id)  # type: ignore[arg-type]
+                .where(DeliveryRow.notifier == notifier, HitRow.rule == rule,
+                       DeliveryRow.admitted_at > since)  # type: ignore[operator]
+            ).one()
+        return int(count), _aware(first)
+
+    def claim_batch(self, *, now: datetime, lease: timedelta, claimer: str,
+                    notifier: str) -> list[ClaimedDelivery]:
+        """Claim every row of one due batch of ``notifier`` (empty when none is due).
+
+        A batch is due when its rows are held and their time has come, or when a
+        claim on it expired. All its rows are claimed together, so they go out as one
+        message and are marked together.
+        """
+        due = or_(
+            (DeliveryRow.status == HELD) & (DeliveryRow.next_attempt_at <= now),
+            (DeliveryRow.status == SENDING) & (DeliveryRow.claimed_until < now),
+        )
+        with Session(self._engine) as session:
+            batch = session.exec(
+                select(DeliveryRow.batch)
+                .where(due, DeliveryRow.notifier == notifier,
+                       DeliveryRow.batch != None)  # noqa: E711
+                .order_by(DeliveryRow.next_attempt_at)  # type: ignore[arg-type]
+                .limit(1)
+            ).first()
+            if batch is None:
+                return []
+            ids_query = select(DeliveryRow.id).where(
+                due, DeliveryRow.notifier == notifier, DeliveryRow.batch == batch)
+            if self._dialect == "postgresql":
+                ids_query = ids_query.with_for_update(skip_locked=True)
+            claimed = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
+                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
+                        attempts=DeliveryRow.attempts + 1)
+                .returning(DeliveryRow.id)
+            ).scalars().all()
+            session.commit()
+        return self._claimed(sorted(claimed))
+
+    def mark_batch_sent(self, delivery_ids: Sequence[int], *, external_id: str | None,
+                        now: datetime) -> None:
+        self._finish_many(delivery_ids, status=SENT, external_id=external_id, sent_at=now,
+                          claimed_until=None, last_error=None)
+
+    def schedule_batch_retry(self, delivery_ids: Sequence[int], *, at: datetime,
+                             reason: str) -> None:
+        self._finish_many(delivery_ids, status=HELD, next_attempt_at=at, last_error=reason,
+                          claimed_until=None)
+
+    def mark_batch_failed(self, delivery_ids: Sequence[int], *, reason: str) -> None:
+        self._finish_many(delivery_ids, status=FAILED, last_error=reason, claimed_until=None)
+
+    def _finish_many(self, delivery_ids: Sequence[int], **values: Any) -> None:
+        ids = list(delivery_ids)
+        with Session(self._engine) as session:
+            session.execute(update(DeliveryRow)
+                            .where(DeliveryRow.id.in_(ids))  # type: ignore[union-attr]
+                            .values(**values))
+            session.commit()
+
+    def claimers(self) -> list[str]:
+        """Who holds claims right now (deliveries or notices being sent)."""
+        with Session(self._engine) as session:
+            deliveries = session.exec(
+                select(DeliveryRow.claimed_by).where(DeliveryRow.status == SENDING).distinct()
+            ).all()
+            notices = session.exec(
+                select(NoticeRow.claimed_by).where(NoticeRow.status == SENDING).distinct()
+            ).all()
+        return sorted({c for c in (*deliveries, *notices) if c})
 
     def mark_sent(self, delivery_id: int, *, external_id: str | None, now: datetime) -> None:
         self._finish(delivery_id, status=SENT, external_id=external_id, sent_at=now,
@@ -839,8 +959,16 @@ class Store:
         with Session(self._engine) as session:
             result = session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer)
+                .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer,
+                       DeliveryRow.batch == None)  # noqa: E711
                 .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
+            )
+            # A batch goes back to waiting with its batch, due now.
+            batches = session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer,
+                       DeliveryRow.batch != None)  # noqa: E711
+                .values(status=HELD, claimed_until=None, claimed_by=None, next_attempt_at=now)
             )
             notices = session.execute(
                 update(NoticeRow)
@@ -848,7 +976,8 @@ class Store:
                 .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
             )
             session.commit()
-            return int(result.rowcount or 0) + int(notices.rowcount or 0)  # type: ignore[attr-defined]
+            return sum(int(r.rowcount or 0)  # type: ignore[attr-defined]
+                       for r in (result, batches, notices))
 
     def _finish(self, delivery_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
@@ -863,14 +992,15 @@ class Store:
             ).all()
         counts = {status: n for status, n in rows}
         return DeliveryCounts(pending=counts.get(PENDING, 0), sending=counts.get(SENDING, 0),
-                              sent=counts.get(SENT, 0), failed=counts.get(FAILED, 0))
+                              sent=counts.get(SENT, 0), failed=counts.get(FAILED, 0),
+                              held=counts.get(HELD, 0))
 
     def next_delivery_due(self) -> datetime | None:
         """When the earliest unsent delivery may next be attempted."""
         with Session(self._engine) as session:
             pending = session.exec(
                 select(func.min(DeliveryRow.next_attempt_at))
-                .where(DeliveryRow.status == PENDING)
+                .where(DeliveryRow.status.in_((PENDING, HELD)))  # type: ignore[attr-defined]
             ).one()
             sending = session.exec(
                 select(func.min(DeliveryRow.claimed_until))
@@ -895,7 +1025,8 @@ class Store:
         return [
             dict(id=d.id, notifier=d.notifier, status=d.status, attempts=d.attempts,
                  last_error=d.last_error, external_id=d.external_id, rule=h.rule,
-                 title=i.title, link=i.link, feed=feed_name, item_key=i.item_key)
+                 title=i.title, link=i.link, feed=feed_name, item_key=i.item_key,
+                 batch=d.batch, held_until=_aware(d.held_until), sent_at=_aware(d.sent_at))
             for d, h, i, feed_name in rows
         ]
 
@@ -997,57 +1128,6 @@ class Store:
             for r in rows
         ]
 
-
-def _success_values(update_: FeedUpdate) -> dict[str, Any]:
-    """A successful poll ends a failing episode and records redirect evidence."""
-    values: dict[str, Any] = dict(
-        retry_after_until=None, failing_since=None, failure_alerted_at=None,
-        redirect_target=update_.redirect_target, redirect_streak=update_.redirect_streak,
-    )
-    if update_.effective_url is not None:
-        values["effective_url"] = update_.effective_url
-    return values
-
-
-def _feed_state(row: FeedRow) -> FeedState:
-    assert row.id is not None
-    return FeedState(
-        id=row.id, name=row.name, url=row.url, effective_url=row.effective_url,
-        enabled=row.enabled, disabled_reason=row.disabled_reason, etag=row.etag,
-        last_modified=row.last_modified, body_hash=row.body_hash,
-        next_poll_at=_aware(row.next_poll_at),  # type: ignore[arg-type]
-        last_polled_at=_aware(row.last_polled_at), last_success_at=_aware(row.last_success_at),
-        last_new_item_at=_aware(row.last_new_item_at), last_status=row.last_status,
-        last_error=row.last_error, consecutive_failures=row.consecutive_failures,
-        items_total=row.items_total, created_at=_aware(row.created_at),
-        retry_after_until=_aware(row.retry_after_until),
-        failing_since=_aware(row.failing_since),
-        failure_alerted_at=_aware(row.failure_alerted_at),
-        silence_alerted_at=_aware(row.silence_alerted_at),
-        redirect_target=row.redirect_target, redirect_streak=row.redirect_streak,
-        gone=row.gone,
-    )
-
-
-def _stored_item(row: ItemRow, feed_name: str, tags: tuple[str, ...]) -> StoredItem:
-    assert row.id is not None
-    return StoredItem(
-        id=row.id, feed_name=feed_name, feed_tags=tags, item_key=row.item_key, guid=row.guid,
-        link=row.link, title=row.title, summary=row.summary, content=row.content,
-        author=row.author, categories=tuple(json.loads(row.categories or "[]")),
-        published_at=_aware(row.published_at),
-        first_seen_at=_aware(row.first_seen_at),  # type: ignore[arg-type]
-    )
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a database URL before it reaches a message."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
     # ------------------------------------------------------------------- operations
     # Health, metrics, retention and the operator CLI (docs/operations.md).
 
@@ -1167,3 +1247,54 @@ def _redact(url: str) -> str:
             session.commit()
         return counts
 
+
+def _success_values(update_: FeedUpdate) -> dict[str, Any]:
+    """A successful poll ends a failing episode and records redirect evidence."""
+    values: dict[str, Any] = dict(
+        retry_after_until=None, failing_since=None, failure_alerted_at=None,
+        redirect_target=update_.redirect_target, redirect_streak=update_.redirect_streak,
+    )
+    if update_.effective_url is not None:
+        values["effective_url"] = update_.effective_url
+    return values
+
+
+def _feed_state(row: FeedRow) -> FeedState:
+    assert row.id is not None
+    return FeedState(
+        id=row.id, name=row.name, url=row.url, effective_url=row.effective_url,
+        enabled=row.enabled, disabled_reason=row.disabled_reason, etag=row.etag,
+        last_modified=row.last_modified, body_hash=row.body_hash,
+        next_poll_at=_aware(row.next_poll_at),  # type: ignore[arg-type]
+        last_polled_at=_aware(row.last_polled_at), last_success_at=_aware(row.last_success_at),
+        last_new_item_at=_aware(row.last_new_item_at), last_status=row.last_status,
+        last_error=row.last_error, consecutive_failures=row.consecutive_failures,
+        items_total=row.items_total, created_at=_aware(row.created_at),
+        retry_after_until=_aware(row.retry_after_until),
+        failing_since=_aware(row.failing_since),
+        failure_alerted_at=_aware(row.failure_alerted_at),
+        silence_alerted_at=_aware(row.silence_alerted_at),
+        redirect_target=row.redirect_target, redirect_streak=row.redirect_streak,
+        gone=row.gone,
+    )
+
+
+def _stored_item(row: ItemRow, feed_name: str, tags: tuple[str, ...]) -> StoredItem:
+    assert row.id is not None
+    return StoredItem(
+        id=row.id, feed_name=feed_name, feed_tags=tags, item_key=row.item_key, guid=row.guid,
+        link=row.link, title=row.title, summary=row.summary, content=row.content,
+        author=row.author, categories=tuple(json.loads(row.categories or "[]")),
+        published_at=_aware(row.published_at),
+        first_seen_at=_aware(row.first_seen_at),  # type: ignore[arg-type]
+    )
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it reaches a message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

@@ -6,7 +6,7 @@ Public names: `Alert`, `Notice`, `Receipt`, `NotifyError`, `Notifier`, and the c
 
 from __future__ import annotations
 
-from notifiers.base import Alert, Notice, Notifier, NotifyError, Receipt
+from notifiers.base import Alert, Digest, Notice, Notifier, NotifyError, Receipt
 from notifiers.console import ConsoleNotifier
 from notifiers.mail import EmailNotifier
 from notifiers.slack import SlackNotifier
@@ -14,6 +14,7 @@ from notifiers.slack import SlackNotifier
 __all__ = [
     "Alert",
     "ConsoleNotifier",
+    "Digest",
     "EmailNotifier",
     "Notice",
     "Notifier",

@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "Alert",
+    "Digest",
     "Notice",
     "Notifier",
     "NotifyError",
     "Receipt",
     "format_published",
+    "group_by_rule",
     "one_line",
     "safe_link",
     "split_marked",
@@ -50,6 +52,34 @@ class Alert:
     snippet: str
     marks: tuple[tuple[int, int], ...] = ()
     severity: str = "normal"
+    #: Other feeds that carried the same story (filled once stories exist).
+    other_sources: tuple[str, ...] = ()
+    #: Receipts (`Receipt.external_id`) of earlier messages of the same story on this
+    #: channel, oldest first: email threads under them with In-Reply-To/References.
+    thread: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Several alerts in one message: a scheduled digest, the catch-up after quiet hours,
+    or the summary of a flood ("12 more matches for <rule>").
+
+    `kind` is "digest", "quiet" or "burst"; `title` is ours (it names the rule, which
+    comes from the config, and counts); the alerts carry untrusted feed text as usual.
+    """
+
+    digest_id: str
+    kind: str
+    title: str
+    alerts: tuple[Alert, ...]
+
+
+def group_by_rule(alerts: tuple[Alert, ...]) -> list[tuple[str, list[Alert]]]:
+    """The alerts grouped by rule, rules in order of first appearance."""
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault(alert.rule, []).append(alert)
+    return list(groups.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +130,8 @@ class Notifier(Protocol):
     def send(self, alert: Alert) -> Receipt: ...
 
     def send_notice(self, notice: Notice) -> Receipt: ...
+
+    def send_digest(self, digest: Digest) -> Receipt: ...
 
     def close(self) -> None: ...
 

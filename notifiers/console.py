@@ -12,10 +12,12 @@ from typing import TextIO
 
 from notifiers.base import (
     Alert,
+    Digest,
     Notice,
     NotifyError,
     Receipt,
     format_published,
+    group_by_rule,
     one_line,
     split_marked,
     strip_control_chars,
@@ -51,11 +53,25 @@ def render_console_notice(notice: Notice) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+def render_console_digest(digest: Digest) -> str:
+    """A digest or summary block: the title, then the alerts grouped by rule."""
+    lines = [f"[wirewatch] {one_line(digest.title)}"]
+    for rule, alerts in group_by_rule(digest.alerts):
+        lines.append(f"  {one_line(rule)} ({len(alerts)})")
+        for alert in alerts:
+            link = one_line(alert.link) if alert.link else "(no link)"
+            lines.append(f"    - {one_line(alert.title) or '(no title)'} <{link}>"
+                         f" ({one_line(alert.feed)})")
+    return "\n".join(lines) + "\n\n"
+
+
 class ConsoleNotifier:
     """Writes alerts to `stream`, flushing after each so a pipe or log sees it at once."""
 
     def __init__(self, *, name: str, stream: TextIO) -> None:
         self.name = name
+        self.pacing_key: str | None = None
+        self.min_interval = 0.0
         self._stream = stream
         # Workers may send concurrently; one lock keeps each block in one piece.
         self._lock = threading.Lock()
@@ -65,6 +81,9 @@ class ConsoleNotifier:
 
     def send_notice(self, notice: Notice) -> Receipt:
         return self._write(render_console_notice(notice))
+
+    def send_digest(self, digest: Digest) -> Receipt:
+        return self._write(render_console_digest(digest))
 
     def _write(self, block: str) -> Receipt:
         try:

@@ -33,17 +33,26 @@ from markupsafe import Markup, escape
 
 from notifiers.base import (
     Alert,
+    Digest,
     Notice,
     NotifyError,
     Receipt,
     format_published,
+    group_by_rule,
     one_line,
     safe_link,
     split_marked,
     strip_control_chars,
 )
 
-__all__ = ["EmailNotifier", "build_email", "build_notice_email"]
+__all__ = [
+    "EmailNotifier",
+    "build_digest_email",
+    "build_email",
+    "build_notice_email",
+    "list_id",
+    "thread_headers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,23 @@ def _message_id(alert_id: str, domain: str) -> str:
 def _domain_of(address: str) -> str:
     domain = address.rpartition("@")[2].strip().strip(">").lower()
     return domain or "wirewatch.invalid"
+
+
+def list_id(name: str, sender: str) -> str:
+    """A List-Id (RFC 2919) per channel, so mail clients can filter wirewatch's alerts."""
+    label = "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower()).strip("-")
+    return f"wirewatch {label or 'alerts'} <{label or 'alerts'}.wirewatch.{_domain_of(sender)}>"
+
+
+def thread_headers(earlier: Sequence[str]) -> dict[str, str]:
+    """In-Reply-To and References for a message following ``earlier`` Message-IDs
+    (oldest first) of the same story (RFC 5322 §3.6.4). Only ids in `<...>` form are
+    used, so a stored value can never add a header line."""
+    ids = [i for i in (one_line(x) for x in earlier) if i.startswith("<") and i.endswith(">")
+           and " " not in i]
+    if not ids:
+        return {}
+    return {"In-Reply-To": ids[-1], "References": " ".join(ids)}
 
 
 def _text_body(alert: Alert) -> str:
@@ -109,7 +135,7 @@ def _html_body(alert: Alert) -> str:
     # HTML folds runs of whitespace itself, so the snippet keeps its offsets (and the
     # marks stay aligned); only control characters are dropped.
     snippet = Markup("").join(
-        Markup("<strong>{}</strong>").format(strip_control_chars(piece))
+        Markup("<mark><strong>{}</strong></mark>").format(strip_control_chars(piece))
         if marked
         else escape(strip_control_chars(piece))
         for piece, marked in split_marked(alert.snippet, alert.marks)
@@ -156,8 +182,52 @@ def build_email(
     message["Auto-Submitted"] = "auto-generated"
     message["X-Wirewatch-Rule"] = one_line(alert.rule)
     message["X-Wirewatch-Feed"] = one_line(alert.feed)
+    if alert.severity != "normal":
+        message["X-Wirewatch-Severity"] = one_line(alert.severity)
+    for header, value in thread_headers(alert.thread).items():
+        message[header] = value
     message.set_content(_text_body(alert))
     message.add_alternative(_html_body(alert), subtype="html")
+    return message
+
+
+def build_digest_email(
+    digest: Digest, *, sender: str, recipients: Sequence[str], now: datetime | None = None
+) -> EmailMessage:
+    """One message listing many alerts grouped by rule: text and HTML parts."""
+    message = EmailMessage(policy=policy.SMTP)
+    subject = f"[wirewatch] {one_line(digest.title)}"
+    if len(subject) > _MAX_SUBJECT:
+        subject = subject[: _MAX_SUBJECT - 1].rstrip() + "…"
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
+    message["Message-ID"] = _message_id(f"digest:{digest.digest_id}", _domain_of(sender))
+    message["Auto-Submitted"] = "auto-generated"
+    groups = group_by_rule(digest.alerts)
+    text = [one_line(digest.title), ""]
+    html_groups: list[Markup] = []
+    for rule, alerts in groups:
+        text.append(f"{one_line(rule)} ({len(alerts)})")
+        items: list[Markup] = []
+        for alert in alerts:
+            title = one_line(alert.title) or "(no title)"
+            link = safe_link(alert.link)
+            text.append(f"  - {title} ({one_line(alert.feed)})" + (f"\n    {link}" if link else ""))
+            label = Markup('<a href="{}">{}</a>').format(link, title) if link else escape(title)
+            items.append(Markup("<li>{} <small>({})</small></li>").format(
+                label, one_line(alert.feed)))
+        text.append("")
+        html_groups.append(Markup("<h3>{} ({})</h3><ul>{}</ul>").format(
+            one_line(rule), len(alerts), Markup("").join(items)))
+    text += ["-- ", "Sent by wirewatch."]
+    message.set_content("\n".join(text) + "\n")
+    message.add_alternative(str(Markup(
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
+        '<body style="font-family:sans-serif"><h2 style="font-size:1.1em">{}</h2>{}'
+        '<p style="color:#777;font-size:0.8em">Sent by wirewatch.</p></body></html>\n'
+    ).format(one_line(digest.title), Markup("").join(html_groups))), subtype="html")
     return message
 
 
@@ -236,6 +306,9 @@ class EmailNotifier:
                 "use security: starttls or ssl"
             )
         self.name = name
+        # No pacing of our own: the SMTP server queues and pushes back with 4xx.
+        self.pacing_key: str | None = None
+        self.min_interval = 0.0
         self.host = host
         self.port = port or (465 if security == "ssl" else 587 if security == "starttls" else 25)
         self.security: Security = security
@@ -255,7 +328,14 @@ class EmailNotifier:
                 ) from exc
 
     def send(self, alert: Alert) -> Receipt:
-        return self._submit(build_email(alert, sender=self.sender, recipients=self.recipients))
+        message = build_email(alert, sender=self.sender, recipients=self.recipients)
+        message["List-Id"] = list_id(self.name, self.sender)
+        return self._submit(message)
+
+    def send_digest(self, digest: Digest) -> Receipt:
+        message = build_digest_email(digest, sender=self.sender, recipients=self.recipients)
+        message["List-Id"] = list_id(self.name, self.sender)
+        return self._submit(message)
 
     def send_notice(self, notice: Notice) -> Receipt:
         return self._submit(

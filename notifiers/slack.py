@@ -14,8 +14,10 @@ from pinging a whole channel or `<https://evil|Official>` from forging a link.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import math
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -25,20 +27,40 @@ from slack_sdk.webhook import WebhookClient
 
 from notifiers.base import (
     Alert,
+    Digest,
     Notice,
     NotifyError,
     Receipt,
     format_published,
+    group_by_rule,
     one_line,
     safe_link,
     split_marked,
     strip_control_chars,
 )
 
-__all__ = ["SlackNotifier", "build_notice_message", "build_slack_message", "escape_mrkdwn"]
+__all__ = [
+    "SlackNotifier",
+    "build_digest_message",
+    "build_notice_message",
+    "build_slack_message",
+    "escape_mrkdwn",
+    "mention_token",
+    "truncate_words",
+]
 
 # Longest title shown; Slack allows 3000 characters in a section's text.
 _MAX_TITLE = 300
+# Slack's limits: https://api.slack.com/reference/block-kit/blocks
+_MAX_HEADER = 150  # header block, plain_text
+_MAX_SECTION = 3000  # section block text
+_MAX_BLOCKS = 50  # blocks per message
+# Slack asks for no more than one message per second per channel:
+# https://api.slack.com/apis/rate-limits#posting-messages
+MIN_INTERVAL = 1.0
+
+# Mentions as written in the config, and the token Slack needs in message text.
+_SPECIAL_MENTIONS = {"@here": "<!here>", "@channel": "<!channel>", "@everyone": "<!everyone>"}
 
 # `*` inside a bold run would end the bold early; U+2217 ASTERISK OPERATOR looks the same.
 _ASTERISK_LOOKALIKE = "\u2217"
@@ -122,14 +144,53 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _snippet_mrkdwn(alert: Alert) -> str:
-    """The snippet with matched spans in bold.
+def truncate_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters on a word boundary, with an ellipsis.
+
+    A single word longer than the budget (a URL, say) is cut mid-word rather than
+    dropped whole.
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def _fit(render: Callable[[int], str], length: int, limit: int) -> str:
+    """Render feed text truncated so that the *escaped* result fits ``limit``.
+
+    Escaping can lengthen text (``&`` becomes ``&amp;``), so truncating after escaping
+    could cut an entity or a bold run in half; instead the raw text is cut shorter until
+    its rendering fits.
+    """
+    budget = length
+    while True:
+        rendered = render(budget)
+        if len(rendered) <= limit or budget <= 1:
+            return rendered[:limit]
+        budget = max(1, min(budget - 1, budget * limit // len(rendered)))
+
+
+def mention_token(mention: str) -> str:
+    """"@here" → "<!here>"; ids already in Slack's syntax ("<@U123>") stay as written."""
+    return _SPECIAL_MENTIONS.get(mention, mention)
+
+
+def _snippet_mrkdwn(alert: Alert, length: int | None = None) -> str:
+    """The snippet with matched spans in bold, cut to ``length`` raw characters on a word
+    boundary.
 
     Every `*` from the feed becomes a lookalike, not only those inside the marks: a stray
     `*` just before one of our bold runs could otherwise pair with its opening `*`.
     """
+    snippet = alert.snippet
+    if length is not None and len(snippet) > length:
+        snippet = truncate_words(snippet, length)
     out: list[str] = []
-    for piece, marked in split_marked(alert.snippet, alert.marks):
+    for piece, marked in split_marked(snippet, alert.marks):
         if marked:
             out.append(_bold(piece))
         else:
@@ -150,45 +211,114 @@ def _published_mrkdwn(alert: Alert) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
-def build_slack_message(alert: Alert) -> dict[str, Any]:
-    """`text` (notification fallback) and `blocks` for one alert, every feed string escaped."""
-    title = _shorten(one_line(alert.title), _MAX_TITLE) or "(no title)"
-    link = safe_link(alert.link)
+def _headline(title: str, link: str | None) -> str:
     if link:
         label = _link_label(title).replace("*", _ASTERISK_LOOKALIKE)
-        headline = f"*<{_link_target(link)}|{label}>*"
-    else:
-        headline = _bold(title)
+        return f"*<{_link_target(link)}|{label}>*"
+    return _bold(title)
+
+
+def build_slack_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]:
+    """`text` (notification fallback) and Block Kit `blocks` for one alert.
+
+    Blocks: a header with the rule and severity; a section with the linked title, the
+    source and the published time; the snippet with matched terms in bold; a context
+    line naming other sources of the same story, when there are any. Every feed string
+    is escaped, and every block kept within Slack's limits. ``mention`` ("@here",
+    "<@U123>") is put in front of critical alerts.
+    """
+    title = truncate_words(one_line(alert.title), _MAX_TITLE) or "(no title)"
+    link = safe_link(alert.link)
     rule = one_line(alert.rule)
     feed = one_line(alert.feed)
-
-    context = [
-        f"Feed: {_bold(feed)}",
-        f"Rule: {_bold(rule)}",
-        f"Published: {_published_mrkdwn(alert)}",
-    ]
-    if alert.severity != "normal":
-        context.append(f"Severity: {_bold(one_line(alert.severity))}")
+    severity = one_line(alert.severity)
+    ping = mention_token(mention) + " " if mention and alert.severity == "critical" else ""
 
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
+        {
+            "type": "header",
+            # plain_text is shown as written: no escaping, and nothing in it can ping.
+            "text": {"type": "plain_text", "text": truncate_words(f"{rule} · {severity}",
+                                                                  _MAX_HEADER), "emoji": False},
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": _shorten(
+                    f"{ping}{_headline(title, link)}\n"
+                    f"{_bold(feed)} · {_published_mrkdwn(alert)}",
+                    _MAX_SECTION,
+                ),
+            },
+        },
     ]
-    snippet = _snippet_mrkdwn(alert)
+    snippet = _fit(lambda n: _snippet_mrkdwn(alert, n), len(alert.snippet), _MAX_SECTION)
     if snippet:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": snippet}})
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": item} for item in context],
-        }
-    )
+    if alert.other_sources:
+        others = ", ".join(escape_mrkdwn(one_line(s)) for s in alert.other_sources)
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": truncate_words(f"Also: {others}", _MAX_SECTION)}
+                ],
+            }
+        )
 
     # The fallback shows in notifications and screen readers; Slack parses it as mrkdwn
     # too, so it is escaped the same way.
-    text = f"[{escape_mrkdwn(rule)}] {escape_mrkdwn(title)} ({escape_mrkdwn(feed)})"
+    text = f"{ping}[{escape_mrkdwn(rule)}] {escape_mrkdwn(title)} ({escape_mrkdwn(feed)})"
     if link:
         text += f" <{_link_target(link)}>"
     return {"text": text, "blocks": blocks}
+
+
+def _digest_line(alert: Alert) -> str:
+    title = truncate_words(one_line(alert.title), _MAX_TITLE) or "(no title)"
+    return f"• {_headline(title, safe_link(alert.link))} · {escape_mrkdwn(one_line(alert.feed))}"
+
+
+def build_digest_message(digest: Digest) -> dict[str, Any]:
+    """One message listing many alerts, grouped by rule, titles as links.
+
+    Within 50 blocks and 3,000 characters a section; what does not fit is counted in a
+    closing line ("… and 12 more").
+    """
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": truncate_words(one_line(digest.title),
+                                                                  _MAX_HEADER), "emoji": False},
+        }
+    ]
+    shown = 0
+    room = _MAX_BLOCKS - 2  # the header, and a closing line if anything is left out
+    for rule, alerts in group_by_rule(digest.alerts):
+        lines = [f"*{escape_mrkdwn(one_line(rule))}* ({len(alerts)})"]
+        for alert in alerts:
+            line = _digest_line(alert)
+            if sum(len(x) + 1 for x in lines) + len(line) > _MAX_SECTION:
+                if len(blocks) - 1 >= room:
+                    break
+                blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                           "text": "\n".join(lines)}})
+                lines = []
+            lines.append(line)
+            shown += 1
+        if lines and len(blocks) - 1 < room:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                       "text": "\n".join(lines)}})
+        else:
+            shown -= len([x for x in lines if x.startswith("•")])
+        if len(blocks) - 1 >= room:
+            break
+    left = len(digest.alerts) - shown
+    if left > 0:
+        blocks.append({"type": "context",
+                       "elements": [{"type": "mrkdwn", "text": f"… and {left} more"}]})
+    return {"text": escape_mrkdwn(one_line(digest.title)), "blocks": blocks}
 
 
 def build_notice_message(notice: Notice) -> dict[str, Any]:
@@ -237,9 +367,16 @@ class SlackNotifier:
         webhook_url: str | None = None,
         base_url: str | None = None,
         timeout: float = 10.0,
+        mention: str | None = None,
     ) -> None:
         self.name = name
         self.channel = channel
+        self.mention = mention
+        # Pacing is per Slack channel: two notifiers posting to one channel share it.
+        # The webhook URL is a secret, so only a hash of it names the key.
+        where = f"{base_url or ''}|{channel}" if channel else f"webhook|{webhook_url}"
+        self.pacing_key = "slack:" + hashlib.sha256(where.encode()).hexdigest()[:16]
+        self.min_interval = MIN_INTERVAL
         if webhook_url and (token or channel):
             raise ValueError(
                 f"slack {name!r}: give either `webhook_url`, or `token` and `channel`, not both"
@@ -265,7 +402,10 @@ class SlackNotifier:
             )
 
     def send(self, alert: Alert) -> Receipt:
-        return self._post(build_slack_message(alert))
+        return self._post(build_slack_message(alert, mention=self.mention))
+
+    def send_digest(self, digest: Digest) -> Receipt:
+        return self._post(build_digest_message(digest))
 
     def send_notice(self, notice: Notice) -> Receipt:
         return self._post(build_notice_message(notice))

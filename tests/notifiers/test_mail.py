@@ -79,7 +79,10 @@ def test_sends_multipart_text_and_html_with_headers(smtp_server: SmtpServer) -> 
         '<a href="https://news.example/armenia/csto?id=42&amp;lang=en">'
         "Armenia weighs leaving the CSTO</a>" in body["html"]
     )
-    assert "to <strong>withdraw</strong> from the <strong>CSTO</strong> on" in body["html"]
+    assert (
+        "to <mark><strong>withdraw</strong></mark> from the "
+        "<mark><strong>CSTO</strong></mark> on" in body["html"]
+    )
     assert "<td>regional-wire</td>" in body["html"]
 
 

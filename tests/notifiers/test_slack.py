@@ -30,13 +30,24 @@ def bot(standin: SlackStandIn, **overrides: Any) -> SlackNotifier:
 
 
 def mrkdwn_texts(body: dict[str, Any]) -> list[str]:
-    """Every string Slack will parse as mrkdwn: the fallback and each block's text."""
+    """Every string Slack will parse as mrkdwn: the fallback and each block's text.
+
+    Header blocks take only plain_text, which Slack shows as written (no mentions, no
+    links); that is checked here too."""
     texts = [body["text"]]
     for block in body["blocks"]:
+        if block["type"] == "header":
+            assert block["text"]["type"] == "plain_text"
+            continue
         if "text" in block:
             texts.append(block["text"]["text"])
         texts.extend(element["text"] for element in block.get("elements", []))
     return texts
+
+
+def headline_of(message: dict[str, Any]) -> str:
+    """The first line of the title section: the linked (or bold) title."""
+    return str(message["blocks"][1]["text"]["text"].split("\n")[0])
 
 
 def control_sequences(body: dict[str, Any]) -> list[str]:
@@ -53,20 +64,18 @@ def test_posts_title_link_feed_rule_time_and_bold_marks(slack_standin: SlackStan
     assert call.headers["Authorization"] == f"Bearer {slack_standin.token}"
     body = call.body
     assert body["channel"] == "newsdesk"
-    headline, snippet, context = body["blocks"]
+    header, headline, snippet = body["blocks"]
+    assert header["type"] == "header"
+    assert header["text"]["text"] == "csto-exit · normal"
     assert headline["text"] == {
         "type": "mrkdwn",
         "text": "*<https://news.example/armenia/csto?id=42&amp;lang=en"
-        "|Armenia weighs leaving the CSTO>*",
+        "|Armenia weighs leaving the CSTO>*\n"
+        "*regional-wire* · <!date^1714566600^{date_short_pretty} {time}|2024-05-01 12:30 UTC>",
     }
     assert snippet["text"]["text"] == (
         "Pashinyan expressed his intentions to *withdraw* from the *CSTO* on Friday."
     )
-    assert [e["text"] for e in context["elements"]] == [
-        "Feed: *regional-wire*",
-        "Rule: *csto-exit*",
-        "Published: <!date^1714566600^{date_short_pretty} {time}|2024-05-01 12:30 UTC>",
-    ]
     assert "Armenia weighs leaving the CSTO" in body["text"]
     assert "csto-exit" in body["text"]
     # The receipt names the channel ID Slack answered with and the message's ts.
@@ -109,7 +118,7 @@ def test_feed_text_cannot_ping_or_inject(
     assert [s.split("|")[0] for s in sequences] == [
         "https://news.example/armenia/csto?id=42&amp;lang=en",  # fallback text
         "https://news.example/armenia/csto?id=42&amp;lang=en",  # headline
-        "!date^1714566600^{date_short_pretty} {time}",  # context line
+        "!date^1714566600^{date_short_pretty} {time}",  # source line
     ]
 
 
@@ -125,7 +134,7 @@ def test_feed_text_cannot_ping_or_inject(
     ],
 )
 def test_link_label_escaping(title: str, label: str) -> None:
-    headline = build_slack_message(make_alert(title=title))["blocks"][0]["text"]["text"]
+    headline = headline_of(build_slack_message(make_alert(title=title)))
     assert headline == f"*<https://news.example/armenia/csto?id=42&amp;lang=en|{label}>*"
 
 
@@ -141,7 +150,7 @@ def test_link_label_escaping(title: str, label: str) -> None:
 )
 def test_link_target_is_neutralised(link: str | None, headline: str) -> None:
     message = build_slack_message(make_alert(title="T", link=link))
-    assert message["blocks"][0]["text"]["text"] == headline
+    assert headline_of(message) == headline
     assert "javascript:" not in message["text"]
 
 
@@ -158,9 +167,9 @@ def test_asterisks_in_feed_text_cannot_break_bold(
     snippet: str, marks: tuple[tuple[int, int], ...], expected: str
 ) -> None:
     blocks = build_slack_message(make_alert(snippet=snippet, marks=marks))["blocks"]
-    assert blocks[1]["text"]["text"] == expected
+    assert blocks[2]["text"]["text"] == expected
     # Exactly our own two asterisks per bold run remain.
-    assert blocks[1]["text"]["text"].count("*") == 2
+    assert blocks[2]["text"]["text"].count("*") == 2
 
 
 @pytest.mark.parametrize(
@@ -178,7 +187,7 @@ def test_escape_mrkdwn(text: str, expected: str) -> None:
 
 def test_empty_snippet_leaves_out_its_block() -> None:
     blocks = build_slack_message(make_alert(snippet="", marks=()))["blocks"]
-    assert [b["type"] for b in blocks] == ["section", "context"]
+    assert [b["type"] for b in blocks] == ["header", "section"]
 
 
 def test_base_url_without_trailing_slash_still_reaches_the_api(
