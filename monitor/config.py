@@ -30,8 +30,10 @@ from datetime import timedelta
 from email.utils import parseaddr
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -45,6 +47,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from monitor.durations import DURATION_HINT, DurationError, format_duration, parse_duration
+from monitor.quiet import parse_clock
+from monitor.scheduler import check_cron
 from monitor.yamlsource import Path, read_yaml
 from rules import RuleError, RuleSet, RuleSetError, RuleSpec, compile_rules
 
@@ -172,6 +176,63 @@ def _check_one_line(value: str) -> str:
 _MODEL = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
 
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _custom(
+            "unknown time zone; use an IANA name like Europe/Berlin or UTC", show_value=True
+        ) from None
+    return value
+
+
+def _check_cron_line(value: str) -> str:
+    try:
+        check_cron(value, "UTC")
+    except ValueError as exc:
+        raise _custom(
+            f'expected a crontab line of 5 fields like "0 8 * * *" ({exc})', show_value=True
+        ) from None
+    return value
+
+
+def _check_clock(value: str) -> str:
+    try:
+        parse_clock(value)
+    except ValueError:
+        raise _custom("expected a time of day like 22:00", show_value=True) from None
+    return value
+
+
+#: An IANA time zone name ("Europe/Berlin").
+TimeZone = Annotated[str, AfterValidator(_check_timezone)]
+#: A 5-field crontab line ("0 8 * * *"), read by APScheduler's CronTrigger.
+Cron = Annotated[str, AfterValidator(_check_cron_line)]
+ClockTime = Annotated[str, AfterValidator(_check_clock)]
+
+# Slack's special mentions and user/group ids (https://api.slack.com/reference/surfaces/formatting#mentioning-users).
+_MENTION = re.compile(r"@here|@channel|@everyone|<@[UW][A-Z0-9]+>|<!subteam\^S[A-Z0-9]+>")
+
+
+class BurstConfig(BaseModel):
+    """Flood control: past ``max`` alerts of one rule within ``window``, one summary."""
+
+    model_config = _MODEL
+
+    max: int = Field(10, ge=1)
+    window: Duration = timedelta(minutes=10)
+
+
+class QuietHoursConfig(BaseModel):
+    """A daily window when only critical alerts go out; the rest follow as one digest."""
+
+    model_config = _MODEL
+
+    from_: ClockTime = Field(alias="from")
+    to: ClockTime
+    timezone: TimeZone | None = None
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -244,6 +305,26 @@ class SlackConfig(BaseModel):
     webhook_url: SecretStr | None = None
     #: Slack's API root; tests and GovSlack-style deployments point it elsewhere.
     base_url: str | None = None
+    #: Flood control; the defaults apply when the key is absent.
+    burst: Annotated[BurstConfig, _empty_as(BurstConfig)] = BurstConfig()
+    #: Crontab line: hold alerts and send one digest per run instead.
+    digest: Cron | None = None
+    #: Time zone of `digest` (and of `quiet_hours` unless it names its own).
+    timezone: TimeZone | None = None
+    quiet_hours: QuietHoursConfig | None = None
+    #: Who is mentioned on critical alerts: "@here", "@channel", "<@U123>", "<!subteam^S123>".
+    mention: str | None = None
+
+    @field_validator("mention")
+    @classmethod
+    def _mention_is_slack_syntax(cls, value: str | None) -> str | None:
+        if value is not None and not _MENTION.fullmatch(value):
+            raise _custom(
+                'expected "@here", "@channel", "@everyone", a user id like "<@U0123ABC>" '
+                'or a group like "<!subteam^S0123ABC>"',
+                show_value=True,
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -311,6 +392,13 @@ class EmailConfig(BaseModel):
     to: Annotated[list[str], Field(min_length=1)]
     #: Extra CA bundle (PEM) trusted for this relay, for internal CAs and tests.
     ca_file: str | None = None
+    #: Flood control; the defaults apply when the key is absent.
+    burst: Annotated[BurstConfig, _empty_as(BurstConfig)] = BurstConfig()
+    #: Crontab line: hold alerts and send one digest per run instead.
+    digest: Cron | None = None
+    #: Time zone of `digest` (and of `quiet_hours` unless it names its own).
+    timezone: TimeZone | None = None
+    quiet_hours: QuietHoursConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -354,6 +442,13 @@ class ConsoleConfig(BaseModel):
     model_config = _MODEL
 
     type: Literal["console"]
+    #: Flood control; the defaults apply when the key is absent.
+    burst: Annotated[BurstConfig, _empty_as(BurstConfig)] = BurstConfig()
+    #: Crontab line: hold alerts and send one digest per run instead.
+    digest: Cron | None = None
+    #: Time zone of `digest` (and of `quiet_hours` unless it names its own).
+    timezone: TimeZone | None = None
+    quiet_hours: QuietHoursConfig | None = None
 
 
 NotifierConfig = Annotated[
@@ -374,6 +469,10 @@ class RuleConfig(BaseModel):
     #: Notifier names; None means every configured notifier.
     notify: list[str] | None = None
     severity: Severity = "normal"
+    #: Crontab line: this rule's hits go out as one digest per run, on every channel.
+    digest: Cron | None = None
+    #: Time zone of `digest`.
+    timezone: TimeZone | None = None
 
     @field_validator("query")
     @classmethod
