@@ -69,10 +69,13 @@ def render_table(records: list[dict[str, Any]]) -> str:
         "consecutive_failures",
         "items_total",
         "last_success_at",
+        "last_new_item_at",
         "next_poll_at",
+        "effective_url",
         "last_error",
     )
-    headers = ("FEED", "STATUS", "HTTP", "FAILS", "ITEMS", "LAST OK", "NEXT POLL", "LAST ERROR")
+    headers = ("FEED", "STATUS", "HTTP", "FAILS", "ITEMS", "LAST OK", "LAST NEW", "NEXT POLL",
+               "POLLED URL", "LAST ERROR")
     rows = [[_cell(r[c]) for c in columns] for r in records]
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
     widths[-1] = len(headers[-1])  # the error column runs to the end of the line
