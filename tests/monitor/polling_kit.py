@@ -13,7 +13,7 @@ from typing import Any
 from monitor.config import load_config
 from monitor.fetch import make_client
 from monitor.parse import ParsedFeed
-from monitor.parsepool import ThreadParser
+from monitor.parsepool import FeedParser, ThreadParser
 from monitor.pipeline import Poller
 from monitor.plan import plan_from_config
 from monitor.store import FeedSpec, FeedState, Store
@@ -110,20 +110,20 @@ def config_text(db: Path, feeds: dict[str, str], *, extra: str = "", feed_extra:
 
 @asynccontextmanager
 async def rig(tmp_path: Path, feeds: dict[str, str], *, clock: FakeClock | None = None,
-              **options: str) -> AsyncIterator[Rig]:
+              parser: FeedParser | None = None, **options: str) -> AsyncIterator[Rig]:
     """A poller over ``feeds`` (name → URL) with a fresh SQLite store and a fake clock."""
     text = config_text(tmp_path / "wirewatch.db", feeds, **options)
     config = load_config(text, source="config.yaml", environ={})
     store = Store.open(config.database)
     clock = clock or FakeClock()
     store.sync_feeds([FeedSpec(name=f.name, url=f.url) for f in config.feeds], now=clock())
-    parser = CountingParser()
+    counting = CountingParser()
     client = make_client(user_agent=config.user_agent,
                          max_connections=config.concurrency.global_)
     poller = Poller(store=store, client=client, plan=plan_from_config(config), clock=clock,
-                    parser=parser, rng=NoJitter())
+                    parser=parser or counting, rng=NoJitter())
     try:
-        yield Rig(store=store, poller=poller, clock=clock, parser=parser, names=list(feeds))
+        yield Rig(store=store, poller=poller, clock=clock, parser=counting, names=list(feeds))
     finally:
         await client.aclose()
         store.close()
