@@ -1,0 +1,101 @@
+"""StoryIndex and the text normalisation behind it (no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.stories import StoryIndex, fingerprint, is_same_story, title_words
+
+T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
+LEAD = ("Armenia will not take part in events of the Russian-led Collective Security Treaty "
+        "Organization, Prime Minister Nikol Pashinyan said on Wednesday.")
+ORIGINAL = fingerprint(title="Armenia seeks to distance itself from Russia's military pact",
+                       lead=LEAD, link="https://caucasus.example.org/armenia-csto")
+REWRITE = fingerprint(title="Armenia seeks distance from Russia-led military pact — report",
+                      lead=LEAD, link="https://wire.example.net/armenia-csto-report")
+OTHER = fingerprint(title="Armenia to hold talks with Azerbaijan on border villages",
+                    lead="Officials will meet next week to discuss four border villages.",
+                    link="https://wire.example.net/villages")
+UTM_COPY = fingerprint(title="Completely different headline", lead="",
+                       link="http://www.caucasus.example.org/armenia-csto/?utm_source=rss")
+
+
+@pytest.mark.parametrize(
+    ("title", "words"),
+    [
+        ("UPDATE 2-Armenia seeks distance", ["armenia", "seek", "distanc"]),
+        ("BREAKING: Quake hits Turkey", ["quak", "hit", "turkey"]),
+        ("Armenia seeks distance from pact — report", ["armenia", "seek", "distanc", "pact"]),
+        ("Iran nuclear talks end in Geneva - Reuters",
+         ["iran", "nuclear", "talk", "end", "geneva"]),
+        ("U.S. and Iran wrap up talks", ["us", "iran", "wrap", "talk"]),
+        ("Charges filed, three charged", ["charg", "filed", "3", "charg"]),
+        ("Pashinián's pledge", ["pashinian", "pledg"]),
+    ],
+    ids=["wire prefix", "breaking prefix", "report suffix", "outlet suffix", "dotted US",
+         "stems and numbers", "accents and possessive"],
+)
+def test_title_words(title: str, words: list[str]) -> None:
+    assert title_words(title) == words
+
+
+def test_the_issue_example() -> None:
+    assert is_same_story(ORIGINAL, REWRITE)
+    assert not is_same_story(ORIGINAL, OTHER)
+
+
+def index_with_original() -> StoryIndex:
+    index = StoryIndex()
+    index.add_story(1, ORIGINAL, feed="caucasus", seen_at=T0)
+    index.add_story(2, OTHER, feed="caucasus", seen_at=T0)
+    return index
+
+
+@pytest.mark.parametrize(
+    ("item", "feed", "after", "expected"),
+    [
+        (REWRITE, "wire", timedelta(minutes=4), (1, "similar")),
+        (UTM_COPY, "wire", timedelta(minutes=4), (1, "url")),
+        (UTM_COPY, "caucasus", timedelta(days=5), (1, "url")),
+        (REWRITE, "caucasus", timedelta(minutes=4), None),
+        (REWRITE, "wire", timedelta(hours=49), None),
+        (fingerprint(title="Flood warning for Rhine towns", lead="", link=None), "wire",
+         timedelta(minutes=1), None),
+    ],
+    ids=["rewrite from another feed", "tracking-URL copy", "same URL outlives the window",
+         "similar text in the same feed is another story", "similar text after the window",
+         "unrelated"],
+)
+def test_match(item: object, feed: str, after: timedelta,
+               expected: tuple[int, str] | None) -> None:
+    found = index_with_original().match(item, feed=feed, seen_at=T0 + after)  # type: ignore[arg-type]
+    assert (None if found is None else (found.story_id, found.reason)) == expected
+
+
+def test_a_member_feed_cannot_add_a_near_duplicate_again() -> None:
+    index = index_with_original()
+    index.add_member(1, REWRITE, feed="wire")
+    again = fingerprint(title="Armenia distances itself from Russia-led military pact",
+                        lead=LEAD, link="https://wire.example.net/another")
+    assert index.match(again, feed="wire", seen_at=T0) is None
+    assert index.match(again, feed="third", seen_at=T0) is not None
+
+
+def test_expire_forgets_stories_words_and_urls() -> None:
+    index = index_with_original()
+    assert index.expire(T0 + timedelta(hours=47)) == 0
+    assert index.expire(T0 + timedelta(hours=49)) == 2
+    assert len(index) == 0
+    assert index.story_for_url(ORIGINAL.url) is None
+    assert index.match(REWRITE, feed="wire", seen_at=T0 + timedelta(hours=49)) is None
+    assert index.weight("armenia") == index.weight("never-seen")
+
+
+def test_common_words_weigh_less() -> None:
+    index = StoryIndex()
+    for n in range(300):
+        index.add_story(n, fingerprint(title=f"Trump item {n}", lead="", link=None),
+                        feed="f", seen_at=T0)
+    assert index.weight("trump") < index.weight("pashinian")
