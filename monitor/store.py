@@ -7,6 +7,11 @@ The database, not the process, enforces "at most once":
 - ``deliveries`` UNIQUE (hit_id, notifier): one alert per hit and channel.
 - ``notices``   UNIQUE (key): one operational notice per episode (a feed went
   silent, a delivery finally failed), however often the condition is seen.
+- ``story_items``   UNIQUE (item_id): every item belongs to exactly one story.
+- ``story_alerts``  UNIQUE (rule, story_id, notifier): one top-level alert per story
+  and channel, however many feeds carry it (docs/stories.md).
+- ``story_updates`` UNIQUE (story_alert_id, item_id): one "also reported by" update
+  per later source, sent through its own outbox.
 
 A poll's new items, their hits and the hits' delivery rows are written in one
 transaction, so a crash can never leave an item stored but unmatched, or a hit
@@ -21,9 +26,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, String, bindparam, delete, event, exists, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -174,6 +180,73 @@ class NoticeRow(SQLModel, table=True):
     title: str
     body: str = ""
     severity: str = Field(default="normal", max_length=16)
+    status: str = Field(default=PENDING, index=True, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    claimed_until: datetime | None = None
+    claimed_by: str | None = Field(default=None, max_length=200)
+    last_error: str | None = None
+    external_id: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class StoryRow(SQLModel, table=True):
+    """One story: the first item that told it, and where and when that was."""
+
+    __tablename__ = "stories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    first_item_id: int = Field(foreign_key="items.id", unique=True)
+    first_feed: str = Field(max_length=200)
+    first_seen_at: datetime = Field(index=True)
+    title: str = ""
+
+
+class StoryItemRow(SQLModel, table=True):
+    """An item's story, and when its feed brought it (the story's sources over time)."""
+
+    __tablename__ = "story_items"
+    __table_args__ = (UniqueConstraint("item_id", name="uq_story_items_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    item_id: int = Field(foreign_key="items.id")
+    feed: str = Field(max_length=200)
+    canonical_url: str | None = Field(default=None, index=True, max_length=2000)
+    reason: str = Field(max_length=16)  # "first" | "url" | "similar"
+    seen_at: datetime
+
+
+class StoryAlertRow(SQLModel, table=True):
+    """The one top-level alert of (rule, story, notifier): the hit whose delivery sends it."""
+
+    __tablename__ = "story_alerts"
+    __table_args__ = (
+        UniqueConstraint("rule", "story_id", "notifier", name="uq_story_alerts_once"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(max_length=200)
+    story_id: int = Field(foreign_key="stories.id", index=True)
+    notifier: str = Field(max_length=200)
+    hit_id: int = Field(foreign_key="hits.id", index=True)
+    created_at: datetime
+
+
+class StoryUpdateRow(SQLModel, table=True):
+    """Outbox of "also reported by" updates to an alert already sent (edit or thread reply)."""
+
+    __tablename__ = "story_updates"
+    __table_args__ = (
+        UniqueConstraint("story_alert_id", "item_id", name="uq_story_updates_alert_item"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    story_alert_id: int = Field(foreign_key="story_alerts.id", index=True)
+    item_id: int = Field(foreign_key="items.id")
+    notifier: str = Field(max_length=200)
+    mode: str = Field(max_length=16)  # "edit" | "thread"
     status: str = Field(default=PENDING, index=True, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(index=True)
@@ -337,6 +410,68 @@ class DeliveryCounts:
     sent: int
     failed: int
     held: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoryChoice:
+    """Which story a new item joins (``story_id`` None: it starts one)."""
+
+    story_id: int | None
+    reason: str  # "first" | "url" | "similar"
+    canonical_url: str | None
+
+
+class StoryAssigner(Protocol):
+    """Decides stories for new items inside :meth:`Store.store_poll`'s transaction.
+
+    ``transaction`` is held around the whole write: the assigner serialises
+    assignments and forgets what it recorded if the transaction fails.
+    """
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def choose(self, item: NewItem, *, feed: str, seen_at: datetime,
+               url_lookup: Callable[[str], int | None]) -> StoryChoice: ...
+
+    def record(self, story_id: int, item: NewItem, choice: StoryChoice, *, feed: str,
+               seen_at: datetime) -> None: ...
+
+    def update_mode(self, notifier: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StorySource:
+    feed: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WindowItem:
+    """A stored item of a story in the window, for loading the hot state."""
+
+    story_id: int
+    feed: str
+    title: str
+    summary: str
+    link: str | None
+    seen_at: datetime
+    is_first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedStoryUpdate:
+    id: int
+    notifier: str
+    mode: str
+    attempts: int
+    created_at: datetime
+    story_id: int
+    new_feed: str
+    new_seen_at: datetime
+    original_status: str
+    original_external_id: str | None
+    original_sent_at: datetime | None
+    original_hit_id: int
 
 
 # ----------------------------------------------------------------------------- store
@@ -576,6 +711,7 @@ class Store:
         update_: FeedUpdate,
         match: MatchCallback,
         awaiting_text: bool = False,
+        stories: StoryAssigner | None = None,
     ) -> list[int]:
         """Insert the poll's items, match the new ones, store hits and deliveries.
 
@@ -586,16 +722,27 @@ class Store:
         ``awaiting_text``: the feed is matched on article text, later; each new
         item gets an ``article_texts`` row awaiting it (:meth:`claim_awaiting_text`,
         :meth:`store_article_match`) and ``match`` should return no hits.
+
+        ``stories``: each new item is assigned to a story before its hits are
+        stored, so a hit of a story already alerted for its rule and channel
+        gets no second top-level alert but a ``story_updates`` row instead.
         """
         now = update_.polled_at
-        with Session(self._engine) as session:
+        guard = stories.transaction() if stories is not None else nullcontext()
+        with guard, Session(self._engine) as session:
             new_keys = self._insert_items(session, feed_id, items, now=now)
             first_of_key: dict[str, NewItem] = {}
             for item in items:
                 if item.item_key in new_keys:
                     first_of_key.setdefault(item.item_key, item)
             new_items = list(first_of_key.values())
+            joined: list[tuple[int, int]] = []
+            if stories is not None and new_items:
+                joined = self._assign_stories(session, feed_id, new_items, new_keys,
+                                              stories, now=now)
             hit_ids = self._insert_hits(session, new_keys, match(new_items), now=now)
+            if stories is not None and joined:
+                self._queue_story_updates(session, joined, stories, now=now)
             if awaiting_text and new_keys:
                 session.execute(self._insert(ArticleRow).values(
                     [dict(item_id=item_id, feed_id=feed_id, requested_at=now)
@@ -656,15 +803,259 @@ class Store:
             if hit_id is None:
                 continue
             hit_ids.append(hit_id)
-            if hit.notifiers:
+            notifiers = self._first_alerts_of_story(
+                session, hit.rule, item_ids[hit.item_key], hit_id, hit.notifiers, now=now)
+            if notifiers:
                 session.execute(
                     self._insert(DeliveryRow)
                     .values([dict(hit_id=hit_id, notifier=name, status=PENDING,
                                   next_attempt_at=now, created_at=now)
-                             for name in hit.notifiers])
+                             for name in notifiers])
                     .on_conflict_do_nothing(index_elements=["hit_id", "notifier"])
                 )
         return hit_ids
+
+    # ------------------------------------------------------------------- stories
+
+    def _assign_stories(
+        self, session: Session, feed_id: int, new_items: Sequence[NewItem],
+        item_ids: dict[str, int], stories: StoryAssigner, *, now: datetime,
+    ) -> list[tuple[int, int]]:
+        """Give every new item its story; returns (story_id, item_id) of items that
+        joined a story that already had an earlier source."""
+        feed = session.execute(select(FeedRow.name).where(FeedRow.id == feed_id)).scalar_one()
+
+        def url_lookup(url: str) -> int | None:
+            # Beyond the in-memory window (or written by another instance).
+            return session.execute(
+                select(StoryItemRow.story_id).where(StoryItemRow.canonical_url == url)
+                .order_by(StoryItemRow.id).limit(1)  # type: ignore[arg-type]
+            ).scalar()
+
+        joined: list[tuple[int, int]] = []
+        for item in new_items:
+            item_id = item_ids[item.item_key]
+            choice = stories.choose(item, feed=feed, seen_at=now, url_lookup=url_lookup)
+            story_id = choice.story_id
+            if story_id is None:
+                story_id = session.execute(
+                    self._insert(StoryRow)
+                    .values(first_item_id=item_id, first_feed=feed, first_seen_at=now,
+                            title=item.title)
+                    .returning(StoryRow.id)  # type: ignore[arg-type]
+                ).scalar_one()
+            else:
+                # A feed already among the story's sources (it re-listed the article)
+                # adds nothing to "also reported by".
+                known = session.execute(
+                    select(StoryItemRow.id).where(StoryItemRow.story_id == story_id,
+                                                  StoryItemRow.feed == feed).limit(1)
+                ).scalar()
+                if known is None:
+                    joined.append((story_id, item_id))
+            session.execute(
+                self._insert(StoryItemRow)
+                .values(story_id=story_id, item_id=item_id, feed=feed,
+                        canonical_url=choice.canonical_url, reason=choice.reason, seen_at=now)
+                .on_conflict_do_nothing(index_elements=["item_id"])
+            )
+            stories.record(story_id, item, choice, feed=feed, seen_at=now)
+        return joined
+
+    def _first_alerts_of_story(
+        self, session: Session, rule: str, item_id: int, hit_id: int,
+        notifiers: Sequence[str], *, now: datetime,
+    ) -> list[str]:
+        """The notifiers for which this hit is the story's first alert for ``rule``.
+
+        The UNIQUE (rule, story_id, notifier) of ``story_alerts`` decides, so two
+        polls (or two instances) racing on one story still alert once.
+        """
+        if not notifiers:
+            return []
+        story_id = session.execute(
+            select(StoryItemRow.story_id).where(StoryItemRow.item_id == item_id)
+        ).scalar()
+        if story_id is None:  # story assignment is off: one alert per hit, as before
+            return list(notifiers)
+        first: list[str] = []
+        for name in notifiers:
+            inserted = session.execute(
+                self._insert(StoryAlertRow)
+                .values(rule=rule, story_id=story_id, notifier=name, hit_id=hit_id,
+                        created_at=now)
+                .on_conflict_do_nothing(index_elements=["rule", "story_id", "notifier"])
+                .returning(StoryAlertRow.id)  # type: ignore[arg-type]
+            ).scalar()
+            if inserted is not None:
+                first.append(name)
+        return first
+
+    def _queue_story_updates(
+        self, session: Session, joined: Sequence[tuple[int, int]], stories: StoryAssigner,
+        *, now: datetime,
+    ) -> None:
+        """One update row per alert of the story (other than this item's own) and new source."""
+        for story_id, item_id in joined:
+            alerts = session.execute(
+                select(StoryAlertRow.id, StoryAlertRow.notifier)
+                .join(HitRow, HitRow.id == StoryAlertRow.hit_id)  # type: ignore[arg-type]
+                .where(StoryAlertRow.story_id == story_id, HitRow.item_id != item_id)
+                .order_by(StoryAlertRow.id)  # type: ignore[arg-type]
+            ).all()
+            rows = [
+                dict(story_alert_id=alert_id, item_id=item_id, notifier=notifier, mode=mode,
+                     status=PENDING, next_attempt_at=now, created_at=now)
+                for alert_id, notifier in alerts
+                if (mode := stories.update_mode(notifier)) != "off"
+            ]
+            if rows:
+                session.execute(
+                    self._insert(StoryUpdateRow).values(rows)
+                    .on_conflict_do_nothing(index_elements=["story_alert_id", "item_id"])
+                )
+
+    def story_window(self, *, since: datetime) -> Iterator[WindowItem]:
+        """Items of the stories first seen at or after ``since``, story by story, each
+        story's first item first: what :class:`monitor.story_desk.StoryDesk` loads."""
+        last_id = 0
+        while True:
+            with Session(self._engine) as session:
+                rows = session.execute(
+                    select(StoryItemRow, StoryRow.first_item_id, ItemRow.title,
+                           ItemRow.summary, ItemRow.link)
+                    .join(StoryRow, StoryRow.id == StoryItemRow.story_id)  # type: ignore[arg-type]
+                    .join(ItemRow, ItemRow.id == StoryItemRow.item_id)  # type: ignore[arg-type]
+                    .where(StoryRow.first_seen_at >= since, StoryItemRow.id > last_id)
+                    .order_by(StoryItemRow.id)  # type: ignore[arg-type]
+                    .limit(2000)
+                ).all()
+            if not rows:
+                return
+            for member, first_item_id, title, summary, link in rows:
+                yield WindowItem(story_id=member.story_id, feed=member.feed, title=title,
+                                 summary=summary, link=link,
+                                 seen_at=_aware(member.seen_at),  # type: ignore[arg-type]
+                                 is_first=member.item_id == first_item_id)
+            last_id = rows[-1][0].id
+
+    def story_of_hit(self, hit_id: int) -> int | None:
+        with Session(self._engine) as session:
+            return session.execute(
+                select(StoryItemRow.story_id)
+                .join(HitRow, HitRow.item_id == StoryItemRow.item_id)  # type: ignore[arg-type]
+                .where(HitRow.id == hit_id)
+            ).scalar()
+
+    def story_sources(self, story_id: int, *, until: datetime | None = None) -> list[StorySource]:
+        """Each feed that carried the story with when it first did, first source first."""
+        statement = (
+            select(StoryItemRow.feed, func.min(StoryItemRow.seen_at))
+            .where(StoryItemRow.story_id == story_id)
+            .group_by(StoryItemRow.feed)
+        )
+        with Session(self._engine) as session:
+            rows = session.execute(statement).all()
+        sources = [StorySource(feed=feed, seen_at=_aware(seen)) for feed, seen in rows]  # type: ignore[arg-type]
+        if until is not None:
+            sources = [s for s in sources if s.seen_at <= until]
+        return sorted(sources, key=lambda s: (s.seen_at, s.feed))
+
+    def stories(self) -> list[dict[str, Any]]:
+        """Every story with its items' feeds, for tests and the CLI."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(StoryItemRow.story_id, StoryItemRow.feed, StoryItemRow.reason,
+                       ItemRow.title)
+                .join(ItemRow, ItemRow.id == StoryItemRow.item_id)  # type: ignore[arg-type]
+                .order_by(StoryItemRow.id)  # type: ignore[arg-type]
+            ).all()
+        out: dict[int, dict[str, Any]] = {}
+        for story_id, feed, reason, title in rows:
+            story = out.setdefault(story_id, dict(id=story_id, items=[]))
+            story["items"].append(dict(feed=feed, reason=reason, title=title))
+        return list(out.values())
+
+    def claim_story_updates(self, *, now: datetime, lease: timedelta, claimer: str,
+                            limit: int = 50) -> list[ClaimedStoryUpdate]:
+        """Claim due story updates, as :meth:`claim_deliveries` claims alerts."""
+        due = or_(
+            (StoryUpdateRow.status == PENDING) & (StoryUpdateRow.next_attempt_at <= now),
+            (StoryUpdateRow.status == SENDING) & (StoryUpdateRow.claimed_until < now),
+        )
+        ids_query = select(StoryUpdateRow.id).where(due).order_by(StoryUpdateRow.id).limit(limit)  # type: ignore[arg-type]
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        with Session(self._engine) as session:
+            claimed = session.execute(
+                update(StoryUpdateRow)
+                .where(StoryUpdateRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
+                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
+                        attempts=StoryUpdateRow.attempts + 1)
+                .returning(StoryUpdateRow.id)
+            ).scalars().all()
+            session.commit()
+        if not claimed:
+            return []
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(StoryUpdateRow, StoryAlertRow, StoryItemRow, DeliveryRow)
+                .join(StoryAlertRow, StoryAlertRow.id == StoryUpdateRow.story_alert_id)  # type: ignore[arg-type]
+                .join(StoryItemRow, StoryItemRow.item_id == StoryUpdateRow.item_id)  # type: ignore[arg-type]
+                .join(DeliveryRow, (DeliveryRow.hit_id == StoryAlertRow.hit_id)
+                      & (DeliveryRow.notifier == StoryAlertRow.notifier))  # type: ignore[arg-type]
+                .where(StoryUpdateRow.id.in_(claimed))  # type: ignore[union-attr]
+                .order_by(StoryUpdateRow.id)  # type: ignore[arg-type]
+            ).all()
+        return [
+            ClaimedStoryUpdate(
+                id=u.id, notifier=u.notifier, mode=u.mode, attempts=u.attempts,
+                created_at=_aware(u.created_at), story_id=a.story_id,  # type: ignore[arg-type]
+                new_feed=m.feed, new_seen_at=_aware(m.seen_at),  # type: ignore[arg-type]
+                original_status=d.status, original_external_id=d.external_id,
+                original_sent_at=_aware(d.sent_at), original_hit_id=a.hit_id,
+            )
+            for u, a, m, d in rows
+        ]
+
+    def finish_story_update(self, update_id: int, *, status: str, now: datetime,
+                            reason: str | None = None, external_id: str | None = None,
+                            retry_at: datetime | None = None) -> None:
+        """Record an update's outcome: SENT, FAILED, or PENDING again at ``retry_at``."""
+        values: dict[str, Any] = dict(status=status, claimed_until=None, last_error=reason)
+        if status == SENT:
+            values.update(sent_at=now, external_id=external_id)
+        if retry_at is not None:
+            values["next_attempt_at"] = retry_at
+        with Session(self._engine) as session:
+            session.execute(update(StoryUpdateRow).where(StoryUpdateRow.id == update_id)
+                            .values(**values))
+            session.commit()
+
+    def story_updates(self) -> list[dict[str, Any]]:
+        """Story update rows, for tests and the CLI."""
+        with Session(self._engine) as session:
+            rows = session.execute(
+                select(StoryUpdateRow, StoryAlertRow.rule)
+                .join(StoryAlertRow, StoryAlertRow.id == StoryUpdateRow.story_alert_id)  # type: ignore[arg-type]
+                .order_by(StoryUpdateRow.id)  # type: ignore[arg-type]
+            ).all()
+        return [dict(id=u.id, rule=rule, notifier=u.notifier, mode=u.mode, status=u.status,
+                     attempts=u.attempts, last_error=u.last_error, external_id=u.external_id)
+                for u, rule in rows]
+
+    def next_story_update_due(self) -> datetime | None:
+        with Session(self._engine) as session:
+            pending = session.execute(
+                select(func.min(StoryUpdateRow.next_attempt_at))
+                .where(StoryUpdateRow.status == PENDING)
+            ).scalar()
+            sending = session.execute(
+                select(func.min(StoryUpdateRow.claimed_until))
+                .where(StoryUpdateRow.status == SENDING)
+            ).scalar()
+        candidates = [_aware(v) for v in (pending, sending) if v is not None]
+        return min(candidates) if candidates else None  # type: ignore[type-var]
 
     def iter_items(self, *, since: datetime, batch_size: int = 2000,
                    feed_tags: dict[str, tuple[str, ...]] | None = None) -> Iterator[StoredItem]:
