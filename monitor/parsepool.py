@@ -16,6 +16,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -66,6 +67,13 @@ class ThreadParser:
         pass
 
 
+def _parse_in_worker(
+    body: bytes, url: str, content_type: str | None
+) -> tuple[ParsedFeed, float, int]:
+    parsed, cpu = _timed_parse(body, url, content_type)
+    return parsed, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 class ProcessParser:
     """Parses in ``workers`` processes (default: one per core), started on first use.
 
@@ -76,6 +84,7 @@ class ProcessParser:
     def __init__(self, *, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.cpu_seconds = 0.0
+        self.worker_peak_rss_kib = 0  # the largest worker's peak resident memory
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -91,7 +100,9 @@ class ProcessParser:
         loop = asyncio.get_running_loop()
         pool = self._executor()
         try:
-            parsed, cpu = await loop.run_in_executor(pool, _timed_parse, body, url, content_type)
+            parsed, cpu, rss = await loop.run_in_executor(
+                pool, _parse_in_worker, body, url, content_type
+            )
         except FeedParseError as exc:
             self.cpu_seconds += getattr(exc, "cpu_seconds", 0.0)
             raise
@@ -102,6 +113,7 @@ class ProcessParser:
             self._reset(pool)
             raise FeedParseError("the parser process died on this document") from exc
         self.cpu_seconds += cpu
+        self.worker_peak_rss_kib = max(self.worker_peak_rss_kib, rss)
         return parsed
 
     def _reset(self, pool: ProcessPoolExecutor) -> None:

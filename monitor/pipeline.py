@@ -277,6 +277,7 @@ class Poller:
 
     async def aclose(self) -> None:
         """Close the HTTP clients this poller built (not the ones it was given)."""
+        self._parser.close()  # stops parse worker processes, if any
         clients, self._owned_clients = self._owned_clients, []
         for client in clients:
             await client.aclose()
