@@ -410,6 +410,28 @@ class SlackNotifier:
     def send_notice(self, notice: Notice) -> Receipt:
         return self._post(build_notice_message(notice))
 
+    def update(self, original: str, alert: Alert) -> Receipt:
+        """Edit the message ``original`` ("channel:ts", the receipt of `send`) so it
+        shows ``alert`` as it reads now (`chat.update`): a story's later sources."""
+        message = build_slack_message(alert, mention=None)
+        return self._post({**message, **self._target(original, "update_ts")})
+
+    def reply(self, original: str, text: str) -> Receipt:
+        """Reply ``text`` (plain, escaped here) in the thread of ``original`` ("channel:ts")."""
+        message = {"text": escape_mrkdwn(one_line(text))}
+        return self._post({**message, **self._target(original, "thread_ts")})
+
+    def _target(self, original: str, key: str) -> dict[str, str]:
+        channel, _, ts = original.rpartition(":")
+        if self._web is None or not channel or not ts:
+            raise NotifyError(
+                f"slack {self.name!r}: cannot edit or reply to message {original!r}; an "
+                "incoming webhook gives no message id: use token + channel, or "
+                "story_updates: off",
+                retryable=False,
+            )
+        return {"channel": channel, key: ts}
+
     def _post(self, message: dict[str, Any]) -> Receipt:
         try:
             if self._webhook is not None:
@@ -434,14 +456,22 @@ class SlackNotifier:
 
     def _send_web(self, message: dict[str, Any]) -> Receipt:
         assert self._web is not None
-        response = self._web.chat_postMessage(
-            channel=self.channel or "",
-            text=message["text"],
-            blocks=message.get("blocks"),
-            # Alerts stay compact: no preview cards from untrusted pages.
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        if "update_ts" in message:
+            response = self._web.chat_update(
+                channel=message["channel"], ts=message["update_ts"], text=message["text"],
+                blocks=message.get("blocks"),
+            )
+        else:
+            thread = {"thread_ts": message["thread_ts"]} if "thread_ts" in message else {}
+            response = self._web.chat_postMessage(
+                channel=message.get("channel") or self.channel or "",
+                text=message["text"],
+                blocks=message.get("blocks"),
+                # Alerts stay compact: no preview cards from untrusted pages.
+                unfurl_links=False,
+                unfurl_media=False,
+                **thread,
+            )
         channel_id = response.get("channel") or self.channel
         ts = response.get("ts")
         return Receipt(external_id=f"{channel_id}:{ts}" if ts else None)
