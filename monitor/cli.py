@@ -1,0 +1,279 @@
+"""The ``wirewatch`` command: the only place that reads files and the environment.
+
+Exit codes: 0 success; 1 the config (or a query) is invalid, or the database
+cannot be opened; 2 usage error; 3 ``run --once`` left alerts undelivered
+(failed, or still pending when its wait ended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
+
+from monitor import __version__
+from monitor.channels import build_notifiers
+from monitor.config import Config, ConfigError, load_config
+from monitor.feeds_view import add_feeds_command
+from monitor.logs import RedactingStream, Redactor, configure_logging
+from monitor.ops_wiring import (
+    config_secrets,
+    env_secrets,
+    ops_server,
+    progress_for_once,
+    reloader_for,
+)
+from monitor.reports import add_report_commands
+from monitor.rules_cli import add_rules_commands
+from monitor.service import Monitor
+from monitor.store import Store, StoreError
+
+DEFAULT_CONFIG = "config.yaml"
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNDELIVERED = 0, 1, 2, 3
+
+
+class CommandError(Exception):
+    """A user-caused problem with a message that names the place and the fix."""
+
+
+@dataclass
+class Context:
+    """What commands need from the outside world, resolved lazily."""
+
+    config_path: Path
+    stdout: TextIO
+    stderr: TextIO
+    environ: dict[str, str]
+    _config: Config | None = None
+    redactor: Redactor | None = None
+
+    def load_config(self) -> Config:
+        if self._config is None:
+            self._config = read_config(self.config_path, environ=self.environ,
+                                       redactor=self.redactor)
+        return self._config
+
+    def open_store(self) -> Store:
+        return Store.open(self.load_config().database)
+
+
+def read_config(path: Path, *, environ: dict[str, str], redactor: Redactor | None = None) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise CommandError(
+            f"{path}: no such file; pass --config PATH or set WIREWATCH_CONFIG"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{path}: cannot read: {exc}") from exc
+    if redactor is not None:  # secrets are masked in all output from here on
+        redactor.add(env_secrets(text, environ=environ))
+    config = load_config(text, source=str(path), environ=environ)
+    if redactor is not None:
+        redactor.add(config_secrets(config, text=text, environ=environ))
+    return config
+
+
+def instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    config = ctx.load_config()
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=ctx.stdout)
+    print(
+        f"{ctx.config_path}: OK ({len(config.feeds)} feeds, {len(config.rules)} rules, "
+        f"{len(config.effective_notifiers())} notifiers)",
+        file=ctx.stdout,
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    config = ctx.load_config()
+    for warning in config.warnings:
+        logging.getLogger("wirewatch").warning("config warning: %s", warning)
+    if args.force and not args.once:
+        raise CommandError("--force only goes with --once")
+    store = ctx.open_store()
+    try:
+        monitor = Monitor(
+            config=config,
+            store=store,
+            notifiers=build_notifiers(config, stdout=ctx.stdout),
+            instance_id=instance_id(),
+        )
+        if args.once:
+            return asyncio.run(_run_once(monitor, args, ctx))
+        asyncio.run(_run_forever(monitor, ctx))
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+async def _run_once(monitor: Monitor, args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        with progress_for_once(monitor, ctx.stderr, force=args.force):
+            report = await monitor.run_once(
+                force=args.force, deliver_timeout=timedelta(seconds=args.deliver_timeout)
+            )
+    finally:
+        await monitor.aclose()
+    poll, sent = report.poll, report.delivery
+    print(
+        f"polled {len(poll.outcomes)} feeds: {poll.new_items} new items, {poll.hits} hits, "
+        f"{len(poll.errors)} feed errors; alerts sent {sent.sent}, failed {sent.failed}, "
+        f"still pending {report.pending_after}",
+        file=ctx.stderr,
+    )
+    for outcome in poll.errors:
+        print(f"  feed '{outcome.feed}': {outcome.error}", file=ctx.stderr)
+    if sent.failed or report.pending_after:
+        return EXIT_UNDELIVERED
+    return EXIT_OK
+
+
+async def _run_forever(monitor: Monitor, ctx: Context) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    reloader = reloader_for(monitor, path=ctx.config_path, environ=ctx.environ,
+                            stdout=ctx.stdout, redactor=ctx.redactor)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    server = ops_server(monitor)
+    try:
+        await monitor.run_forever(stop, reloader=reloader)
+    finally:
+        if server is not None:
+            server.close()
+        await monitor.aclose()
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wirewatch",
+        description="Newsroom feed monitor: watch rules over feeds, alerts to Slack or email.",
+    )
+    parser.add_argument("--version", action="version", version=f"wirewatch {__version__}")
+    _add_global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate the config; exit 1 listing every problem")
+    check.set_defaults(func=cmd_check)
+
+    run = commands.add_parser("run", help="poll feeds and deliver alerts (daemon, or --once)")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="poll every feed that is due, deliver, and exit (for cron)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --once: poll every enabled feed whatever its schedule",
+    )
+    run.add_argument(
+        "--deliver-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --once: how long to keep retrying deliveries (default 60)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    add_feeds_command(commands)
+    add_report_commands(commands)
+    add_rules_commands(commands)
+    _accept_global_options_after_command(parser)
+    return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: str | None) -> str | None:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--config", metavar="PATH", default=default(None),
+                        help="config file (default: $WIREWATCH_CONFIG or ./config.yaml)")
+    parser.add_argument("--log-level", default=default("INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", default=default("text"), choices=["text", "json"])
+
+
+def _accept_global_options_after_command(parser: argparse.ArgumentParser) -> None:
+    """``wirewatch check --config x`` and ``wirewatch --config x check`` both work.
+
+    Sub-commands get the global options with suppressed defaults, so a value
+    given before the command is not overwritten by a default after it.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_global_options(sub, suppress=True)
+                _accept_global_options_after_command(sub)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    environ: dict[str, str] | None = None,
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    env = dict(os.environ if environ is None else environ)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    # Everything printed, logged or alerted passes the redactor: a secret it
+    # learned from the config is masked wherever it would turn up.
+    redactor = Redactor()
+    out = typing.cast(TextIO, RedactingStream(out, redactor))
+    err = typing.cast(TextIO, RedactingStream(err, redactor))
+    configure_logging(level=args.log_level, fmt=args.log_format, stream=err, redactor=redactor)
+    ctx = Context(
+        config_path=Path(args.config or env.get("WIREWATCH_CONFIG") or DEFAULT_CONFIG),
+        stdout=out,
+        stderr=err,
+        environ=env,
+        redactor=redactor,
+    )
+    try:
+        return int(args.func(args, ctx))
+    except ConfigError as exc:
+        count = len(exc.problems)
+        print(f"{ctx.config_path}: {count} problem{'s' if count != 1 else ''}:", file=err)
+        print(str(exc), file=err)
+        return EXIT_INVALID
+    except (CommandError, StoreError) as exc:
+        print(f"wirewatch: {exc}", file=err)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        with contextlib.suppress(Exception):
+            out.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
