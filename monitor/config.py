@@ -314,6 +314,9 @@ class SlackConfig(BaseModel):
     quiet_hours: QuietHoursConfig | None = None
     #: Who is mentioned on critical alerts: "@here", "@channel", "<@U123>", "<!subteam^S123>".
     mention: str | None = None
+    #: A later source of an alerted story: edit the alert (chat.update), reply in its
+    #: thread, or stay quiet (docs/stories.md).
+    story_updates: Literal["edit", "thread", "off"] = "thread"
 
     @field_validator("mention")
     @classmethod
@@ -399,6 +402,9 @@ class EmailConfig(BaseModel):
     #: Time zone of `digest` (and of `quiet_hours` unless it names its own).
     timezone: TimeZone | None = None
     quiet_hours: QuietHoursConfig | None = None
+    #: A later source of an alerted story: a reply in the alert's thread
+    #: (In-Reply-To/References), or nothing. Mail cannot be edited once sent.
+    story_updates: Literal["thread", "off"] = "thread"
 
     @model_validator(mode="before")
     @classmethod

@@ -227,6 +227,20 @@ CASES = [
         "${NAME:-default}, or $${ for a literal ${",
     ),
     Broken(
+        "slack story_updates not a mode",
+        FEED + "notifiers:\n  desk:\n    type: slack\n    token: xoxb-1\n"
+        "    channel: '#news'\n    story_updates: edits\n",
+        "config.yaml:9: notifiers.desk.story_updates: must be one of edit, thread, off, "
+        "got 'edits'",
+    ),
+    Broken(
+        "email cannot edit a sent story alert",
+        FEED + "notifiers:\n  editors:\n    type: email\n    host: smtp.example.org\n"
+        "    from: w@example.org\n    to: [e@example.org]\n    story_updates: edit\n",
+        "config.yaml:10: notifiers.editors.story_updates: must be one of thread, off, "
+        "got 'edit'",
+    ),
+    Broken(
         "rule severity not in the list",
         FEED + "rules:\n  - name: r\n    query: CSTO\n    severity: urgent\n",
         "config.yaml:7: rules[0].severity: must be one of low, normal, high, critical, "
