@@ -138,6 +138,18 @@ def test_edits_apply_live_without_realerting_and_broken_edits_are_refused(
                               if "quake" in m.body["text"])
         assert not any("Strong earthquake shakes southern Turkey" in t for t in quake_titles)
         assert len(feed_server.requests_to("/world2.rss")) == 1
+        _, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
+        assert metric(metrics, 'wirewatch_hits_total{rule="quake"}') == 2
+        assert metric(metrics, 'wirewatch_hits_total{rule="border"}') == 1
+        assert metric(metrics, 'wirewatch_polls_total{outcome="new"}') == 4
+        assert metric(metrics, 'wirewatch_new_items_total') == 3 + 1 + 2 + 2
+        assert metric(metrics, 'wirewatch_deliveries_total{notifier="desk",outcome="sent"}') == 4
+        assert metric(metrics, 'wirewatch_alert_latency_seconds_count{since="first_seen"}') == 4
+        assert metric(metrics, 'wirewatch_alert_latency_seconds_count{since="published"}') == 4
+        assert metric(metrics, 'wirewatch_fetch_duration_seconds_count') == 4
+        assert metric(metrics, 'wirewatch_scheduler_lag_seconds_count') == 4
+        assert metric(metrics, 'wirewatch_outbox_depth') == 0
+        assert metric(metrics, 'wirewatch_failing_feeds') == 0
 
         # A broken edit: rejected whole, every problem logged, reported once.
         _write(config, BROKEN.format(**values))

@@ -1,0 +1,75 @@
+"""Graceful shutdown: SIGTERM while a fetch and a send are in flight."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from monitor.store import Store
+from tests.ops.daemon import DATA, Daemon
+from tests.support import FeedServer, SlackStandIn
+from tests.support.feed_server import Response
+
+CONFIG = """\
+database: "sqlite:///{db}"
+defaults:
+  timeout: 60s
+feeds:
+  - name: caucasus
+    url: {world}
+  - name: stuck
+    url: {stuck}
+notifiers:
+  desk:
+    type: slack
+    token: ${{SLACK_BOT_TOKEN}}
+    channel: "#world-desk"
+    base_url: {slack}
+rules:
+  - name: csto-exit
+    query: CSTO AND withdraw*
+"""
+
+
+def test_sigterm_with_a_fetch_and_a_send_in_flight_exits_0_within_the_grace(
+    tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn
+) -> None:
+    feed_server.serve_file("/world.rss", DATA / "world.rss")
+    feed_server.set_route("/stuck.rss", Response(body=b"<rss/>", delay=45))
+    slack_standin.fail_next(status=500, delay=25, method="chat.postMessage")
+    db = tmp_path / "w.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(db=db, world=feed_server.url("/world.rss"),
+                                    stuck=feed_server.url("/stuck.rss"),
+                                    slack=slack_standin.base_url))
+    assert slack_standin.token is not None
+    daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token})
+    try:
+        feed_server.wait_for_requests(2, timeout=20)  # the stuck fetch has started
+        assert _wait_for_status(db, "sending"), "the send never started"
+        started = time.monotonic()
+        code = daemon.stop(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        daemon.close()
+    assert code == 0, daemon.stderr
+    assert took < 15, f"shutdown took {took:.1f}s"
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        # The interrupted send is given back, not left claimed until its lease ends.
+        assert [d["status"] for d in store.deliveries()] == ["pending"]
+    finally:
+        store.close()
+
+
+def _wait_for_status(db: Path, status: str, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        store = Store.open(f"sqlite:///{db}")
+        try:
+            if [d["status"] for d in store.deliveries()] == [status]:
+                return True
+        finally:
+            store.close()
+        time.sleep(0.1)
+    return False
