@@ -8,6 +8,7 @@ process on the same database (a restart).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
@@ -16,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from monitor import __version__
 from monitor.cli import main
+from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 from tests.support import FeedServer, SlackStandIn, SmtpServer
 
 DATA = Path(__file__).parent / "data" / "e2e"
 REPO = Path(__file__).resolve().parents[1]
 
 CONFIG = """\
-database: "sqlite:///{db}"
+database: "{db}"
 defaults:
   interval: 5m
   timeout: 10s
@@ -71,7 +74,8 @@ EXPECTED_CONSOLE = {"csto-exit", "asia-quakes"}
 
 @pytest.fixture
 def setup(tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn,
-          smtp_server: SmtpServer) -> tuple[Path, dict[str, str]]:
+          smtp_server: SmtpServer, database_url: str,  # noqa: F811
+          ) -> tuple[Path, dict[str, str]]:
     feed_server.serve_file("/world.rss", DATA / "world.rss",
                            content_type="application/rss+xml")
     feed_server.serve_file("/region.atom", DATA / "region.atom",
@@ -80,7 +84,7 @@ def setup(tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn,
                            content_type="application/feed+json")
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(
-        db=tmp_path / "wirewatch.db", world=feed_server.url("/world.rss"),
+        db=database_url, world=feed_server.url("/world.rss"),
         region=feed_server.url("/region.atom"), asia=feed_server.url("/asia.json"),
         slack=slack_standin.base_url, smtp_port=smtp_server.port,
     ))
@@ -148,7 +152,13 @@ def test_run_once_alerts_exactly_once_across_runs_and_restarts(
     assert len(slack_standin.messages) == 2 and len(smtp_server.messages) == 2
     assert done.stdout == ""
     # Every feed really was fetched three times: nothing was skipped to look idempotent.
-    assert len(feed_server.requests_to("/world.rss")) == 3
+    fetches = feed_server.requests_to("/world.rss")
+    assert len(fetches) == 3
+    assert {r.header("User-Agent") for r in fetches} == {f"wirewatch/{__version__}"}
+    # The second and third polls were conditional, with the validators sent back as received.
+    etag = '"' + hashlib.sha256((DATA / "world.rss").read_bytes()).hexdigest()[:16] + '"'
+    assert fetches[0].header("If-None-Match") is None
+    assert [r.header("If-None-Match") for r in fetches[1:]] == [etag, etag]
 
 
 def test_new_items_after_a_run_alert_once(
