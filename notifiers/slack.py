@@ -154,7 +154,8 @@ def truncate_words(text: str, limit: int) -> str:
         return text
     cut = text[: limit - 1]
     space = cut.rfind(" ")
-    if space > limit // 2:
+    # Drop the partial word, unless the cut already falls at the end of a word.
+    if not text[limit - 1].isspace() and space > limit // 2:
         cut = cut[:space]
     return cut.rstrip() + "…"
 

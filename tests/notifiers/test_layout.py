@@ -1,0 +1,159 @@
+"""Message layout limits and helpers: Slack's block limits, word-boundary truncation,
+mentions on critical alerts, digests, and email List-Id / threading headers."""
+
+from __future__ import annotations
+
+import io
+import re
+from email import message_from_bytes, policy
+
+import pytest
+
+from notifiers import ConsoleNotifier, Digest
+from notifiers.mail import build_digest_email, build_email, list_id, thread_headers
+from notifiers.slack import (
+    build_digest_message,
+    build_slack_message,
+    mention_token,
+    truncate_words,
+)
+from tests.notifiers.alerts import make_alert
+
+SENDER = "wirewatch@news.example"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "limit", "expected"),
+    [
+        ("fits", "short text", 20, "short text"),
+        ("cut on a word boundary", "the quick brown fox jumps", 16, "the quick brown…"),
+        ("one long word is cut inside", "x" * 30, 10, "x" * 9 + "…"),
+        ("exact length kept", "abcde", 5, "abcde"),
+    ],
+)
+def test_truncate_words(name: str, text: str, limit: int, expected: str) -> None:
+    result = truncate_words(text, limit)
+    assert result == expected, name
+    assert len(result) <= limit
+
+
+def test_slack_limits_hold_for_huge_feed_text() -> None:
+    words = " ".join(f"word{i}&<>" for i in range(3000))  # escaping makes it longer
+    alert = make_alert(rule="r" * 400, title=words, snippet=words,
+                       marks=((0, 9), (500, 509)), other_sources=("AP",) * 2000)
+    message = build_slack_message(alert)
+    header = message["blocks"][0]
+    assert header["type"] == "header" and len(header["text"]["text"]) <= 150
+    assert header["text"]["text"].endswith("…")
+    for block in message["blocks"][1:]:
+        texts = [block["text"]["text"]] if "text" in block else [
+            e["text"] for e in block["elements"]]
+        for text in texts:
+            assert len(text) <= 3000
+            # Never cut inside an entity or a bold run.
+            assert not re.search(r"&[a-z]{0,3}$", text.rstrip("…"))
+            assert text.count("*") % 2 == 0
+    snippet = message["blocks"][2]["text"]["text"]
+    assert snippet.endswith("…") and not snippet.endswith(" …")
+
+
+@pytest.mark.parametrize(
+    ("severity", "mention", "prefix"),
+    [
+        ("critical", "@here", "<!here> "),
+        ("critical", "<@U0123ABC>", "<@U0123ABC> "),
+        ("critical", "<!subteam^S0123ABC>", "<!subteam^S0123ABC> "),
+        ("high", "@here", ""),
+        ("critical", None, ""),
+    ],
+)
+def test_mention_only_on_critical(severity: str, mention: str | None, prefix: str) -> None:
+    message = build_slack_message(make_alert(severity=severity), mention=mention)
+    assert message["text"].startswith(prefix + "[csto-exit]")
+    assert message["blocks"][1]["text"]["text"].startswith(prefix + "*<https://")
+    assert message["blocks"][0]["text"]["text"] == f"csto-exit · {severity}"
+
+
+def test_mention_token() -> None:
+    assert [mention_token(m) for m in ("@here", "@channel", "@everyone", "<@U1>")] == [
+        "<!here>", "<!channel>", "<!everyone>", "<@U1>"]
+
+
+def test_other_sources_make_a_context_line_escaped() -> None:
+    message = build_slack_message(make_alert(other_sources=("Reuters", "<!channel> AP")))
+    context = message["blocks"][-1]
+    assert context["type"] == "context"
+    assert context["elements"][0]["text"] == "Also: Reuters, &lt;!channel&gt; AP"
+
+
+def digest(count: int, rules: int = 1) -> Digest:
+    alerts = tuple(
+        make_alert(alert_id=f"a{i}", rule=f"rule-{i % rules}", title=f"Story {i} <b>&",
+                   link=f"https://news.example/{i}")
+        for i in range(count)
+    )
+    return Digest(digest_id="d1", kind="burst", title=f"{count} more matches for rule-0",
+                  alerts=alerts)
+
+
+def test_slack_digest_groups_by_rule_and_links_titles() -> None:
+    message = build_digest_message(digest(4, rules=2))
+    assert message["text"] == "4 more matches for rule-0"
+    first, second = (b["text"]["text"] for b in message["blocks"][1:])
+    assert first.splitlines() == [
+        "*rule-0* (2)",
+        "• *<https://news.example/0|Story 0 &lt;b&gt;&amp;>* · regional-wire",
+        "• *<https://news.example/2|Story 2 &lt;b&gt;&amp;>* · regional-wire",
+    ]
+    assert second.startswith("*rule-1* (2)\n")
+
+
+def test_slack_digest_stays_within_50_blocks_and_counts_the_rest() -> None:
+    big = digest(3000, rules=60)
+    message = build_digest_message(big)
+    blocks = message["blocks"]
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    shown = sum(b["text"]["text"].count("\n• ") + b["text"]["text"].startswith("• ")
+                for b in blocks if b["type"] == "section")
+    closing = blocks[-1]["elements"][0]["text"]
+    assert closing == f"… and {3000 - shown} more"
+
+
+def test_email_list_id_and_threading_headers() -> None:
+    assert list_id("Desk Mail", "Wirewatch <wirewatch@News.example>") == (
+        "wirewatch desk-mail <desk-mail.wirewatch.news.example>")
+    assert thread_headers([]) == {}
+    assert thread_headers(["<a@x>", "<b@x>"]) == {"In-Reply-To": "<b@x>",
+                                                  "References": "<a@x> <b@x>"}
+    # A stored value can never add a header line or smuggle in non-ids.
+    assert thread_headers(["<a@x>\r\nBcc: evil@example.org", "C1:123.4"]) == {}
+
+    message = build_email(make_alert(thread=("<first@news.example>",), severity="critical"),
+                          sender=SENDER, recipients=["desk@news.example"])
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert parsed["In-Reply-To"] == "<first@news.example>"
+    assert parsed["References"] == "<first@news.example>"
+    assert parsed["X-Wirewatch-Severity"] == "critical"
+
+
+def test_email_digest_has_text_and_escaped_html_grouped_by_rule() -> None:
+    message = build_digest_email(digest(3, rules=2), sender=SENDER,
+                                 recipients=["desk@news.example"])
+    assert message["Subject"] == "[wirewatch] 3 more matches for rule-0"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "rule-0 (2)\n  - Story 0 <b>& (regional-wire)" in text
+    assert '<a href="https://news.example/0">Story 0 &lt;b&gt;&amp;</a>' in html
+    assert "<b>&" not in html
+    assert html.index("rule-0 (2)") < html.index("rule-1 (1)")
+
+
+def test_console_digest() -> None:
+    stream = io.StringIO()
+    ConsoleNotifier(name="screen", stream=stream).send_digest(digest(2))
+    assert stream.getvalue().splitlines()[:3] == [
+        "[wirewatch] 2 more matches for rule-0",
+        "  rule-0 (2)",
+        "    - Story 0 <b>& <https://news.example/0> (regional-wire)",
+    ]
