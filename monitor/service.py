@@ -24,6 +24,7 @@ from monitor.plan import Plan, plan_from_config
 from monitor.reload import ConfigReloader, Rejected
 from monitor.scheduler import Scheduler
 from monitor.store import FeedSpec, Store, utcnow
+from monitor.story_desk import StoryDesk, story_update_modes
 from notifiers import Notifier
 
 log = logging.getLogger("wirewatch.service")
@@ -61,14 +62,19 @@ class Monitor:
         self._client = make_client(
             user_agent=config.user_agent, max_connections=config.concurrency.global_
         )
-        # Parsing in worker processes: both cores, and a responsive event loop
-        # (python -m bench polling: 5,000 feeds in 19 s instead of 46 s in a thread).
+        # Parsing in worker processes: both cores, and no parse holding the GIL
+        # against the event loop (figures: docs/polling.md, python -m bench polling).
         self.poller = Poller(store=store, client=self._client, plan=self._plan, clock=clock,
                              instance_id=instance_id, parser=ProcessParser())
         self.deliverer = Deliverer(
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify, policy=policy_from_config(config),
         )
+        # The window's stories, read from the database once; then kept up to date.
+        self.stories = StoryDesk.load(
+            store, update_modes=story_update_modes(config.effective_notifiers()), clock=clock
+        )
+        self.poller.stories = self.stories
         self.metrics = Metrics(gauges=lambda: store)
         self.poller.observer = self.metrics
         self.deliverer.observer = self.metrics
@@ -107,6 +113,7 @@ class Monitor:
         self._notifiers = dict(notifiers)
         self.deliverer.replace_notifiers(self._notifiers)
         self.deliverer.replace_policy(policy_from_config(config), config.ops_notify)
+        self.stories.replace_update_modes(story_update_modes(config.effective_notifiers()))
         self._retire(replaced)
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),
