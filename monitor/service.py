@@ -24,7 +24,6 @@ from monitor.plan import Plan, plan_from_config
 from monitor.reload import ConfigReloader, Rejected
 from monitor.scheduler import Scheduler
 from monitor.store import FeedSpec, Store, utcnow
-from monitor.story_desk import StoryDesk, story_update_modes
 from notifiers import Notifier
 
 log = logging.getLogger("wirewatch.service")
@@ -70,11 +69,6 @@ class Monitor:
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify, policy=policy_from_config(config),
         )
-        # The window's stories, read from the database once; then kept up to date.
-        self.stories = StoryDesk.load(
-            store, update_modes=story_update_modes(config.effective_notifiers()), clock=clock
-        )
-        self.poller.stories = self.stories
         self.metrics = Metrics(gauges=lambda: store)
         self.poller.observer = self.metrics
         self.deliverer.observer = self.metrics
@@ -113,7 +107,6 @@ class Monitor:
         self._notifiers = dict(notifiers)
         self.deliverer.replace_notifiers(self._notifiers)
         self.deliverer.replace_policy(policy_from_config(config), config.ops_notify)
-        self.stories.replace_update_modes(story_update_modes(config.effective_notifiers()))
         self._retire(replaced)
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),
