@@ -147,7 +147,8 @@ async def fetch_feed(
     except httpx.RemoteProtocolError as exc:
         raise FetchError(f"the server broke the HTTP protocol: {exc}") from exc
     except httpx.ReadError as exc:
-        raise FetchError(f"the connection broke while reading: {str(exc) or 'reset by peer'}") from exc
+        reason = str(exc) or "reset by peer"
+        raise FetchError(f"the connection broke while reading: {reason}") from exc
     except httpx.UnsupportedProtocol as exc:
         raise FetchError(f"unsupported URL: {exc}") from exc
     except httpx.HTTPError as exc:
