@@ -24,6 +24,7 @@ from monitor.plan import Plan, plan_from_config
 from monitor.reload import ConfigReloader, Rejected
 from monitor.scheduler import Scheduler
 from monitor.store import FeedSpec, Store, utcnow
+from monitor.stories import WINDOW as STORY_WINDOW
 from notifiers import Notifier
 
 log = logging.getLogger("wirewatch.service")
@@ -155,8 +156,10 @@ class Monitor:
             return None
         self._pruned_at = now
         retention = self._config.retention
+        # Never inside the stories' window: deduplication still needs those items.
+        keep_items = max(retention.items, STORY_WINDOW)
         counts = await asyncio.to_thread(
-            self._store.prune, items_before=now - retention.items,
+            self._store.prune, items_before=now - keep_items,
             deliveries_before=now - retention.deliveries)
         for table, count in counts.items():
             self.metrics.pruned.labels(table).inc(count)

@@ -1597,46 +1597,77 @@ class Store:
     def prune(self, *, items_before: datetime, deliveries_before: datetime) -> dict[str, int]:
         """Delete what retention lets go; returns rows deleted per table.
 
-        - deliveries created before ``deliveries_before`` that are finished (sent
-          or failed): never one still waiting or being sent;
-        - hits created before ``items_before`` with no delivery left;
-        - items first seen before ``items_before`` with no hit left, together
-          with rows of tables whose foreign key to ``items`` says ON DELETE
-          CASCADE (the item's own data, such as its article text). A row of any
-          other table that refers to an item (a story within its window) keeps
-          that item.
+        - deliveries created before ``deliveries_before`` that are finished
+          (sent or failed): never one still waiting or being sent;
+        - an item first seen before ``items_before`` is *prunable* when no
+          delivery is left on its hits; a story is pruned (with its items,
+          alerts and updates) when all its items are prunable, so a story loses
+          nothing while one of its items is young or still being delivered.
+          The caller keeps ``items_before`` older than the stories' window;
+        - then hits with no delivery left, and items no remaining row refers
+          to, with their article text.
+
+        Tables added later are safe by default: a row of any table that refers
+        to an item or a hit keeps it (see docs/operations.md).
         """
-        items, hits, deliveries = (ItemRow.__table__, HitRow.__table__,  # type: ignore[attr-defined]
-                                   DeliveryRow.__table__)  # type: ignore[attr-defined]
+        t = SQLModel.metadata.tables
+        items, hits, deliveries = t["items"], t["hits"], t["deliveries"]
         counts: dict[str, int] = {}
+
+        def run(table: Any, statement: Any) -> None:
+            result = session.execute(statement)
+            counts[table.name] = counts.get(table.name, 0) + int(result.rowcount or 0)
+
         with Session(self._engine) as session:
-            result = session.execute(
-                delete(deliveries).where(deliveries.c.created_at < deliveries_before,
-                                         deliveries.c.status.in_((SENT, FAILED))))
-            counts["deliveries"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-            result = session.execute(
-                delete(hits).where(
-                    hits.c.created_at < items_before,
-                    ~exists().where(deliveries.c.hit_id == hits.c.id)))
-            counts["hits"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-            old = [items.c.first_seen_at < items_before]
-            cascading = []
-            for table in SQLModel.metadata.sorted_tables:
-                for fk in table.foreign_keys:
-                    if fk.column.table is not items or table is items:
-                        continue
-                    if (fk.ondelete or "").upper() == "CASCADE":
-                        cascading.append(fk.parent)
-                    else:
-                        old.append(~exists().where(fk.parent == items.c.id))
-            doomed = select(items.c.id).where(*old).scalar_subquery()
-            for column in cascading:
-                result = session.execute(delete(column.table).where(column.in_(doomed)))
-                counts[column.table.name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-            result = session.execute(delete(items).where(items.c.id.in_(doomed)))
-            counts["items"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            run(deliveries, delete(deliveries).where(
+                deliveries.c.created_at < deliveries_before,
+                deliveries.c.status.in_((SENT, FAILED))))
+            delivered_items = (select(hits.c.item_id)
+                               .join(deliveries, deliveries.c.hit_id == hits.c.id))
+            young = or_(items.c.first_seen_at >= items_before,
+                        items.c.id.in_(delivered_items))
+            if "story_items" in t:
+                stories, members = t["stories"], t["story_items"]
+                alerts, updates = t["story_alerts"], t["story_updates"]
+                kept = (select(members.c.story_id)
+                        .join(items, items.c.id == members.c.item_id).where(young))
+                old_stories = (select(stories.c.id)
+                               .where(stories.c.first_seen_at < items_before,
+                                      stories.c.id.notin_(kept)))
+                old_alerts = select(alerts.c.id).where(alerts.c.story_id.in_(old_stories))
+                run(updates, delete(updates).where(updates.c.story_alert_id.in_(old_alerts)))
+                run(alerts, delete(alerts).where(alerts.c.story_id.in_(old_stories)))
+                run(members, delete(members).where(members.c.story_id.in_(old_stories)))
+                run(stories, delete(stories).where(stories.c.id.in_(old_stories)))
+            run(hits, delete(hits).where(
+                hits.c.created_at < items_before,
+                *_unreferenced(hits)))
+            doomed = (select(items.c.id)
+                      .where(items.c.first_seen_at < items_before,
+                             *_unreferenced(items, owned=ITEM_OWNED_TABLES)))
+            for name in ITEM_OWNED_TABLES:
+                if name in t:
+                    owned = t[name]
+                    run(owned, delete(owned).where(owned.c.item_id.in_(doomed)))
+            run(items, delete(items).where(items.c.id.in_(doomed.scalar_subquery())))
             session.commit()
         return counts
+
+
+#: Tables holding an item's own data (not a reference to it): pruned with the item.
+ITEM_OWNED_TABLES = ("article_texts",)
+
+
+def _unreferenced(table: Any, *, owned: Sequence[str] = ()) -> list[Any]:
+    """Conditions "no row of any other table refers to this row" (owned tables aside)."""
+    conditions = []
+    for other in SQLModel.metadata.sorted_tables:
+        if other is table or other.name in owned:
+            continue
+        for fk in other.foreign_keys:
+            if fk.column.table is table:
+                conditions.append(~exists().where(fk.parent == table.c.id))
+    return conditions
 
 
 def _success_values(update_: FeedUpdate) -> dict[str, Any]:

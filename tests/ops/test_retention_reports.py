@@ -9,9 +9,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from monitor.cli import main
-from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
+from monitor.store import (
+    ArticleRow,
+    FeedSpec,
+    FeedUpdate,
+    ItemRow,
+    NewHit,
+    NewItem,
+    Store,
+    StoryItemRow,
+    StoryRow,
+)
 from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -144,3 +155,34 @@ def test_stats_counts_per_day(store: Store, database_url: str,  # noqa: F811
     assert json.loads(out)["totals"]["items"] == 3
     code, out, _ = _cli(database_url, tmp_path, "stats")
     assert code == 0 and "ITEMS" in out and "total" in out
+
+
+def test_retention_prunes_whole_stories_and_article_text_only(store: Store) -> None:
+    old, young = NOW - timedelta(days=60), NOW - timedelta(hours=1)
+    _poll(store, "dw", ["s1-a"], at=old)
+    _poll(store, "bbc", ["s1-b"], at=old)
+    _poll(store, "dw", ["s2-a"], at=old)
+    _poll(store, "bbc", ["s2-b"], at=young)   # keeps story 2, and so s2-a, alive
+    with Session(store.engine) as session:
+        ids = {row.item_key: row.id for row in session.exec(select(ItemRow))}
+        for story, keys in ((1, ("s1-a", "s1-b")), (2, ("s2-a", "s2-b"))):
+            first = ids[keys[0]]
+            session.add(StoryRow(id=story, first_item_id=first, first_feed="dw",
+                                 first_seen_at=old, title=f"story {story}"))
+            session.flush()
+            for key in keys:
+                session.add(StoryItemRow(story_id=story, item_id=ids[key], feed="dw",
+                                         reason="first", seen_at=old))
+        session.add(ArticleRow(item_id=ids["s1-a"], feed_id=1, requested_at=old,
+                               text="the article"))
+        session.commit()
+
+    counts = store.prune(items_before=NOW - timedelta(days=30),
+                         deliveries_before=NOW - timedelta(days=90))
+
+    assert (counts["stories"], counts["story_items"], counts["items"],
+            counts["article_texts"]) == (1, 2, 2, 1)
+    left = {item.item_key for item in store.iter_items(since=NOW - timedelta(days=365))}
+    assert left == {"s2-a", "s2-b"}
+    with Session(store.engine) as session:
+        assert [row.id for row in session.exec(select(StoryRow))] == [2]
