@@ -176,6 +176,7 @@ class Deliverer:
         self._lease = lease
         self._lock = asyncio.Lock()
         self._recovered = False
+        self._queued_notice = False
         self.observer = None
 
     def _observe(self, rows: list[ClaimedDelivery], outcome: str) -> None:
@@ -205,13 +206,18 @@ class Deliverer:
                 self._recover_orphaned_claims()
                 self._recovered = True
             notifiers = dict(self._notifiers)
-            results = await asyncio.gather(
-                *(self._work_channel(name, notifier) for name, notifier in notifiers.items())
-            )
-            for result in results:
-                summary.add(result)
-            # Rows for channels no longer configured fail (and are reported).
-            summary.add(await self._fail_orphans(set(notifiers)))
+            self._queued_notice = True
+            while self._queued_notice:
+                # A failure report queued after the ops channel's task had finished
+                # goes out in this pass, not the next.
+                self._queued_notice = False
+                results = await asyncio.gather(
+                    *(self._work_channel(name, notifier) for name, notifier in notifiers.items())
+                )
+                for result in results:
+                    summary.add(result)
+                # Rows for channels no longer configured fail (and are reported).
+                summary.add(await self._fail_orphans(set(notifiers)))
         return summary
 
     def _recover_orphaned_claims(self) -> None:
@@ -403,9 +409,10 @@ class Deliverer:
         ops = self._ops_notifier
         if ops is None or ops == notifier or ops not in self._notifiers:
             return
-        self._store.queue_notice(
+        if self._store.queue_notice(
             key=key, notifier=ops, title=title, body=body, severity="high", now=self._clock()
-        )
+        ):
+            self._queued_notice = True
 
     # ------------------------------------------------------------------- notices
 
