@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SNIPPET_CHARS = 300
@@ -43,11 +44,84 @@ class Snippet:
         return "".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
+Explanation = tuple[tuple[MatchedTerm, ...], Snippet]
+
+
 class Hit:
+    """One rule that fired on one item, with the words that made it fire and a snippet.
+
+    Matching only decides *which* rules fire; quoting the matched words and cutting
+    the snippet costs more than the match itself, and callers that only count hits
+    (backtests, benchmarks) never look.  So a hit made by the engine carries a
+    function that explains it, run once on first access to ``terms`` or ``snippet``.
+    From the outside a hit is an immutable value: equality and hashing compare
+    ``rule``, ``terms`` and ``snippet``.
+    """
+
+    __slots__ = ("_explain", "_snippet", "_terms", "rule")
+
     rule: str
-    terms: tuple[MatchedTerm, ...]
-    snippet: Snippet
+    _terms: tuple[MatchedTerm, ...] | None
+    _snippet: Snippet | None
+    _explain: Callable[[], Explanation] | None
+
+    def __init__(self, rule: str, terms: tuple[MatchedTerm, ...], snippet: Snippet) -> None:
+        _set = object.__setattr__
+        _set(self, "rule", rule)
+        _set(self, "_terms", terms)
+        _set(self, "_snippet", snippet)
+        _set(self, "_explain", None)
+
+    @classmethod
+    def explained_later(cls, rule: str, explain: Callable[[], Explanation]) -> Hit:
+        """A hit whose terms and snippet ``explain()`` computes on first access."""
+        hit = cls.__new__(cls)
+        _set = object.__setattr__
+        _set(hit, "rule", rule)
+        _set(hit, "_terms", None)
+        _set(hit, "_snippet", None)
+        _set(hit, "_explain", explain)
+        return hit
+
+    def _resolve(self) -> None:
+        explain = self._explain
+        if explain is not None:
+            terms, snippet = explain()
+            _set = object.__setattr__
+            _set(self, "_terms", terms)
+            _set(self, "_snippet", snippet)
+            _set(self, "_explain", None)  # drop the item it held on to
+
+    @property
+    def terms(self) -> tuple[MatchedTerm, ...]:
+        if self._terms is None:
+            self._resolve()
+        assert self._terms is not None
+        return self._terms
+
+    @property
+    def snippet(self) -> Snippet:
+        if self._snippet is None:
+            self._resolve()
+        assert self._snippet is not None
+        return self._snippet
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Hit is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Hit is immutable; cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hit):
+            return NotImplemented
+        return (self.rule, self.terms, self.snippet) == (other.rule, other.terms, other.snippet)
+
+    def __hash__(self) -> int:
+        return hash((self.rule, self.terms, self.snippet))
+
+    def __repr__(self) -> str:
+        return f"Hit(rule={self.rule!r}, terms={self.terms!r}, snippet={self.snippet!r})"
 
 
 _CHUNK = re.compile(r"\S+")

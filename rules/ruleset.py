@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from rules.compile import Matcher, Occurrence, Prepared, compile_node
 from rules.document import Document
 from rules.errors import RuleError, RuleSetError, RuleWarning
-from rules.hits import Hit, MatchedTerm, Snippet, make_snippet
+from rules.hits import Explanation, Hit, MatchedTerm, Snippet, make_snippet
 from rules.index import TermIndex
 from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, parse_query
 
@@ -68,8 +68,22 @@ class RuleSet:
         return self._evaluate(prepared, candidates)
 
     def match_brute_force(self, doc: Document) -> list[Hit]:
-        """Every rule evaluated: the reference the index is tested and benchmarked against."""
-        return self._evaluate(Prepared(doc), range(len(self._rules)))
+        """Every rule evaluated on its own: the reference the index is tested and benchmarked
+        against.
+
+        The item is tokenized once (its words, their positions); beyond that nothing
+        is shared between rules: the memo of phrase and wildcard occurrences that
+        lets candidate rules reuse each other's work is emptied before every rule,
+        so this is what "evaluating every rule for every item" costs.
+        """
+        prepared = Prepared(doc)
+        memo = prepared.memo
+        hits: list[Hit] = []
+        for rule in self._rules:
+            memo.clear()
+            if rule.matcher.test(prepared):
+                hits.append(_lazy_hit(rule, prepared))
+        return hits
 
     def _evaluate(self, prepared: Prepared, positions: Iterable[int]) -> list[Hit]:
         hits: list[Hit] = []
@@ -77,7 +91,7 @@ class RuleSet:
         for position in positions:
             rule = rules[position]
             if rule.matcher.test(prepared):
-                hits.append(_explain(rule, prepared))
+                hits.append(_lazy_hit(rule, prepared))
         return hits
 
 
@@ -179,14 +193,18 @@ def _never_matches(node: Node) -> bool:
 # ----------------------------------------------------------------- explaining
 
 
-def _explain(rule: _Rule, doc: Prepared) -> Hit:
+def _lazy_hit(rule: _Rule, doc: Prepared) -> Hit:
+    return Hit.explained_later(rule.name, lambda: _explain(rule, doc))
+
+
+def _explain(rule: _Rule, doc: Prepared) -> Explanation:
     occurrences: list[Occurrence] = []
     rule.matcher.collect(doc, occurrences)
     terms = sorted(
         {_to_term(doc, occ) for occ in occurrences},
         key=lambda t: (_TERM_ORDER[t.field], t.start, t.end),
     )[:MAX_TERMS]
-    return Hit(rule.name, tuple(terms), _snippet(doc, terms))
+    return tuple(terms), _snippet(doc, terms)
 
 
 def _to_term(doc: Prepared, occurrence: Occurrence) -> MatchedTerm:
