@@ -34,6 +34,7 @@ from typing import Protocol
 from monitor.holds import DeliveryPolicy, batch_kind
 from monitor.pacing import Pacer
 from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
+from monitor.story_desk import send_story_updates, with_story
 from notifiers import Alert, Digest, Notice, Notifier, NotifyError, Receipt
 
 log = logging.getLogger("wirewatch.delivery")
@@ -218,7 +219,16 @@ class Deliverer:
                     summary.add(result)
                 # Rows for channels no longer configured fail (and are reported).
                 summary.add(await self._fail_orphans(set(notifiers)))
+            summary.add(await self._send_story_updates(notifiers))
         return summary
+
+    async def _send_story_updates(self, notifiers: Mapping[str, Notifier]) -> DeliverySummary:
+        """Later sources of stories already alerted: edits and thread replies
+        (monitor.story_desk), from their own outbox."""
+        done = await send_story_updates(self._store, notifiers, original_alert=alert_for,
+                                        claimer=self.instance_id, clock=self._clock,
+                                        lease=self._lease)
+        return DeliverySummary(sent=done.sent, retrying=done.retrying, failed=done.failed)
 
     def _recover_orphaned_claims(self) -> None:
         now = self._clock()
@@ -307,7 +317,8 @@ class Deliverer:
                 )
                 return
             self._store.admit_delivery(delivery.id, now=now)
-        alert = alert_for(delivery)
+        # The story's other sources so far: "Also: DW (first), Reuters (+4 min)".
+        alert = with_story(self._store, alert_for(delivery), hit_id=delivery.hit_id)
         try:
             receipt = await self._paced(notifier, lambda: notifier.send(alert))
         except Exception as exc:
@@ -463,7 +474,8 @@ class Deliverer:
             summary.add(await self.deliver_due())
             candidates = [
                 due
-                for due in (self._store.next_delivery_due(), self._store.next_notice_due())
+                for due in (self._store.next_delivery_due(), self._store.next_notice_due(),
+                            self._store.next_story_update_due())
                 if due is not None
             ]
             next_due = min(candidates) if candidates else None

@@ -36,7 +36,16 @@ from monitor.metrics import NO_METRICS, Observer
 from monitor.parse import FeedParseError, ParsedFeed
 from monitor.parsepool import FeedParser, ThreadParser
 from monitor.plan import FeedPlan, Plan
-from monitor.store import AwaitingItem, FeedState, FeedUpdate, NewHit, NewItem, Store, utcnow
+from monitor.store import (
+    AwaitingItem,
+    FeedState,
+    FeedUpdate,
+    NewHit,
+    NewItem,
+    Store,
+    StoryAssigner,
+    utcnow,
+)
 
 log = logging.getLogger("wirewatch.pipeline")
 
@@ -120,6 +129,9 @@ class Poller:
 
     #: Told about every poll, fetch and hit (metrics); set by the service.
     observer: Observer = NO_METRICS
+    #: Puts each new item in its story (monitor.story_desk); set by the service.
+    #: None: every item is its own story and alerts on its own.
+    stories: StoryAssigner | None = None
 
     def __init__(
         self,
@@ -385,7 +397,7 @@ class Poller:
             return list(matched)
 
         hit_ids = self._store.store_poll(state.id, items, update_=update_, match=match,
-                                         awaiting_text=feed.full_text)
+                                         awaiting_text=feed.full_text, stories=self.stories)
         for hit in matched:
             self.observer.hit_stored(rule=hit.rule)
         if new_count:

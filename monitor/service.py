@@ -25,6 +25,7 @@ from monitor.reload import ConfigReloader, Rejected
 from monitor.scheduler import Scheduler
 from monitor.store import FeedSpec, Store, utcnow
 from monitor.stories import WINDOW as STORY_WINDOW
+from monitor.story_desk import StoryDesk, story_update_modes
 from notifiers import Notifier
 
 log = logging.getLogger("wirewatch.service")
@@ -70,6 +71,11 @@ class Monitor:
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify, policy=policy_from_config(config),
         )
+        # The window's stories, read from the database once; then kept up to date.
+        self.stories = StoryDesk.load(
+            store, update_modes=story_update_modes(config.effective_notifiers()), clock=clock
+        )
+        self.poller.stories = self.stories
         self.metrics = Metrics(gauges=lambda: store)
         self.poller.observer = self.metrics
         self.deliverer.observer = self.metrics
@@ -108,6 +114,7 @@ class Monitor:
         self._notifiers = dict(notifiers)
         self.deliverer.replace_notifiers(self._notifiers)
         self.deliverer.replace_policy(policy_from_config(config), config.ops_notify)
+        self.stories.replace_update_modes(story_update_modes(config.effective_notifiers()))
         self._retire(replaced)
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),

@@ -1,0 +1,271 @@
+"""Stories at run time: the in-memory index over the store, and the story updates.
+
+:class:`StoryDesk` is what :meth:`monitor.store.Store.store_poll` asks which story a
+new item belongs to. It keeps the window's stories in a :class:`StoryIndex`,
+loaded from the database at start and updated as items are stored; the database
+stays the source of truth (a canonical URL the index does not know is looked up
+there, and every decision is written in the poll's transaction).
+
+:func:`send_story_updates` works the ``story_updates`` outbox: for each later
+source of a story already alerted, the channel edits its original message
+(``edit``) or replies to it (``thread``), saying who else carries the story and how
+long after the first source (docs/stories.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from monitor.store import (
+    FAILED,
+    PENDING,
+    SENT,
+    ClaimedDelivery,
+    ClaimedStoryUpdate,
+    NewItem,
+    Store,
+    StoryChoice,
+    StorySource,
+    utcnow,
+)
+from monitor.stories import WINDOW, Fingerprint, StoryIndex, fingerprint
+from notifiers import Alert, Notifier, NotifyError, Receipt
+
+log = logging.getLogger("wirewatch.stories")
+
+UPDATE_MODES = ("edit", "thread", "off")
+DEFAULT_UPDATE_MODE = "thread"
+LEASE = timedelta(minutes=2)
+MAX_AGE = timedelta(hours=24)
+
+
+def _lead_of(item: NewItem) -> str:
+    return item.summary or item.content
+
+
+class StoryDesk:
+    """Assigns new items to stories (the ``StoryAssigner`` of ``Store.store_poll``).
+
+    Thread-safe: polls store from worker threads, so one lock covers each poll's
+    whole transaction, and what a failed transaction recorded is forgotten again.
+    """
+
+    def __init__(self, *, index: StoryIndex | None = None,
+                 update_modes: Mapping[str, str] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.index = index or StoryIndex()
+        self._modes = dict(update_modes or {})
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._journal: list[int] | None = None
+        self._prints: dict[int, Fingerprint] = {}
+
+    @classmethod
+    def load(cls, store: Store, *, update_modes: Mapping[str, str] | None = None,
+             clock: Callable[[], datetime] = utcnow, window: timedelta = WINDOW) -> StoryDesk:
+        """The desk with every story of the last ``window`` read from ``store``."""
+        desk = cls(index=StoryIndex(window=window), update_modes=update_modes, clock=clock)
+        for row in store.story_window(since=clock() - window):
+            item = fingerprint(title=row.title, lead=row.summary, link=row.link)
+            if row.is_first:
+                desk.index.add_story(row.story_id, item, feed=row.feed, seen_at=row.seen_at)
+            else:
+                desk.index.add_member(row.story_id, item, feed=row.feed)
+        log.info("stories_loaded=%d window_hours=%d", len(desk.index),
+                 window.total_seconds() // 3600)
+        return desk
+
+    def replace_update_modes(self, update_modes: Mapping[str, str]) -> None:
+        self._modes = dict(update_modes)
+
+    def update_mode(self, notifier: str) -> str:
+        return self._modes.get(notifier, DEFAULT_UPDATE_MODE)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._journal = []
+            try:
+                yield
+            except BaseException:
+                for story_id in self._journal:
+                    self.index.remove_story(story_id)
+                raise
+            finally:
+                self._journal = None
+                self._prints.clear()
+
+    def choose(self, item: NewItem, *, feed: str, seen_at: datetime,
+               url_lookup: Callable[[str], int | None]) -> StoryChoice:
+        self.index.expire(seen_at)
+        print_ = fingerprint(title=item.title, lead=_lead_of(item), link=item.link)
+        self._prints[id(item)] = print_
+        found = self.index.match(print_, feed=feed, seen_at=seen_at)
+        if found is not None:
+            return StoryChoice(story_id=found.story_id, reason=found.reason,
+                               canonical_url=print_.url)
+        if print_.url is not None:
+            story_id = url_lookup(print_.url)
+            if story_id is not None:
+                return StoryChoice(story_id=story_id, reason="url", canonical_url=print_.url)
+        return StoryChoice(story_id=None, reason="first", canonical_url=print_.url)
+
+    def record(self, story_id: int, item: NewItem, choice: StoryChoice, *, feed: str,
+               seen_at: datetime) -> None:
+        print_ = self._prints.pop(id(item), None) or fingerprint(
+            title=item.title, lead=_lead_of(item), link=item.link)
+        if choice.story_id is None:
+            self.index.add_story(story_id, print_, feed=feed, seen_at=seen_at)
+            if self._journal is not None:
+                self._journal.append(story_id)
+        else:
+            self.index.add_member(story_id, print_, feed=feed)
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _after(delta: timedelta) -> str:
+    minutes = max(0, round(delta.total_seconds() / 60))
+    if minutes < 60:
+        return f"+{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"+{hours} h {minutes} min" if minutes else f"+{hours} h"
+
+
+def other_sources(sources: Sequence[StorySource], *, own_feed: str) -> tuple[str, ...]:
+    """The story's sources other than the alert's own feed, each with how long after
+    the first source it carried the story: ("DW (first)", "Reuters (+4 min)")."""
+    if len(sources) < 2:
+        return ()
+    first = sources[0]
+    return tuple(
+        f"{s.feed} (first)" if s is first else f"{s.feed} ({_after(s.seen_at - first.seen_at)})"
+        for s in sources
+        if s.feed != own_feed
+    )
+
+
+def with_story(store: Store, alert: Alert, *, hit_id: int) -> Alert:
+    """The alert with its story's other sources as known now (unchanged for one source)."""
+    story_id = store.story_of_hit(hit_id)
+    if story_id is None:
+        return alert
+    return replace(alert, other_sources=other_sources(store.story_sources(story_id),
+                                                      own_feed=alert.feed))
+
+
+# ----------------------------------------------------------------------------- updates
+
+
+@dataclass(slots=True)
+class UpdateSummary:
+    sent: int = 0
+    skipped: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+async def send_story_updates(
+    store: Store, notifiers: Mapping[str, Notifier], *,
+    original_alert: Callable[[ClaimedDelivery], Alert], claimer: str,
+    clock: Callable[[], datetime] = utcnow, lease: timedelta = LEASE,
+    retry_delay: Callable[[int], timedelta] = lambda attempts: timedelta(seconds=2 * attempts),
+) -> UpdateSummary:
+    """Send every due story update once; ``original_alert`` rebuilds the alert an update
+    refers to from its delivery (an edit sends the whole message again)."""
+    summary = UpdateSummary()
+    while True:
+        claimed = store.claim_story_updates(now=clock(), lease=lease, claimer=claimer)
+        if not claimed:
+            return summary
+        for row in claimed:
+            await _send_update(store, notifiers, row, original_alert, clock, retry_delay,
+                               summary)
+
+
+def _deliver_update(notifier: Notifier, alert: Alert, *, original: str, mode: str,
+                    note: str) -> Receipt:
+    """Edit the original, reply in its thread, or (email) send a reply that threads."""
+    update = getattr(notifier, "update", None)
+    reply = getattr(notifier, "reply", None)
+    if mode == "edit":
+        if update is None:
+            raise NotifyError(f"{notifier.name!r} cannot edit a sent message; "
+                              "use story_updates: thread", retryable=False)
+        return update(original, alert)  # type: ignore[no-any-return]
+    if reply is not None:
+        return reply(original, note)  # type: ignore[no-any-return]
+    # Email: a message of its own that threads under the original (In-Reply-To).
+    return notifier.send(replace(alert, alert_id=f"{alert.alert_id}.{len(alert.other_sources)}",
+                                 thread=(*alert.thread, original)))
+
+
+async def _send_update(
+    store: Store, notifiers: Mapping[str, Notifier], row: ClaimedStoryUpdate,
+    original_alert: Callable[[ClaimedDelivery], Alert], clock: Callable[[], datetime],
+    retry_delay: Callable[[int], timedelta], summary: UpdateSummary,
+) -> None:
+    now = clock()
+
+    def finish(status: str, reason: str | None = None, **extra: object) -> None:
+        store.finish_story_update(row.id, status=status, now=now, reason=reason,
+                                  **extra)  # type: ignore[arg-type]
+
+    notifier = notifiers.get(row.notifier)
+    if notifier is None:
+        finish(FAILED, f"notifier '{row.notifier}' is no longer configured")
+        summary.failed += 1
+        return
+    if row.original_status == FAILED:
+        finish(FAILED, "the original alert was never delivered")
+        summary.failed += 1
+        return
+    if row.original_status != SENT:
+        # The original is still on its way (held for a digest, retrying): wait for it.
+        finish(PENDING, "waiting for the original alert", retry_at=now + LEASE / 4)
+        summary.retrying += 1
+        return
+    if row.original_sent_at is not None and row.original_sent_at >= row.new_seen_at:
+        # The original went out after this source was known: it already names it.
+        finish(SENT, "listed in the original alert")
+        summary.skipped += 1
+        return
+    delivery = store.delivery_for(row.original_hit_id, row.notifier)
+    if delivery is None or not row.original_external_id:
+        finish(FAILED, "the original message left no id to update or reply to")
+        summary.failed += 1
+        return
+    sources = store.story_sources(row.story_id, until=row.new_seen_at)
+    alert = original_alert(delivery)
+    alert = replace(alert, other_sources=other_sources(sources, own_feed=alert.feed))
+    note = f"Also reported by: {row.new_feed} ({_after(row.new_seen_at - sources[0].seen_at)})"
+    try:
+        receipt = await asyncio.to_thread(_deliver_update, notifier, alert,
+                                          original=row.original_external_id, mode=row.mode,
+                                          note=note)
+    except NotifyError as exc:
+        if exc.retryable and now - row.created_at < MAX_AGE:
+            finish(PENDING, str(exc), retry_at=now + retry_delay(row.attempts))
+            summary.retrying += 1
+        else:
+            finish(FAILED, str(exc))
+            summary.failed += 1
+        return
+    store.finish_story_update(row.id, status=SENT, now=clock(), external_id=receipt.external_id)
+    summary.sent += 1
+    log.info("notifier=%s story=%d update=%d mode=%s sent", row.notifier, row.story_id,
+             row.id, row.mode)
+
+
+def story_update_modes(notifier_configs: Mapping[str, object]) -> dict[str, str]:
+    """Each notifier's ``story_updates`` from its config entry; "off" where the channel
+    has no such key (the console prints every alert and nothing more)."""
+    return {name: str(getattr(entry, "story_updates", "off"))
+            for name, entry in notifier_configs.items()}
