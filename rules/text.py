@@ -89,12 +89,63 @@ def query_word_pattern(text: str) -> re.Pattern[str]:
 @lru_cache(maxsize=200_000)
 def fold(word: str) -> str:
     """Fold one word for case- and accent-insensitive comparison."""
-    if word.isascii():
-        return word.lower()
-    folded = unicodedata.normalize("NFKC", word).casefold()
+    return fold_text(word)
+
+
+# A regex deletes accents faster than str.translate, which looks up every character.
+_STRIP_RE = re.compile("[" + "".join(sorted(_STRIP)) + "]+")
+
+
+def fold_text(text: str) -> str:
+    """``fold`` applied to a whole string at once (same steps, one C call each)."""
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if folded.isascii():
+        return folded
     decomposed = unicodedata.normalize("NFD", folded)
-    stripped = "".join(ch for ch in decomposed if ch not in _STRIP)
-    return unicodedata.normalize("NFC", stripped)
+    return unicodedata.normalize("NFC", _STRIP_RE.sub("", decomposed))
+
+
+# ASCII text needs no regex: one table lowercases letters, keeps digits and "_" (the
+# ASCII part of ``\w``) and turns everything else into a space, then split() cuts.
+_ASCII_WORDS = bytes(
+    ord(chr(b).lower()) if b < 128 and (chr(b).isalnum() or chr(b) == "_") else 0x20
+    for b in range(256)
+)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Non-ASCII characters seen so far, and whether each separates words (curly quotes,
+# dashes, non-breaking spaces: the usual non-ASCII in English news).
+_SEPARATOR: dict[str, bool] = {}
+
+
+def _separates(ch: str) -> bool:
+    known = _SEPARATOR.get(ch)
+    if known is None:
+        known = _WORD_OR_CJK.match(ch) is None
+        if len(_SEPARATOR) < 100_000:
+            _SEPARATOR[ch] = known
+    return known
+
+
+def tokenize(text: str) -> list[str]:
+    """The folded words of ``text``, in order: ``fold`` of each ``word_pattern`` match.
+
+    One pass over the whole text instead of a call per word.  Text that is ASCII
+    apart from punctuation (most English news) goes through a byte table; other
+    text through the word regex, its words folded together in one string.
+    """
+    if text.isascii():
+        return text.encode().translate(_ASCII_WORDS).decode().split()
+    if all(map(_separates, set(_NON_ASCII.findall(text)))):
+        # Every non-ASCII character is a separator: replace each with "?" (also one).
+        return text.encode("ascii", "replace").translate(_ASCII_WORDS).decode().split()
+    raw = word_pattern(text).findall(text)
+    if not raw:
+        return []
+    # NUL never occurs in a word nor comes out of normalization, and it is a stable
+    # boundary for NFKC/NFD/NFC, so folding the joined words folds each one.
+    return fold_text("\x00".join(raw)).split("\x00")
 
 
 def exact(word: str) -> str:
@@ -137,10 +188,7 @@ class FieldText:
         self._pattern = pattern
         self._exact = None
         self._spans = None
-        if text.isascii():
-            self.tokens: list[str] = pattern.findall(text.lower())
-        else:
-            self.tokens = list(map(fold, pattern.findall(text)))
+        self.tokens: list[str] = tokenize(text)
         self.distinct: frozenset[str] = frozenset(self.tokens)
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
