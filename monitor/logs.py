@@ -145,6 +145,7 @@ def configure_logging(*, level: str, fmt: str, stream: TextIO,
     root.setLevel(level)
     # Third-party chatter (every HTTP request, every scheduler tick) drowns the
     # lines an operator needs.
-    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk", "mail.log", "asyncio"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "slack_sdk", "mail.log", "asyncio",
+                  "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return redactor

@@ -37,6 +37,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, select
 
+from monitor.schema import upgrade_schema
+
 PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
@@ -546,7 +548,8 @@ class Store:
         return self._engine
 
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self._engine)
+        """Create the tables of a new database, or upgrade an older one (monitor.schema)."""
+        upgrade_schema(self._engine, SQLModel.metadata)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -947,16 +950,6 @@ class Store:
                 .where(HitRow.id == hit_id)
             ).scalar()
 
-    def delivery_for(self, hit_id: int, notifier: str) -> ClaimedDelivery | None:
-        """The delivery of ``hit_id`` on ``notifier`` (an alert a story update refers to)."""
-        with Session(self._engine) as session:
-            delivery_id = session.execute(
-                select(DeliveryRow.id).where(DeliveryRow.hit_id == hit_id,
-                                             DeliveryRow.notifier == notifier)
-            ).scalar()
-        found = self._claimed([delivery_id]) if delivery_id is not None else []
-        return found[0] if found else None
-
     def story_sources(self, story_id: int, *, until: datetime | None = None) -> list[StorySource]:
         """Each feed that carried the story with when it first did, first source first."""
         statement = (
@@ -1064,7 +1057,6 @@ class Store:
                 select(func.min(StoryUpdateRow.claimed_until))
                 .where(StoryUpdateRow.status == SENDING)
             ).scalar()
-            # An update waiting for its original alert is due when that alert is.
         candidates = [_aware(v) for v in (pending, sending) if v is not None]
         return min(candidates) if candidates else None  # type: ignore[type-var]
 
