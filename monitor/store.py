@@ -950,6 +950,16 @@ class Store:
                 .where(HitRow.id == hit_id)
             ).scalar()
 
+    def delivery_for(self, hit_id: int, notifier: str) -> ClaimedDelivery | None:
+        """The delivery of ``hit_id`` on ``notifier`` (an alert a story update refers to)."""
+        with Session(self._engine) as session:
+            delivery_id = session.execute(
+                select(DeliveryRow.id).where(DeliveryRow.hit_id == hit_id,
+                                             DeliveryRow.notifier == notifier)
+            ).scalar()
+        found = self._claimed([delivery_id]) if delivery_id is not None else []
+        return found[0] if found else None
+
     def story_sources(self, story_id: int, *, until: datetime | None = None) -> list[StorySource]:
         """Each feed that carried the story with when it first did, first source first."""
         statement = (
