@@ -1,0 +1,98 @@
+"""Story dedup in the database, on SQLite and PostgreSQL, across restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
+from monitor.story_desk import StoryDesk
+from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
+
+T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
+LEAD = "Armenia will not take part in events of the Russian-led Collective Security Treaty."
+
+
+def item(key: str, title: str, link: str) -> NewItem:
+    return NewItem(item_key=key, guid=key, link=link, title=title, summary=LEAD, content="",
+                   author="", categories=(), published_at=T0)
+
+
+def hits_for(rules: Sequence[str]):  # type: ignore[no-untyped-def]
+    def match(items: Sequence[NewItem]) -> list[NewHit]:
+        return [NewHit(rule=rule, item_key=i.item_key, severity="normal", matched_terms=(),
+                       snippet="", marks=(), notifiers=("desk", "mail")) for i in items
+                for rule in rules]
+    return match
+
+
+def poll(store: Store, desk: StoryDesk, feed: str, items: list[NewItem], at: datetime) -> None:
+    feed_id = next(s.id for s in store.due_feeds(now=at, force=True) if s.name == feed)
+    update = FeedUpdate(polled_at=at, next_poll_at=at + timedelta(minutes=5), status=200,
+                        error=None)
+    store.store_poll(feed_id, items, update_=update, match=hits_for(["csto", "armenia"]),
+                     stories=desk)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:  # noqa: F811
+    opened = Store.open(database_url)
+    opened.sync_feeds([FeedSpec(n, f"http://127.0.0.1:1/{n}") for n in ("a", "b", "c")],
+                      now=T0)
+    yield opened
+    opened.close()
+
+
+def test_one_alert_per_rule_story_and_notifier_across_restarts(store: Store,
+                                                               database_url: str) -> None:  # noqa: F811
+    modes = {"desk": "edit", "mail": "thread"}
+    desk = StoryDesk.load(store, update_modes=modes, clock=lambda: T0)
+    poll(store, desk, "a", [item("a1", "Armenia seeks to distance itself from Russia's pact",
+                                 "https://x.example/armenia?utm_source=rss")], T0)
+    assert len(store.deliveries()) == 4  # 2 rules x 2 notifiers
+
+    # A restart: a new store and desk, loaded from the database.
+    store.close()
+    reopened = Store.open(database_url)
+    desk = StoryDesk.load(reopened, update_modes=modes, clock=lambda: T0 + timedelta(minutes=4))
+    assert len(desk.index) == 1
+    poll(reopened, desk, "b", [item("b1", "Armenia seeks distance from Russia's pact — report",
+                                    "https://amp.x.example/armenia/amp/")],
+         T0 + timedelta(minutes=4))
+    poll(reopened, desk, "c", [item("c1", "Armenia seeks to distance itself from Russia's pact",
+                                    "https://wire.example/armenia-pact")],
+         T0 + timedelta(minutes=9))
+    try:
+        assert len(reopened.deliveries()) == 4  # no new top-level alert
+        updates = reopened.story_updates()
+        assert sorted((u["rule"], u["notifier"], u["mode"]) for u in updates) == sorted(
+            (rule, notifier, mode) for rule in ("csto", "armenia")
+            for notifier, mode in modes.items() for _ in ("b", "c"))
+        [story] = reopened.stories()
+        assert [(i["feed"], i["reason"]) for i in story["items"]] == [
+            ("a", "first"), ("b", "url"), ("c", "similar")]
+        sources = reopened.story_sources(story["id"])
+        assert [(s.feed, s.seen_at - T0) for s in sources] == [
+            ("a", timedelta(0)), ("b", timedelta(minutes=4)), ("c", timedelta(minutes=9))]
+    finally:
+        reopened.close()
+
+
+def test_off_queues_no_updates_and_a_failed_write_forgets_its_stories(store: Store) -> None:
+    desk = StoryDesk.load(store, update_modes={"desk": "off", "mail": "off"}, clock=lambda: T0)
+    poll(store, desk, "a", [item("a1", "Quake hits Turkey", "https://x.example/q")], T0)
+
+    def broken(items: Sequence[NewItem]) -> list[NewHit]:
+        raise RuntimeError("matching failed")
+
+    feed_id = next(s.id for s in store.due_feeds(now=T0, force=True) if s.name == "b")
+    with pytest.raises(RuntimeError):
+        store.store_poll(feed_id, [item("b9", "Storm floods Rhine towns", "https://y.example/s")],
+                         update_=FeedUpdate(polled_at=T0, next_poll_at=T0, status=200,
+                                            error=None), match=broken, stories=desk)
+    assert len(desk.index) == 1  # the rolled-back story is not in memory either
+    poll(store, desk, "b", [item("b1", "Quake hits Turkey", "https://x.example/q")], T0)
+    assert store.story_updates() == []
+    assert len(store.deliveries()) == 4
