@@ -136,6 +136,9 @@ def serve(farm: FeedFarm) -> ThreadingHTTPServer:
 def write_config(path: Path, *, db: Path, feed_port: int, http_port: int) -> None:
     lines = [f'database: "sqlite:///{db}"', "http:", f"  listen: 127.0.0.1:{http_port}",
              "defaults:", "  interval: 1m", "  min_interval: 1m", "  max_interval: 1m",
+             # One loopback server stands in for 500 publishers: the per-host
+             # politeness limit (2 by default) would serialize them all.
+             "concurrency:", "  per_host: 50",
              "notifiers:", "  out:", "    type: console", "feeds:"]
     for feed in range(FEEDS):
         lines += [f"  - name: soak-{feed}", f"    url: http://127.0.0.1:{feed_port}/{feed}.rss"]
@@ -222,6 +225,7 @@ def main(argv: list[str]) -> int:
     next_sample = started + SAMPLE_EVERY
     changed = 0
     lag_p99 = 0.0
+    lag_at_warmup: list[tuple[float, float]] | None = None
     try:
         while time.monotonic() - started < total:
             if daemon.poll() is not None:
@@ -237,8 +241,10 @@ def main(argv: list[str]) -> int:
                 samples.append((elapsed, rss, fds))
                 try:
                     metrics = scrape(http_port)
-                    lag_p99 = quantile_upper_bound(
-                        histogram(metrics, "wirewatch_scheduler_lag_seconds"), 0.99)
+                    buckets = histogram(metrics, "wirewatch_scheduler_lag_seconds")
+                    if lag_at_warmup is None and elapsed >= warmup:
+                        lag_at_warmup = buckets
+                    lag_p99 = quantile_upper_bound(buckets, 0.99)
                     depth = int(gauge(metrics, "wirewatch_outbox_depth"))
                 except OSError:
                     depth = -1
@@ -258,6 +264,11 @@ def main(argv: list[str]) -> int:
         lag_buckets = histogram(metrics, "wirewatch_scheduler_lag_seconds")
         lag_p99 = quantile_upper_bound(lag_buckets, 0.99)
         lag_p50 = quantile_upper_bound(lag_buckets, 0.50)
+        # After warm-up only: the first two rounds poll all 500 feeds at once.
+        since = lag_at_warmup or [(le, 0.0) for le, _ in lag_buckets]
+        steady = [(le, count - before) for (le, count), (_, before)
+                  in zip(lag_buckets, since, strict=True)]
+        lag_p99_steady = quantile_upper_bound(steady, 0.99)
         daemon.send_signal(signal.SIGTERM)
         exit_code = daemon.wait(timeout=30)
     finally:
@@ -291,14 +302,17 @@ def main(argv: list[str]) -> int:
         "fds_max_after_warmup": max(fds_after),
         "scheduler_lag_p50_le_s": lag_p50,
         "scheduler_lag_p99_le_s": lag_p99,
+        "scheduler_lag_p99_after_warmup_le_s": lag_p99_steady,
+        "polls_after_warmup": steady[-1][1] if steady else 0,
         "exit_code": exit_code,
     }
-    passed = (growth < 10 and max(fds_after) - min(fds_after) <= 5 and lag_p99 < 2
+    passed = (growth < 10 and max(fds_after) - min(fds_after) <= 5 and lag_p99_steady < 2
               and undelivered == 0 and hits == farm.matching_published == delivered
               and exit_code == 0)
     figures["passed"] = passed
     print(f"RSS {figures['rss_after_warmup_mib']} -> {figures['rss_max_after_warmup_mib']} MiB "
-          f"({growth:+.1f}%), fds {min(fds_after)}..{max(fds_after)}, lag p99 <= {lag_p99}s, "
+          f"({growth:+.1f}%), fds {min(fds_after)}..{max(fds_after)}, lag p99 <= {lag_p99}s "
+          f"(after warm-up <= {lag_p99_steady}s), "
           f"hits {hits}/{farm.matching_published} published, {delivered} delivered, "
           f"exit {exit_code}: {'PASS' if passed else 'FAIL'}")
     print(json.dumps(figures))
