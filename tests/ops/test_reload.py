@@ -63,19 +63,24 @@ BROKEN = V2 + """\
     notify: [nobody]
 """
 
-# Fixed: the broken rules are gone, 'asia' is removed, and a rule matching an old
-# item ('rates') is added: nothing is alerted for it.
+# Fixed: the broken rules are gone, 'asia' is removed, a rule matching an old item
+# ('rates') is added (nothing is alerted for it), a console notifier and a list are
+# added, and 'quake' now uses the list; the feed moves again and brings a tremor.
 V4 = HEAD + """\
+  out:
+    type: console
+lists:
+  quakes: [earthquake, aftershock*, tremor]
 feeds:
   - name: caucasus
-    url: {world2}
+    url: {world3}
   - name: region
     url: {region}
 rules:
   - name: csto-exit
     query: CSTO AND withdraw*
   - name: quake
-    query: earthquake OR aftershock*
+    query: "@quakes"
   - name: rates
     query: rates
 """
@@ -87,6 +92,17 @@ NEW_ITEM = """\
     <guid isPermaLink="false">cd-1004</guid>
     <pubDate>Wed, 18 Feb 2026 07:00:00 GMT</pubDate>
     <description>Residents spent the night outdoors.</description>
+  </item>
+</channel>"""
+
+
+TREMOR = """\
+  <item>
+    <title>Tremor felt in Yerevan</title>
+    <link>https://news.example.org/2026/02/tremor</link>
+    <guid isPermaLink="false">cd-1005</guid>
+    <pubDate>Wed, 18 Feb 2026 09:00:00 GMT</pubDate>
+    <description>No damage was reported.</description>
   </item>
 </channel>"""
 
@@ -110,7 +126,9 @@ def test_edits_apply_live_without_realerting_and_broken_edits_are_refused(
 ) -> None:
     world = (DATA / "world.rss").read_text()
     feed_server.serve_file("/world.rss", DATA / "world.rss")
-    feed_server.serve_feed("/world2.rss", world.replace("</channel>", NEW_ITEM).encode())
+    world2 = world.replace("</channel>", NEW_ITEM)
+    feed_server.serve_feed("/world2.rss", world2.encode())
+    feed_server.serve_feed("/world3.rss", world2.replace("</channel>", TREMOR).encode())
     feed_server.serve_file("/asia.json", DATA / "asia.json",
                            content_type="application/feed+json")
     feed_server.serve_file("/region.atom", DATA / "region.atom",
@@ -118,6 +136,7 @@ def test_edits_apply_live_without_realerting_and_broken_edits_are_refused(
     port = free_port()
     values = dict(db=tmp_path / "w.db", port=port, slack=slack_standin.base_url,
                   world=feed_server.url("/world.rss"), world2=feed_server.url("/world2.rss"),
+                  world3=feed_server.url("/world3.rss"),
                   asia=feed_server.url("/asia.json"), region=feed_server.url("/region.atom"))
     config = tmp_path / "config.yaml"
     config.write_text(V1.format(**values))
@@ -170,8 +189,13 @@ def test_edits_apply_live_without_realerting_and_broken_edits_are_refused(
         # Fixed (and a feed removed, a rule added that matches an old item).
         _write(config, V4.format(**values))
         daemon.wait_for_log("config reloaded", count=2, timeout=10)
+        slack_standin.wait_for_messages(6, timeout=15)
         time.sleep(3)
-        assert len(slack_standin.messages) == 5  # 'rates' stays quiet about old items
+        # Only the tremor, on both notifiers; 'rates' stays quiet about old items.
+        assert len(slack_standin.messages) == 6
+        assert "Tremor felt in Yerevan" in slack_standin.messages[-1].body["text"]
+        assert "Tremor felt in Yerevan" in daemon.stdout
+        assert "Central bank holds rates" not in daemon.stdout
         _, metrics = http_get(f"http://127.0.0.1:{port}/metrics")
         assert metric(metrics, 'wirewatch_config_reloads_total{outcome="applied"}') == 2
         assert metric(metrics, 'wirewatch_config_reloads_total{outcome="rejected"}') == 1
