@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from monitor.delivery import Deliverer
 from monitor.flood import Burst
@@ -13,6 +12,7 @@ from monitor.holds import ChannelPolicy, DeliveryPolicy
 from monitor.pacing import Pacer
 from monitor.store import HELD, SENT, Store
 from notifiers import SlackNotifier
+from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 from tests.faults.outbox import store_hits
 from tests.support import SlackStandIn
 
@@ -39,9 +39,9 @@ def deliverer(store: Store, standin: SlackStandIn, clock: Clock) -> Deliverer:
 
 
 def test_fifty_hits_in_a_minute_make_at_most_burst_max_plus_one_messages(
-    tmp_path: Path, slack_standin: SlackStandIn
+    database_url: str, slack_standin: SlackStandIn  # noqa: F811
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'flood.db'}"
+    url = database_url
     store = Store.open(url)
     clock = Clock(T0)
     # Five polls, 12 s apart, of ten hits each; the deliverer runs after each poll.
