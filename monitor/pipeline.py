@@ -83,6 +83,8 @@ class UnchangedWriter:
         batch, self._pending = self._pending, []
         if batch:
             await asyncio.to_thread(self._store.record_unchanged_many, batch)
+# A claimed feed's lease is twice the longest feed timeout plus this (Poller.feed_lease).
+FEED_LEASE_MARGIN = timedelta(seconds=60)
 # An item awaiting its article text is claimed for its full_text_timeout plus this;
 # past that another pass (after a crash: the next one) may take it over.
 ARTICLE_CLAIM_MARGIN = timedelta(seconds=60)
@@ -159,6 +161,27 @@ class Poller:
         self._articles: tuple[tuple[object, ...], ArticleFetcher] | None = None
         self._instance = instance_id or f"{socket.gethostname()}:{os.getpid()}"
 
+    #: How long a claimed feed stays leased (None: derived from the plan, see
+    #: :meth:`feed_lease`); short in tests so takeover after a crash is quick.
+    lease: timedelta | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return self._instance
+
+    def feed_lease(self, plan: Plan) -> timedelta:
+        """The lease on a claimed feed: long enough for its poll to finish.
+
+        A poll waits for a concurrency slot (claims run at most two windows
+        ahead), then fetches within the feed's timeout and parses. Should a
+        lease run out mid-poll, another instance may poll the feed too: one
+        more request, never a second alert (the database deduplicates items).
+        """
+        if self.lease is not None:
+            return self.lease
+        timeouts = [f.timeout for f in plan.feeds.values()]
+        return 2 * max(timeouts, default=timedelta(seconds=20)) + FEED_LEASE_MARGIN
+
     @property
     def plan(self) -> Plan:
         return self._plan
@@ -174,10 +197,14 @@ class Poller:
         self._plan = plan
 
     async def poll_due(self, *, force: bool = False) -> PollSummary:
-        """Poll every due feed (``force``: every enabled feed not told to wait)."""
+        """Poll every due feed (``force``: every enabled feed not told to wait).
+
+        Feeds are leased from the store a window at a time (``claim_due_feeds``),
+        never more than about twice the global concurrency ahead of the polls, so
+        instances sharing a database split the due feeds between them and a lease
+        covers little more than the poll it is for (docs/scaling.md).
+        """
         plan = self._plan
-        states = await asyncio.to_thread(self._store.due_feeds, now=self._clock(), force=force)
-        due = [s for s in states if s.name in plan.feeds]
         summary = PollSummary()
         writer = UnchangedWriter(self._store)
 
@@ -199,10 +226,35 @@ class Poller:
             self.observer.feed_polled(outcome=outcome.status, new_items=outcome.new_items,
                                       lag_seconds=0.0 if force else lag)
 
+        window = max(2 * plan.concurrency, 10)
+        claimed: set[int] = set()
+        running: set[asyncio.Task[None]] = set()
         try:
-            await asyncio.gather(*(poll_one(state) for state in due))
+            while True:
+                running = {task for task in running if not task.done()}
+                if len(running) > window // 2:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                states = await asyncio.to_thread(
+                    self._store.claim_due_feeds, now=self._clock(), lease=self.feed_lease(plan),
+                    owner=self._instance, limit=window - len(running), force=force)
+                # A feed claimed twice in one pass (its poll failed unrecorded and its
+                # lease ran out) waits for the next pass: no loop within a pass.
+                fresh = [s for s in states if s.id not in claimed]
+                claimed.update(s.id for s in states)
+                if not fresh:
+                    break
+                running.update(asyncio.create_task(poll_one(state)) for state in fresh
+                               if state.name in plan.feeds)
+            if running:
+                await asyncio.gather(*running)
         finally:
+            for task in running:
+                task.cancel()
             await writer.flush()
+            if claimed:
+                await asyncio.to_thread(self._store.release_feeds, owner=self._instance,
+                                        feed_ids=claimed)
         # Items a crash or an overrun left awaiting their text are matched now.
         summary.late_hits = await self.match_awaiting(plan=plan)
         return summary

@@ -91,6 +91,12 @@ class FeedRow(SQLModel, table=True):
     redirect_target: str | None = None          # permanent redirect seen on the last polls...
     redirect_streak: int = 0                    # ...and on how many in a row
     gone: bool = False                          # disabled because the server answered 410
+    # Several instances share one database: a due feed is polled by the instance
+    # holding its lease (claim_due_feeds); a lease that expires, because its
+    # holder died, lets another instance take the feed (docs/scaling.md).
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    last_polled_by: str | None = Field(default=None, max_length=200)
 
 
 class ItemRow(SQLModel, table=True):
@@ -260,6 +266,23 @@ class StoryUpdateRow(SQLModel, table=True):
     sent_at: datetime | None = None
 
 
+class JobRunRow(SQLModel, table=True):
+    """One run of a cluster-wide job (retention, ...) and the instance that claimed it.
+
+    Every instance reaches the same run of a schedule; UNIQUE (job, run_key)
+    lets exactly one of them insert the row, and only that one runs the job.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_key", name="uq_job_runs_job_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=100)
+    run_key: str = Field(max_length=200)
+    owner: str = Field(max_length=200)
+    claimed_at: datetime
+
+
 # ----------------------------------------------------------------------------- values
 
 
@@ -299,6 +322,7 @@ class FeedState:
     redirect_target: str | None = None
     redirect_streak: int = 0
     gone: bool = False
+    last_polled_by: str | None = None  # the instance id that claimed its latest poll
 
     @property
     def fetch_url(self) -> str:
@@ -618,6 +642,91 @@ class Store:
         with Session(self._engine) as session:
             rows = session.exec(statement.order_by(FeedRow.next_poll_at)).all()
             return [_feed_state(row) for row in rows]
+
+    def claim_due_feeds(self, *, now: datetime, lease: timedelta, owner: str, limit: int = 100,
+                        force: bool = False) -> list[FeedState]:
+        """Lease up to ``limit`` due feeds to ``owner`` until ``now + lease``; most overdue first.
+
+        A feed is claimable when :meth:`due_feeds` would list it and no other
+        lease on it is running, so each due feed goes to exactly one instance.
+        PostgreSQL: the rows are picked ``FOR UPDATE SKIP LOCKED``, so instances
+        claiming at the same moment take different feeds instead of waiting for
+        each other (the queue pattern of procrastinate, Oban and pg-boss).
+        SQLite: the write transaction is ``BEGIN IMMEDIATE``, so the pick and the
+        update are one atomic step. The claim records ``owner`` as the feed's
+        ``last_polled_by``. An instance that dies keeps its leases only until
+        they expire; then the feeds are due for the others again.
+        """
+        ids_query = select(FeedRow.id).where(
+            FeedRow.enabled == True,  # noqa: E712
+            or_(FeedRow.retry_after_until == None, FeedRow.retry_after_until <= now),  # noqa: E711
+            or_(FeedRow.lease_until == None, FeedRow.lease_until <= now),  # noqa: E711
+        )
+        if not force:
+            ids_query = ids_query.where(FeedRow.next_poll_at <= now)
+        ids_query = ids_query.order_by(FeedRow.next_poll_at).limit(limit)  # type: ignore[arg-type]
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        table = FeedRow.__table__  # type: ignore[attr-defined]
+        with Session(self._engine) as session:
+            rows = session.execute(
+                update(table)
+                .where(table.c.id.in_(ids_query.scalar_subquery()))
+                .values(lease_owner=owner, lease_until=now + lease, last_polled_by=owner)
+                .returning(*table.c)
+            ).mappings().all()
+            session.commit()
+        states = [_feed_state(FeedRow(**row)) for row in rows]
+        return sorted(states, key=lambda state: state.next_poll_at)
+
+    def release_feeds(self, *, owner: str, feed_ids: Iterable[int] | None = None) -> int:
+        """Give back the leases ``owner`` holds (on ``feed_ids``, or all); returns how many.
+
+        Called when a poll pass is over and on shutdown, so the next pass (of
+        any instance) need not wait for the leases to expire.
+        """
+        table = FeedRow.__table__  # type: ignore[attr-defined]
+        mine = (table.c.lease_owner == owner,)
+        chunks: list[list[int] | None] = [None]
+        if feed_ids is not None:
+            ids = list(feed_ids)
+            # Bounded IN lists: SQLite and PostgreSQL both cap bound parameters.
+            chunks = [ids[i:i + 1000] for i in range(0, len(ids), 1000)]
+        released = 0
+        with Session(self._engine) as session:
+            for chunk in chunks:
+                where = mine if chunk is None else (*mine, table.c.id.in_(chunk))
+                result = session.execute(
+                    update(table).where(*where).values(lease_owner=None, lease_until=None))
+                released += int(result.rowcount or 0)  # type: ignore[attr-defined]
+            session.commit()
+        return released
+
+    def claim_job_run(self, job: str, run_key: str, owner: str, now: datetime) -> bool:
+        """True for the one caller, of all instances, that claims this run of ``job``.
+
+        ``run_key`` names the run of the schedule (``"2026-03-02"`` for a daily
+        job): instances that reach the same run compute the same key, the
+        unique constraint admits the first insert, and the others get False.
+        """
+        statement = (
+            self._insert(JobRunRow)
+            .values(job=job, run_key=run_key, owner=owner, claimed_at=now)
+            .on_conflict_do_nothing(index_elements=["job", "run_key"])
+            .returning(JobRunRow.id)
+        )
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
+        with self._engine.begin() as connection:
+            return connection.execute(statement).first() is not None
+
+    def job_runs(self, job: str | None = None) -> list[dict[str, Any]]:
+        """Claimed runs, oldest first (for ``job`` only when given)."""
+        statement = select(JobRunRow).order_by(JobRunRow.id)  # type: ignore[arg-type]
+        if job is not None:
+            statement = statement.where(JobRunRow.job == job)
+        with Session(self._engine) as session:
+            return [dict(job=r.job, run_key=r.run_key, owner=r.owner,
+                         claimed_at=_aware(r.claimed_at)) for r in session.exec(statement)]
 
     def feeds(self) -> list[FeedState]:
         with Session(self._engine) as session:
@@ -1710,7 +1819,7 @@ def _feed_state(row: FeedRow) -> FeedState:
         failure_alerted_at=_aware(row.failure_alerted_at),
         silence_alerted_at=_aware(row.silence_alerted_at),
         redirect_target=row.redirect_target, redirect_streak=row.redirect_streak,
-        gone=row.gone,
+        gone=row.gone, last_polled_by=row.last_polled_by,
     )
 
 
