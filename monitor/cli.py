@@ -89,6 +89,24 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: Seconds a claimed feed stays leased to this instance (docs/scaling.md); unset:
+#: derived from the feeds' timeouts. Short values make takeover after a crash fast.
+FEED_LEASE_ENV = "WIREWATCH_FEED_LEASE_SECONDS"
+
+
+def feed_lease(environ: dict[str, str]) -> timedelta | None:
+    value = environ.get(FEED_LEASE_ENV)
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise CommandError(f"{FEED_LEASE_ENV}={value!r}: expected a number of seconds above 0")
+    return timedelta(seconds=seconds)
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -117,6 +135,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
             store=store,
             notifiers=build_notifiers(config, stdout=ctx.stdout),
             instance_id=instance_id(),
+            feed_lease=feed_lease(ctx.environ),
         )
         if args.once:
             return asyncio.run(_run_once(monitor, args, ctx))

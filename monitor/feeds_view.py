@@ -26,6 +26,7 @@ FIELDS = (
     "items_total",
     "full_text_failures",
     "last_full_text_failure",
+    "last_polled_by",
 )
 
 
@@ -58,6 +59,8 @@ def feed_record(
         "items_total": state.items_total,
         "full_text_failures": full_text_failures[0],
         "last_full_text_failure": full_text_failures[1],
+        # Several instances can share the database: which one claimed the latest poll.
+        "last_polled_by": state.last_polled_by,
     }
 
 
@@ -72,10 +75,11 @@ def render_table(records: list[dict[str, Any]]) -> str:
         "last_new_item_at",
         "next_poll_at",
         "effective_url",
+        "last_polled_by",
         "last_error",
     )
     headers = ("FEED", "STATUS", "HTTP", "FAILS", "ITEMS", "LAST OK", "LAST NEW", "NEXT POLL",
-               "POLLED URL", "LAST ERROR")
+               "POLLED URL", "POLLED BY", "LAST ERROR")
     rows = [[_cell(r[c]) for c in columns] for r in records]
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
     widths[-1] = len(headers[-1])  # the error column runs to the end of the line

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -90,9 +90,14 @@ class StoreGauges(Protocol):
 class Metrics:
     """Every wirewatch metric, in one registry; an :class:`Observer`."""
 
-    def __init__(self, *, gauges: Callable[[], StoreGauges | None] | None = None) -> None:
+    def __init__(self, *, gauges: Callable[[], StoreGauges | None] | None = None,
+                 instance_id: str | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        if instance_id is not None:
+            # Which of several instances sharing a database answers this scrape.
+            Info("wirewatch_instance", "This wirewatch instance (hostname:pid by default).",
+                 registry=r).info({"instance_id": instance_id})
         self.polls = Counter("wirewatch_polls", "Feed polls by outcome (new, unchanged, error).",
                              ["outcome"], registry=r)
         self.fetch_seconds = Histogram("wirewatch_fetch_duration_seconds",

@@ -54,7 +54,10 @@ class Monitor:
         notifiers: Mapping[str, Notifier],
         instance_id: str,
         clock: Callable[[], datetime] = utcnow,
+        feed_lease: timedelta | None = None,
     ) -> None:
+        """``feed_lease``: how long a claimed feed stays leased to this instance
+        (None: derived from the feeds' timeouts, see Poller.feed_lease)."""
         self._config = config
         self._store = store
         self._notifiers = dict(notifiers)
@@ -67,6 +70,7 @@ class Monitor:
         # against the event loop (figures: docs/polling.md, python -m bench polling).
         self.poller = Poller(store=store, client=self._client, plan=self._plan, clock=clock,
                              instance_id=instance_id, parser=ProcessParser())
+        self.poller.lease = feed_lease
         self.deliverer = Deliverer(
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify, policy=policy_from_config(config),
@@ -76,7 +80,7 @@ class Monitor:
             store, update_modes=story_update_modes(config.effective_notifiers()), clock=clock
         )
         self.poller.stories = self.stories
-        self.metrics = Metrics(gauges=lambda: store)
+        self.metrics = Metrics(gauges=lambda: store, instance_id=instance_id)
         self.poller.observer = self.metrics
         self.deliverer.observer = self.metrics
         #: Monotonic time of the daemon's last scheduler tick (None before the first).
@@ -157,11 +161,19 @@ class Monitor:
                 log.exception("notifier=%s close failed", notifier.name)
 
     async def prune_if_due(self) -> dict[str, int] | None:
-        """Apply retention once a day (see :meth:`Store.prune`)."""
+        """Apply retention once a day (see :meth:`Store.prune`).
+
+        Once a UTC day across every instance sharing the database: the first
+        to claim the day's run (``job_runs``) prunes, the others skip it.
+        """
         now = self._clock()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return None
         self._pruned_at = now
+        if not await asyncio.to_thread(self._store.claim_job_run, "retention",
+                                       now.date().isoformat(), self.poller.instance_id, now):
+            log.debug("retention already ran today on another instance")
+            return None
         retention = self._config.retention
         # Never inside the stories' window: deduplication still needs those items.
         keep_items = max(retention.items, STORY_WINDOW)
@@ -230,6 +242,8 @@ class Monitor:
             # Rows claimed by a pass that was cancelled go back to pending now,
             # rather than waiting for their lease to expire.
             self._store.release_claims(now=self._clock(), claimer=self.deliverer.instance_id)
+            # Feeds leased to this instance are free for the others at once.
+            self._store.release_feeds(owner=self.poller.instance_id)
 
     async def aclose(self) -> None:
         await self._client.aclose()
