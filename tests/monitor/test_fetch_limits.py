@@ -1,0 +1,68 @@
+"""The body cap holds in memory too: a gzip bomb is never inflated past max_bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import tracemalloc
+import zlib
+
+import pytest
+
+from monitor.fetch import BodyTooLarge, fetch_feed, make_client
+from tests.support import FeedServer
+from tests.support.feed_server import Response
+
+MIB = 1024 * 1024
+
+
+def fetch(url: str, *, max_bytes: int) -> bytes:
+    async def go() -> bytes:
+        async with make_client() as client:
+            result = await fetch_feed(client, url, timeout=20, max_bytes=max_bytes)
+            return result.body
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_a_compression_bomb_is_refused_without_inflating_it(
+    feed_server: FeedServer, coding: str
+) -> None:
+    zeros = bytes(64 * MIB)
+    body = gzip.compress(zeros, 9) if coding == "gzip" else zlib.compress(zeros, 9)
+    feed_server.set_route("/bomb", Response(
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": coding}, body=body))
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge, match="after decompression"):
+            fetch(feed_server.url("/bomb"), max_bytes=1 * MIB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Inflating one network chunk at once (64 KiB → 64 MiB) would blow far past this.
+    assert peak < 8 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate", "identity"])
+def test_compressed_feeds_within_the_cap_arrive_intact(
+    feed_server: FeedServer, coding: str
+) -> None:
+    feed = b"<rss version='2.0'><channel><title>x</title>" + b"<!-- pad -->" * 5000 + \
+        b"</channel></rss>"
+    if coding == "gzip":
+        body = gzip.compress(feed)
+    elif coding == "deflate":
+        body = zlib.compress(feed)
+    elif coding == "raw-deflate":  # what some servers send for "deflate"
+        squeezer = zlib.compressobj(wbits=-15)
+        body = squeezer.compress(feed) + squeezer.flush()
+    else:
+        body = feed
+    headers = {"Content-Type": "application/rss+xml"}
+    if coding != "identity":
+        headers["Content-Encoding"] = "deflate" if coding == "raw-deflate" else coding
+    feed_server.set_route("/feed", Response(headers=headers, body=body))
+    assert fetch(feed_server.url("/feed"), max_bytes=MIB) == feed
+    (request,) = feed_server.requests_to("/feed")
+    assert request.header("Accept-Encoding") == "gzip, deflate"
