@@ -34,7 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from monitor.fetch import DEFAULT_USER_AGENT
+from monitor.fetch import DEFAULT_USER_AGENT, FetchError, read_capped
 from monitor.netguard import AddressPolicy, GuardedTransport, Policy, RefusedAddress, Resolver
 from monitor.netguard import system_resolver as _system_resolver
 
@@ -117,7 +117,8 @@ def make_article_client(
     )
     return httpx.AsyncClient(
         transport=transport,
-        headers={"User-Agent": user_agent or DEFAULT_USER_AGENT, "Accept": ARTICLE_ACCEPT},
+        headers={"User-Agent": user_agent or DEFAULT_USER_AGENT, "Accept": ARTICLE_ACCEPT,
+                 "Accept-Encoding": "gzip, deflate"},
         follow_redirects=False,
         trust_env=False,
         timeout=httpx.Timeout(30.0),
@@ -197,14 +198,10 @@ class ArticleFetcher:
                         and response.headers.get("content-encoding") is None:
                     raise ArticleError(f"page of {int(declared)} bytes exceeds max_bytes "
                                        f"({max_bytes})")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ArticleError(f"page exceeds max_bytes ({max_bytes})")
-                    chunks.append(chunk)
-                body = b"".join(chunks)
+                try:
+                    body = await read_capped(response, max_bytes=max_bytes)
+                except FetchError as exc:
+                    raise ArticleError(f"page {exc}") from exc
                 if not media and not _looks_like_html(body):
                     raise ArticleError("not an HTML page (no Content-Type, no markup)")
                 return Page(url=str(response.url), body=body, content_type=content_type)
