@@ -227,14 +227,28 @@ class FeedMatcher:
         out.extend(("feed", i, i) for i, v in enumerate(doc.feeds) if v == self.value)
 
 
+def _plain_words(children: tuple[Matcher, ...]) -> tuple[frozenset[str], tuple[Matcher, ...]]:
+    """Split off the single unscoped words: one set operation answers them all."""
+    words = frozenset(
+        c.first for c in children if isinstance(c, SeqMatcher) and c.simple and c.text_only
+    )
+    others = tuple(
+        c for c in children if not (isinstance(c, SeqMatcher) and c.simple and c.text_only)
+    )
+    return words, others
+
+
 class AndMatcher:
-    __slots__ = ("children",)
+    __slots__ = ("children", "others", "words")
 
     def __init__(self, children: tuple[Matcher, ...]) -> None:
         self.children = children
+        self.words, self.others = _plain_words(children)
 
     def test(self, doc: Prepared) -> bool:
-        for child in self.children:  # noqa: SIM110
+        if not self.words <= doc.text_distinct:
+            return False
+        for child in self.others:  # noqa: SIM110
             if not child.test(doc):
                 return False
         return True
@@ -245,13 +259,16 @@ class AndMatcher:
 
 
 class OrMatcher:
-    __slots__ = ("children",)
+    __slots__ = ("children", "others", "words")
 
     def __init__(self, children: tuple[Matcher, ...]) -> None:
         self.children = children
+        self.words, self.others = _plain_words(children)
 
     def test(self, doc: Prepared) -> bool:
-        for child in self.children:  # noqa: SIM110
+        if not self.words.isdisjoint(doc.text_distinct):
+            return True
+        for child in self.others:  # noqa: SIM110
             if child.test(doc):
                 return True
         return False

@@ -22,11 +22,14 @@ no positive term is slow but never wrong.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 
 from rules.compile import Prepared
+from rules.frequencies import COUNTS, STORIES
 from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, is_wildcard
 from rules.text import fold
 
@@ -36,6 +39,8 @@ PREFIX_MIN = 3
 PREFIX_MAX = 4
 _HEAD3 = itemgetter(slice(0, 3))
 _HEAD4 = itemgetter(slice(0, 4))
+# Up to this many prefix keys, substring searches beat slicing every word of the item.
+_FEW_PREFIXES = 40
 
 WORD = "w"
 PREFIX = "p"
@@ -138,19 +143,41 @@ _COMMON = frozenset(
 )
 
 
-def _word_cost(word: str) -> float:
+# Estimated share of items holding a word, from how many news stories use it
+# (rules/frequencies.py).  A word not listed there is rarer than any listed one;
+# among those, a longer word is taken to be the rarer.
+_LISTED = {word: count / STORIES for word, count in COUNTS.items()}
+_UNLISTED = 1.0 / STORIES
+_SORTED_LISTED = sorted(_LISTED)
+
+
+def word_share(word: str) -> float:
+    share = _LISTED.get(word)
+    if share is None:
+        share = _UNLISTED * 2.0 / (1.0 + len(word) / 4.0)
     if word in _COMMON:
-        return 50.0
-    return 8.0 / max(1, len(word))
+        share = max(share, 0.5)
+    return share
+
+
+@lru_cache(maxsize=65_536)
+def prefix_share(prefix: str) -> float:
+    """Share of items with a word starting with ``prefix``: listed words plus a rare tail."""
+    i = bisect_left(_SORTED_LISTED, prefix)
+    total = 20 * _UNLISTED
+    while i < len(_SORTED_LISTED) and _SORTED_LISTED[i].startswith(prefix):
+        total += _LISTED[_SORTED_LISTED[i]]
+        i += 1
+    return min(total, 1.0)
 
 
 def _key_cost(key: Key) -> float:
     kind, value = key
     if kind == WORD:
-        return _word_cost(value)
+        return word_share(value)
     if kind == PREFIX:
-        return 24.0 / len(value)
-    return 2.0
+        return prefix_share(value)
+    return 0.05  # a feed name or tag: a feed sends a share of all items
 
 
 def _seq_keys(node: Seq) -> frozenset[Key] | None:
@@ -220,56 +247,65 @@ def extract_keys(node: Node) -> frozenset[Key] | None:
     return min(options, key=_set_cost)
 
 
+# How many further AND-ed parts the index checks before a rule is evaluated: the
+# rarest one or two reject nearly every candidate that the rule would reject.
+PRECHECKS = 2
+
+Posting = tuple[int, tuple[frozenset[str], ...]]
+
+
 @dataclass(slots=True)
 class TermIndex:
-    """Rule positions filed under their keys, plus the rules that must always run."""
+    """Rules filed under their keys, each with the word sets it also needs.
 
-    words: dict[str, list[int]]
-    prefixes: dict[str, list[int]]
-    feeds: dict[str, list[int]]
+    A posting is ``(rule position, prechecks)``: every precheck is a set of
+    words of which the item must hold at least one for the rule to match.
+    """
+
+    words: dict[str, list[Posting]]
+    prefixes: dict[str, list[Posting]]
+    feeds: dict[str, list[Posting]]
     always: list[int]
-    prechecks: list[tuple[frozenset[str], ...]]
 
     @classmethod
     def build(cls, nodes: Iterable[Node]) -> TermIndex:
-        index = cls({}, {}, {}, [], [])
-        keyed = []
-        for node in nodes:
-            keys, prechecks = rule_keys(node)
-            keyed.append(keys)
-            index.prechecks.append(prechecks)
+        index = cls({}, {}, {}, [])
         tables = {WORD: index.words, PREFIX: index.prefixes, FEED: index.feeds}
-        for position, keys in enumerate(keyed):
+        for position, node in enumerate(nodes):
+            keys, prechecks = rule_keys(node)
             if keys is None:
                 index.always.append(position)
                 continue
+            posting = (position, prechecks[:PRECHECKS])
             for kind, value in keys:
-                tables[kind].setdefault(value, []).append(position)
+                tables[kind].setdefault(value, []).append(posting)
         return index
 
     def candidates(self, doc: Prepared) -> list[int]:
         """Positions of the rules that might match ``doc``, in rule order."""
-        found: set[int] = set(self.always)
-        words = self.words
         tokens = doc.all_tokens()
-        for token in tokens & words.keys():
-            found.update(words[token])
-        if self.prefixes:
-            prefixes = self.prefixes
+        found: set[int] = set(self.always)
+        add = found.add
+        isdisjoint = tokens.isdisjoint
+        postings: list[list[Posting]] = [self.words[t] for t in tokens & self.words.keys()]
+        prefixes = self.prefixes
+        if len(prefixes) > _FEW_PREFIXES:
             # Slicing a word shorter than 3 or 4 yields the word itself: a harmless extra key.
             heads = set(map(_HEAD3, tokens))
             heads.update(map(_HEAD4, tokens))
-            for head in heads & prefixes.keys():
-                found.update(prefixes[head])
+            postings.extend(prefixes[h] for h in heads & prefixes.keys())
+        elif prefixes:
+            # Few wildcard keys: search for each at a word start in the joined words.
+            joined = " " + " ".join(tokens)
+            postings.extend(filed for key, filed in prefixes.items() if " " + key in joined)
         if self.feeds:
-            for value in doc.feeds:
-                found.update(self.feeds.get(value, ()))
-        prechecks = self.prechecks
-        passed = []
-        for position in sorted(found):
-            for required in prechecks[position]:
-                if tokens.isdisjoint(required):
-                    break
-            else:
-                passed.append(position)
-        return passed
+            feeds = self.feeds
+            postings.extend(feeds[v] for v in doc.feeds if v in feeds)
+        for filed in postings:
+            for position, prechecks in filed:
+                for required in prechecks:
+                    if isdisjoint(required):
+                        break
+                else:
+                    add(position)
+        return sorted(found)

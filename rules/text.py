@@ -114,32 +114,45 @@ _ASCII_WORDS = bytes(
     for b in range(256)
 )
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-# Non-ASCII characters seen so far, and whether each separates words (curly quotes,
-# dashes, non-breaking spaces: the usual non-ASCII in English news).
-_SEPARATOR: dict[str, bool] = {}
+# For each non-ASCII character met so far, ASCII text that tokenizes and folds the
+# same: " " for a separator (curly quotes, dashes, no-break spaces), the folded
+# letters for a letter that folds to ASCII letters (é -> e, ß -> ss, ﬁ -> fi), and
+# "" where there is none (Cyrillic, CJK, combining marks, ...).
+_AS_ASCII: dict[str, str] = {}
 
 
-def _separates(ch: str) -> bool:
-    known = _SEPARATOR.get(ch)
+def _as_ascii(ch: str) -> str:
+    known = _AS_ASCII.get(ch)
     if known is None:
-        known = _WORD_OR_CJK.match(ch) is None
-        if len(_SEPARATOR) < 100_000:
-            _SEPARATOR[ch] = known
+        if _WORD_OR_CJK.match(ch) is None:
+            known = " "
+        else:
+            folded = fold(ch)
+            simple = folded.isascii() and (folded.isalnum() or folded == "_")
+            known = folded if simple and not is_cjk_char(ch) else ""
+        if len(_AS_ASCII) < 100_000:
+            _AS_ASCII[ch] = known
     return known
 
 
 def tokenize(text: str) -> list[str]:
     """The folded words of ``text``, in order: ``fold`` of each ``word_pattern`` match.
 
-    One pass over the whole text instead of a call per word.  Text that is ASCII
-    apart from punctuation (most English news) goes through a byte table; other
-    text through the word regex, its words folded together in one string.
+    One pass over the whole text instead of a call per word.  ASCII text is cut by
+    a byte table and split(); text in a Latin script (most news: curly quotes,
+    dashes, accented names) first has its few distinct non-ASCII characters
+    replaced by their ASCII folds.  Other text goes through the word regex, its
+    words folded together in one string.
     """
     if text.isascii():
         return text.encode().translate(_ASCII_WORDS).decode().split()
-    if all(map(_separates, set(_NON_ASCII.findall(text)))):
-        # Every non-ASCII character is a separator: replace each with "?" (also one).
-        return text.encode("ascii", "replace").translate(_ASCII_WORDS).decode().split()
+    replacements = [(ch, _as_ascii(ch)) for ch in set(_NON_ASCII.findall(text))]
+    if all(ascii_form for _, ascii_form in replacements):
+        # Each replaced letter folds alone as it would inside its word: no combining
+        # mark (those are never replaced) can attach to it or reorder around it.
+        for ch, ascii_form in replacements:
+            text = text.replace(ch, ascii_form)
+        return text.encode().translate(_ASCII_WORDS).decode().split()
     raw = word_pattern(text).findall(text)
     if not raw:
         return []
@@ -167,7 +180,6 @@ class FieldText:
 
     __slots__ = (
         "_exact",
-        "_pattern",
         "_positions",
         "_sorted",
         "_spans",
@@ -178,16 +190,8 @@ class FieldText:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        pattern = _WORD if text.isascii() else word_pattern(text)
-        self._exact: list[str] | None
-        self._spans: list[tuple[int, int]] | None
-        self._pattern: re.Pattern[str]
-        # Exact forms and spans are recomputed on demand from the same pattern, so
-        # they stay aligned with ``tokens`` (a lone combining mark folds to "", a
-        # token that simply never matches).
-        self._pattern = pattern
-        self._exact = None
-        self._spans = None
+        self._exact: list[str] | None = None
+        self._spans: list[tuple[int, int]] | None = None
         self.tokens: list[str] = tokenize(text)
         self.distinct: frozenset[str] = frozenset(self.tokens)
         self._positions: dict[str, list[int]] | None = None
@@ -223,19 +227,18 @@ class FieldText:
         field.distinct = frozenset(tokens)
         field._positions = None
         field._sorted = None
-        field._pattern = _WORD
         return field
 
     @property
     def exact_tokens(self) -> list[str]:
         if self._exact is None:
-            self._exact = list(map(exact, self._pattern.findall(self.text)))
+            self._exact = list(map(exact, word_pattern(self.text).findall(self.text)))
         return self._exact
 
     @property
     def spans(self) -> list[tuple[int, int]]:
         if self._spans is None:
-            self._spans = [m.span() for m in self._pattern.finditer(self.text)]
+            self._spans = [m.span() for m in word_pattern(self.text).finditer(self.text)]
         return self._spans
 
     def has_prefix(self, prefix: str) -> bool:

@@ -20,6 +20,8 @@ def reference(text: str) -> list[str]:
         ("ascii", "The CSTO's summit, in Yerevan (2024): x_y?"),
         ("curly quotes and dashes", "“Withdraw” — Pashinyan’s plan…\u00a0now"),
         ("accents", "Pashinián met Müller in São Paulo"),
+        ("letters folding to several", "Straße ǅemal İstanbul ﬁnance ſ"),
+        ("latin and a mark", "Pashinián e\u0301 café"),
         ("decomposed accent", "Pashinia\u0301n"),
         ("cyrillic and armenian", "ОДКБ и Армения ՀԱՊԿ"),
         ("cjk", "北京的ОДКБ summit 会议"),
@@ -39,7 +41,7 @@ def test_tokenize_matches_the_reference(name: str, text: str) -> None:
 # Letters from every script the engine names, marks, CJK, compatibility forms, punctuation.
 ALPHABET = st.sampled_from(
     list("aZ_9 ,.?'-\n\t")
-    + list("éÉüßİıſ\u0301\u0308\u064e\u094d\u200d")
+    + list("éÉüßİıſǅæøÅŁ\u0301\u0308\u064e\u094d\u200d")
     + list("ДжЁՀաΣςσ\u03c2محनहि")
     + list("北京会议のカ")
     + list("½²ﬁＣｓ①\ufe70\u00a8“”’—…\u00a0")
