@@ -46,6 +46,10 @@ MAX_RETRY = timedelta(minutes=15)
 #: Rows claimed at once per channel; a paced channel sends them one slot apart, so
 #: this times its interval must stay well inside the lease.
 CLAIM_BATCH = 10
+#: Roughly how long one channel may keep a delivery pass busy. The next pass (and so
+#: every other channel's next batch of new alerts) waits for the slowest channel of
+#: the current one, so a paced channel with a long backlog works through it in slices.
+PASS_BUDGET = 5.0
 
 
 class DeliveryObserver(Protocol):
@@ -239,8 +243,14 @@ class Deliverer:
 
     async def _work_channel(self, name: str, notifier: Notifier) -> DeliverySummary:
         summary = DeliverySummary()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + PASS_BUDGET
+        interval = float(getattr(notifier, "min_interval", 0.0))
         while True:
-            progressed = False
+            # A paced channel claims only what it can send within the pass's budget.
+            remaining = until - loop.time()
+            limit = CLAIM_BATCH if interval <= 0 else max(
+                1, min(CLAIM_BATCH, int(remaining / interval)))
             notices = self._store.claim_notices(
                 now=self._clock(), lease=self._lease, claimer=self.instance_id, notifier=name
             )
@@ -255,13 +265,12 @@ class Deliverer:
                 now=self._clock(),
                 lease=self._lease,
                 claimer=self.instance_id,
-                limit=CLAIM_BATCH,
+                limit=limit,
                 notifier=name,
             )
             for delivery in claimed:
                 await self._send_one(notifier, delivery, summary)
-            progressed = bool(notices or rows or claimed)
-            if not progressed:
+            if not (notices or rows or claimed) or loop.time() >= until:
                 return summary
 
     async def _fail_orphans(self, known: set[str]) -> DeliverySummary:

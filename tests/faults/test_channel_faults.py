@@ -126,3 +126,34 @@ def test_smtp_down_for_30_seconds_then_up_delivers_each_email_once(
     subjects = Counter(str(m.message["Subject"]) for m in smtp_server.messages)
     assert subjects == {f"[wirewatch] quake: Story {k}": 1 for k in ("m1", "m2", "m3")}
     assert {d["status"] for d in store.deliveries()} == {SENT}
+
+
+def test_a_paced_slack_backlog_does_not_hold_up_new_email(
+    store: Store, slack_standin: SlackStandIn, smtp_server: SmtpServer
+) -> None:
+    store_hits(store, rule="flood", notifiers=["desk"], keys=[f"s{i}" for i in range(12)],
+               now=datetime.now(UTC))
+    mail = EmailNotifier(name="mail", host=smtp_server.host, port=smtp_server.port,
+                         security="none", sender="wirewatch@newsroom.test",
+                         recipients=["desk@newsroom.test"])
+
+    async def backlog_then_email() -> None:
+        deliverer = Deliverer(
+            store=store, notifiers={"desk": slack(slack_standin, "#desk"), "mail": mail},
+            instance_id="test:1", backoff=FAST,
+            policy=DeliveryPolicy(channels={"desk": ChannelPolicy(burst=None),
+                                            "mail": ChannelPolicy(burst=None)}),
+        )
+        drained = asyncio.create_task(
+            deliverer.drain(deadline=timedelta(seconds=60), poll_every=0.05))
+        await asyncio.to_thread(slack_standin.wait_for_messages, 1)
+        store_hits(store, rule="quake", notifiers=["mail"], keys=["m1"], now=datetime.now(UTC))
+        await drained
+
+    asyncio.run(backlog_then_email())
+
+    [email] = smtp_server.messages
+    slack_times = [m.received_at for m in slack_standin.messages]
+    assert len(slack_times) == 12
+    # The email went out while Slack was still working through its paced backlog.
+    assert email.received_at < slack_times[-1] - 2.0
