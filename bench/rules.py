@@ -205,7 +205,7 @@ def make_items(corpus: Corpus, count: int, rng: random.Random) -> list[Document]
         for i in range(len(stories)):
             summary = stories[(first + i) % len(stories)].summary
             parts.append(summary)
-            words += len(summary.split())
+            words += word_count(summary)
             if words >= 300:
                 break
         host = re.sub(r"[^a-z0-9.]", "", feed.rsplit(" - ", 1)[-1].lower()) or "feed.example"
@@ -219,6 +219,15 @@ def make_items(corpus: Corpus, count: int, rng: random.Random) -> list[Document]
             )
         )
     return items
+
+
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def word_count(text: str) -> int:
+    """Words of ``text``; Chinese and Japanese are written without spaces, and a word
+    there is about two characters."""
+    return len(text.split()) + len(_CJK_CHAR.findall(text)) // 2
 
 
 def story_terms(story: Story) -> tuple[list[str], list[str]]:

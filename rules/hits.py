@@ -53,44 +53,47 @@ class Hit:
     Matching only decides *which* rules fire; quoting the matched words and cutting
     the snippet costs more than the match itself, and callers that only count hits
     (backtests, benchmarks) never look.  So a hit made by the engine carries a
-    function that explains it, run once on first access to ``terms`` or ``snippet``.
-    From the outside a hit is an immutable value: equality and hashing compare
-    ``rule``, ``terms`` and ``snippet``.
+    function and its arguments that explain it, run once on first access to
+    ``terms`` or ``snippet``.  From the outside a hit is an immutable value
+    (read-only properties); equality and hashing compare ``rule``, ``terms`` and
+    ``snippet``.
     """
 
-    __slots__ = ("_explain", "_snippet", "_terms", "rule")
+    __slots__ = ("_args", "_explain", "_rule", "_snippet", "_terms")
 
-    rule: str
+    _rule: str
     _terms: tuple[MatchedTerm, ...] | None
     _snippet: Snippet | None
-    _explain: Callable[[], Explanation] | None
+    _explain: Callable[..., Explanation] | None
+    _args: tuple[object, ...]
 
     def __init__(self, rule: str, terms: tuple[MatchedTerm, ...], snippet: Snippet) -> None:
-        _set = object.__setattr__
-        _set(self, "rule", rule)
-        _set(self, "_terms", terms)
-        _set(self, "_snippet", snippet)
-        _set(self, "_explain", None)
+        self._rule = rule
+        self._terms = terms
+        self._snippet = snippet
+        self._explain = None
+        self._args = ()
 
     @classmethod
-    def explained_later(cls, rule: str, explain: Callable[[], Explanation]) -> Hit:
-        """A hit whose terms and snippet ``explain()`` computes on first access."""
+    def explained_later(cls, rule: str, explain: Callable[..., Explanation], *args: object) -> Hit:
+        """A hit whose terms and snippet ``explain(*args)`` computes on first access."""
         hit = cls.__new__(cls)
-        _set = object.__setattr__
-        _set(hit, "rule", rule)
-        _set(hit, "_terms", None)
-        _set(hit, "_snippet", None)
-        _set(hit, "_explain", explain)
+        hit._rule = rule
+        hit._terms = hit._snippet = None
+        hit._explain = explain
+        hit._args = args
         return hit
 
     def _resolve(self) -> None:
         explain = self._explain
         if explain is not None:
-            terms, snippet = explain()
-            _set = object.__setattr__
-            _set(self, "_terms", terms)
-            _set(self, "_snippet", snippet)
-            _set(self, "_explain", None)  # drop the item it held on to
+            self._terms, self._snippet = explain(*self._args)
+            self._explain = None
+            self._args = ()  # drop the item it held on to
+
+    @property
+    def rule(self) -> str:
+        return self._rule
 
     @property
     def terms(self) -> tuple[MatchedTerm, ...]:
@@ -106,22 +109,16 @@ class Hit:
         assert self._snippet is not None
         return self._snippet
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Hit is immutable; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Hit is immutable; cannot delete {name!r}")
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Hit):
             return NotImplemented
-        return (self.rule, self.terms, self.snippet) == (other.rule, other.terms, other.snippet)
+        return (self._rule, self.terms, self.snippet) == (other._rule, other.terms, other.snippet)
 
     def __hash__(self) -> int:
-        return hash((self.rule, self.terms, self.snippet))
+        return hash((self._rule, self.terms, self.snippet))
 
     def __repr__(self) -> str:
-        return f"Hit(rule={self.rule!r}, terms={self.terms!r}, snippet={self.snippet!r})"
+        return f"Hit(rule={self._rule!r}, terms={self.terms!r}, snippet={self.snippet!r})"
 
 
 _CHUNK = re.compile(r"\S+")

@@ -247,24 +247,39 @@ def extract_keys(node: Node) -> frozenset[Key] | None:
     return min(options, key=_set_cost)
 
 
-# How many further AND-ed parts the index checks before a rule is evaluated: the
-# rarest one or two reject nearly every candidate that the rule would reject.
-PRECHECKS = 2
+class Bucket:
+    """The rules filed under one key.
 
-Posting = tuple[int, tuple[frozenset[str], ...]]
+    ``plain`` rules need nothing more from the index.  A rule with a further
+    AND-ed part (its rarest other word set) is *gated*: listed under each word of
+    that set, so the item's words select the gated rules in one set intersection.
+    """
+
+    __slots__ = ("gate_words", "gates", "plain")
+
+    def __init__(self) -> None:
+        self.plain: list[int] = []
+        self.gates: dict[str, list[int]] = {}
+        self.gate_words: frozenset[str] = frozenset()
+
+    def add(self, position: int, gate: frozenset[str] | None) -> None:
+        if gate is None:
+            self.plain.append(position)
+        else:
+            for word in gate:
+                self.gates.setdefault(word, []).append(position)
+
+    def seal(self) -> None:
+        self.gate_words = frozenset(self.gates)
 
 
 @dataclass(slots=True)
 class TermIndex:
-    """Rules filed under their keys, each with the word sets it also needs.
+    """Rules filed under their keys (see ``Bucket``), plus the rules that must always run."""
 
-    A posting is ``(rule position, prechecks)``: every precheck is a set of
-    words of which the item must hold at least one for the rule to match.
-    """
-
-    words: dict[str, list[Posting]]
-    prefixes: dict[str, list[Posting]]
-    feeds: dict[str, list[Posting]]
+    words: dict[str, Bucket]
+    prefixes: dict[str, Bucket]
+    feeds: dict[str, Bucket]
     always: list[int]
 
     @classmethod
@@ -276,36 +291,41 @@ class TermIndex:
             if keys is None:
                 index.always.append(position)
                 continue
-            posting = (position, prechecks[:PRECHECKS])
+            gate = prechecks[0] if prechecks else None
             for kind, value in keys:
-                tables[kind].setdefault(value, []).append(posting)
+                table = tables[kind]
+                bucket = table.get(value)
+                if bucket is None:
+                    bucket = table[value] = Bucket()
+                bucket.add(position, gate)
+        for table in tables.values():
+            for bucket in table.values():
+                bucket.seal()
         return index
 
     def candidates(self, doc: Prepared) -> list[int]:
         """Positions of the rules that might match ``doc``, in rule order."""
         tokens = doc.all_tokens()
-        found: set[int] = set(self.always)
-        add = found.add
-        isdisjoint = tokens.isdisjoint
-        postings: list[list[Posting]] = [self.words[t] for t in tokens & self.words.keys()]
+        words = self.words
+        buckets = [words[t] for t in tokens & words.keys()]
         prefixes = self.prefixes
         if len(prefixes) > _FEW_PREFIXES:
             # Slicing a word shorter than 3 or 4 yields the word itself: a harmless extra key.
             heads = set(map(_HEAD3, tokens))
             heads.update(map(_HEAD4, tokens))
-            postings.extend(prefixes[h] for h in heads & prefixes.keys())
+            buckets.extend(prefixes[h] for h in heads & prefixes.keys())
         elif prefixes:
             # Few wildcard keys: search for each at a word start in the joined words.
             joined = " " + " ".join(tokens)
-            postings.extend(filed for key, filed in prefixes.items() if " " + key in joined)
+            buckets.extend(bucket for key, bucket in prefixes.items() if " " + key in joined)
         if self.feeds:
             feeds = self.feeds
-            postings.extend(feeds[v] for v in doc.feeds if v in feeds)
-        for filed in postings:
-            for position, prechecks in filed:
-                for required in prechecks:
-                    if isdisjoint(required):
-                        break
-                else:
-                    add(position)
+            buckets.extend(feeds[v] for v in doc.feeds if v in feeds)
+        found: set[int] = set(self.always)
+        update = found.update
+        for bucket in buckets:
+            update(bucket.plain)
+            gates = bucket.gates
+            for word in bucket.gate_words & tokens:
+                update(gates[word])
         return sorted(found)

@@ -42,6 +42,7 @@ class RuleSet:
         self._rules = rules
         self._index = index
         self._positions = {rule.name: i for i, rule in enumerate(rules)}
+        self._tests = [rule.matcher.test for rule in rules]
         self.warnings = warnings
 
     def __len__(self) -> int:
@@ -86,13 +87,14 @@ class RuleSet:
         return hits
 
     def _evaluate(self, prepared: Prepared, positions: Iterable[int]) -> list[Hit]:
-        hits: list[Hit] = []
         rules = self._rules
-        for position in positions:
-            rule = rules[position]
-            if rule.matcher.test(prepared):
-                hits.append(_lazy_hit(rule, prepared))
-        return hits
+        tests = self._tests
+        later = Hit.explained_later
+        return [
+            later(rules[p].name, _explain, rules[p], prepared)
+            for p in positions
+            if tests[p](prepared)
+        ]
 
 
 def compile_rules(
@@ -194,7 +196,7 @@ def _never_matches(node: Node) -> bool:
 
 
 def _lazy_hit(rule: _Rule, doc: Prepared) -> Hit:
-    return Hit.explained_later(rule.name, lambda: _explain(rule, doc))
+    return Hit.explained_later(rule.name, _explain, rule, doc)
 
 
 def _explain(rule: _Rule, doc: Prepared) -> Explanation:

@@ -179,11 +179,12 @@ class FieldText:
     """
 
     __slots__ = (
+        "_distinct",
         "_exact",
+        "_joined",
         "_positions",
         "_sorted",
         "_spans",
-        "distinct",
         "text",
         "tokens",
     )
@@ -193,9 +194,26 @@ class FieldText:
         self._exact: list[str] | None = None
         self._spans: list[tuple[int, int]] | None = None
         self.tokens: list[str] = tokenize(text)
-        self.distinct: frozenset[str] = frozenset(self.tokens)
+        self._distinct: frozenset[str] | None = None
+        self._joined: str | None = None
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
+
+    @property
+    def distinct(self) -> frozenset[str]:
+        """The field's distinct words (the document keeps one set for title+summary+content)."""
+        if self._distinct is None:
+            self._distinct = frozenset(self.tokens)
+        return self._distinct
+
+    @property
+    def joined(self) -> str:
+        """The words with NUL before, between and after them: a phrase of literal words
+        stands in the field exactly where its NUL-joined words stand in this string
+        (no word holds a NUL)."""
+        if self._joined is None:
+            self._joined = "\x00" + "\x00".join(self.tokens) + "\x00"
+        return self._joined
 
     @classmethod
     def from_values(cls, values: tuple[str, ...]) -> FieldText:
@@ -224,7 +242,8 @@ class FieldText:
         field.tokens = tokens
         field._exact = exacts
         field._spans = spans
-        field.distinct = frozenset(tokens)
+        field._distinct = None
+        field._joined = None
         field._positions = None
         field._sorted = None
         return field
