@@ -38,7 +38,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -89,6 +89,8 @@ class ParsedFeed:
     items: tuple[ParsedItem, ...]
     ttl: timedelta | None
     """RSS ``<ttl>`` (minutes) when present and sensible."""
+    problems: tuple[str, ...] = ()
+    """What was wrong with a document that still yielded its items (bad encoding)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +184,30 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
             raise FeedParseError("not a feed: the document is neither RSS nor Atom nor JSON Feed")
     channel = result.get("feed") or {}
     raw_entries = [_entry_from_feedparser(entry) for entry in entries]
-    return build_feed(
+    feed = build_feed(
         title=_text_of(_get(channel, "title")),
         link=_text_of(_get(channel, "link")) or None,
         entries=raw_entries,
         ttl=_ttl_from(_get(channel, "ttl")),
         url=url,
     )
+    problem = _encoding_problem(result)
+    return replace(feed, problems=(problem,)) if problem else feed
+
+
+def _encoding_problem(result: Mapping[str, Any]) -> str | None:
+    """feedparser's word that the bytes did not match the declared encoding.
+
+    The items are kept (their text is read with a fallback encoding), but the
+    operator should hear that the publisher's feed is broken.
+    """
+    exc = result.get("bozo_exception")
+    kind = type(exc).__name__
+    if kind not in ("CharacterEncodingOverride", "CharacterEncodingUnknown"):
+        return None
+    used = result.get("encoding") or "a fallback encoding"
+    return (f"the feed's bytes do not match its declared encoding; read as {used}, "
+            "so some characters may be wrong")
 
 
 def _run_feedparser(body: bytes, *, charset: str | None) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -406,6 +406,9 @@ class Poller:
             state, feed, result, now=now, server_hint=max(hints) if hints else None,
             body_hash=body_hash,
         )
+        if parsed.problems:
+            update_ = replace(update_, error="warning: " + "; ".join(parsed.problems))
+            log.warning("feed=%s warning=%r", feed.name, update_.error)
         outcome = await asyncio.to_thread(
             self._store_parsed, state, feed, plan, update_, parsed
         )

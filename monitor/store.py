@@ -861,7 +861,8 @@ class Store:
                      for item_id in new_keys.values()]))
             values: dict[str, Any] = dict(
                 last_polled_at=now, next_poll_at=update_.next_poll_at,
-                last_status=update_.status, last_error=None, consecutive_failures=0,
+                # A successful poll may still carry a warning (a broken encoding).
+                last_status=update_.status, last_error=update_.error, consecutive_failures=0,
                 last_success_at=now, etag=update_.etag, last_modified=update_.last_modified,
                 body_hash=update_.body_hash,
                 items_total=FeedRow.items_total + len(new_items),

@@ -129,6 +129,9 @@ def test_invalid_utf8_keeps_the_item_and_its_readable_text(
     # fallback), the item is kept and its ASCII text survives intact.
     state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/invalid-utf8"))
     assert state.consecutive_failures == 0 and state.items_total == 1
+    # ...but the broken feed is recorded on it, for `wirewatch feeds` to show.
+    assert state.last_error is not None
+    assert state.last_error.startswith("warning: the feed's bytes do not match its declared")
 
 
 def test_wrongly_declared_encoding_still_stores_the_item(
