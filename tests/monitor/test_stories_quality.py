@@ -18,8 +18,8 @@ import pytest
 from monitor.stories import StoryIndex, fingerprint
 
 PAIRS = Path(__file__).resolve().parents[1] / "data" / "story_pairs.jsonl"
-# Independent write-ups of one event by two desks (no shared copy): the issue asks
-# for near-duplicate grouping; these are measured and reported, with a floor only.
+# Independent write-ups of one event by two desks (no shared copy): one story for a
+# desk (docs/stories.md), and the hardest "same" pairs; reported on their own too.
 INDEPENDENT = "natural_same_event"
 T0 = datetime(2026, 2, 18, 6, 0, tzinfo=UTC)
 
@@ -98,6 +98,12 @@ def test_the_set_is_big_and_balanced_enough() -> None:
     assert kinds["hard_negative_same_topic"] >= 30 and kinds["hard_negative_same_entity"] >= 30
 
 
+def is_held_out(position: int) -> bool:
+    """Every fifth pair (0, 5, 10, ...) was kept out when the corroboration constants
+    of monitor.stories were chosen; its figures show how far the tuning carries."""
+    return position % 5 == 0
+
+
 def test_precision_and_recall(judged: tuple[list[dict], list[bool]]) -> None:
     pairs, predicted = judged
     print()
@@ -108,16 +114,22 @@ def test_precision_and_recall(judged: tuple[list[dict], list[bool]]) -> None:
     precision, recall, tp, fp, fn = scores(pairs, predicted)
     print(f"  all pairs:            precision {precision:.3f} recall {recall:.3f} "
           f"(tp {tp}, fp {fp}, fn {fn})")
+    for name, held_out in (("tuning pairs:", False), ("held-out pairs:", True)):
+        part = [(p, y) for n, (p, y) in enumerate(zip(pairs, predicted, strict=True))
+                if is_held_out(n) == held_out]
+        s_precision, s_recall, tp, fp, fn = scores([p for p, _ in part], [y for _, y in part])
+        print(f"  {name:21} precision {s_precision:.3f} recall {s_recall:.3f} "
+              f"(tp {tp}, fp {fp}, fn {fn})")
     near = [(p, y) for p, y in zip(pairs, predicted, strict=True)
             if not (p["kind"] == INDEPENDENT and p["label"] == "same")]
     n_precision, n_recall, tp, fp, fn = scores([p for p, _ in near], [y for _, y in near])
     print(f"  near-duplicate pairs: precision {n_precision:.3f} recall {n_recall:.3f} "
           f"(tp {tp}, fp {fp}, fn {fn})")
     indep = [y for p, y in zip(pairs, predicted, strict=True) if p["kind"] == INDEPENDENT]
-    indep_recall = sum(indep) / len(indep)
-    print(f"  independent write-ups of one event grouped: {indep_recall:.3f}")
+    print(f"  independent write-ups of one event grouped: {sum(indep) / len(indep):.3f}")
 
+    # The issue's bar, on every labelled pair.
     assert precision >= 0.95
-    assert n_precision >= 0.95 and n_recall >= 0.90
-    # Not a target (see docs/stories.md), a floor so a regression shows.
-    assert indep_recall >= 0.5
+    assert recall >= 0.90
+    # Copies and rewrites must not regress behind the harder independent write-ups.
+    assert n_precision >= 0.95 and n_recall >= 0.95
