@@ -427,18 +427,25 @@ class NearMatcher:
 
 
 def compile_node(node: Node, interned: dict[Node, Matcher], query: str = "") -> Matcher:
-    """The matcher for ``node``; equal subtrees across rules share one matcher."""
-    existing = interned.get(node)
-    if existing is not None:
-        return existing
+    """The matcher for ``node``; equal terms across rules share one matcher.
+
+    Only leaves are interned: a term recurs across rules, a whole AND or OR rarely
+    does, and hashing a composite node hashes its whole subtree.
+    """
     matcher: Matcher
-    if isinstance(node, Seq):
-        matcher = SeqMatcher(node)
-    elif isinstance(node, Url):
-        matcher = UrlMatcher(node)
-    elif isinstance(node, Feed):
-        matcher = FeedMatcher(node)
-    elif isinstance(node, And):
+    if isinstance(node, Seq | Url | Feed):
+        existing = interned.get(node)
+        if existing is not None:
+            return existing
+        if isinstance(node, Seq):
+            matcher = SeqMatcher(node)
+        elif isinstance(node, Url):
+            matcher = UrlMatcher(node)
+        else:
+            matcher = FeedMatcher(node)
+        interned[node] = matcher
+        return matcher
+    if isinstance(node, And):
         matcher = AndMatcher(_cheap_first(node.children, interned, query))
     elif isinstance(node, Or):
         matcher = OrMatcher(_cheap_first(node.children, interned, query))
@@ -457,7 +464,6 @@ def compile_node(node: Node, interned: dict[Node, Matcher], query: str = "") -> 
         near_left: PositionalMatcher = left  # type: ignore[assignment]
         near_right: PositionalMatcher = right  # type: ignore[assignment]
         matcher = NearMatcher(near_left, near_right, node.distance, node.ordered)
-    interned[node] = matcher
     return matcher
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rules.errors import RuleError
 from rules.text import QUERY_WILDCARDS, exact, fold, has_cjk, query_word_pattern, word_pattern
@@ -105,8 +106,9 @@ def feed_value(text: str) -> str:
 # ---------------------------------------------------------------------- lexer
 
 
-@dataclass(frozen=True, slots=True)
-class _Tok:
+class _Tok(NamedTuple):
+    """One lexical token (a named tuple: the lexer makes a few per query, fast)."""
+
     kind: str  # ( ) WORD PHRASE AND OR NOT MINUS NEAR FIELD LIST EOF
     text: str
     column: int  # 1-based
@@ -121,6 +123,9 @@ _MODIFIER = re.compile(r"([A-Za-z]+):")
 _NEAR = re.compile(r"(O?NEAR)(?:/(\d*))?")
 _MODIFIERS = (*FIELDS, "case")
 _RAW_VALUE_FIELDS = ("url", "feed")
+
+
+_OPERATOR_WORDS = frozenset(("AND", "OR", "NOT", "NEAR", "ONEAR"))
 
 
 def _lex(query: str) -> list[_Tok]:
@@ -153,7 +158,8 @@ def _lex(query: str) -> list[_Tok]:
         run_match = _RUN.match(query, i)
         j = run_match.end() if run_match else i + 1
         run = query[i:j]
-        if raw_next:
+        if raw_next or (run.isalnum() and run not in _OPERATOR_WORDS):
+            # A plain word (most of every query): none of the checks below apply.
             tokens.append(_Tok("WORD", run, col))
             i = j
             raw_next = False
@@ -236,9 +242,12 @@ class _Scope:
 
 
 class _Parser:
-    def __init__(self, query: str, lists: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, query: str, lists: Mapping[str, Sequence[str]], terms: TermCache | None = None
+    ) -> None:
         self.query = query
         self.lists = lists
+        self.terms = terms
         self.tokens = _lex(query)
         self.pos = 0
 
@@ -376,7 +385,9 @@ class _Parser:
         raise self.error(f"expected a term before {tok.text}", tok.column)
 
     def term(self, text: str, column: int, scope: _Scope, *, phrase: bool) -> Node:
-        return build_term(self.query, text, column, scope.field_name, scope.exact, phrase=phrase)
+        return build_term(
+            self.query, text, column, scope.field_name, scope.exact, phrase=phrase, cache=self.terms
+        )
 
     def list_ref(self, tok: _Tok, scope: _Scope) -> Node:
         entries = self.lists.get(tok.text)
@@ -396,6 +407,7 @@ class _Parser:
                         scope.field_name,
                         scope.exact,
                         phrase=any(c.isspace() for c in str(entry)),
+                        cache=self.terms,
                     )
                 )
             except RuleError as exc:
@@ -406,6 +418,8 @@ class _Parser:
 
 
 def _flatten(kind: type[And] | type[Or], children: list[Node]) -> Node:
+    if len(children) == 1:
+        return children[0]  # already flat: it was built here
     flat: list[Node] = []
     for child in children:
         if isinstance(child, kind):
@@ -474,8 +488,42 @@ def build_term(
     exact_case: bool,
     *,
     phrase: bool,
+    cache: TermCache | None = None,
 ) -> Node:
-    """One word or phrase from the query as a leaf; ``column`` is where ``text`` starts."""
+    """One word or phrase from the query as a leaf; ``column`` is where ``text`` starts.
+
+    The same term recurs across a rule set (names, lists): with a ``cache`` (one
+    per compiled rule set) a valid term's leaf is remembered by its text and scope,
+    so it is read once.  ``query`` and ``column`` only place error messages, and
+    an invalid term is never remembered.
+    """
+    if cache is None:
+        return _build_term(query, text, column, field_name, exact_case, phrase=phrase)
+    key = (text, field_name, exact_case, phrase)
+    known = cache.get(key)
+    if known is None:
+        known = cache[key] = _build_term(query, text, column, field_name, exact_case, phrase=phrase)
+    return known
+
+
+TermCache = dict[tuple[str, str | None, bool, bool], Node]
+# A plain word of ASCII letters and digits needs no tokenizer, folding or wildcard checks.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _build_term(
+    query: str,
+    text: str,
+    column: int,
+    field_name: str | None,
+    exact_case: bool,
+    *,
+    phrase: bool,
+) -> Node:
+    if field_name not in _RAW_VALUE_FIELDS and _PLAIN_WORD.fullmatch(text):
+        token = text if exact_case else text.lower()
+        fields = (field_name,) if field_name is not None else TEXT_FIELDS
+        return Seq((token,), fields, exact_case, text, phrase)
     if field_name in _RAW_VALUE_FIELDS:
         leaf = _leaf_for_value(text, field_name)
         if not (leaf.value if isinstance(leaf, Url | Feed) else True):
@@ -524,6 +572,15 @@ def build_term(
     return Seq(tuple(tokens), fields, exact_case, text, phrase)
 
 
-def parse_query(query: str, *, lists: Mapping[str, Sequence[str]] | None = None) -> Node:
-    """Parse one query into its syntax tree; raises RuleError pointing at the column."""
-    return _Parser(query, lists or {}).parse()
+def parse_query(
+    query: str,
+    *,
+    lists: Mapping[str, Sequence[str]] | None = None,
+    term_cache: TermCache | None = None,
+) -> Node:
+    """Parse one query into its syntax tree; raises RuleError pointing at the column.
+
+    ``term_cache`` (an empty dict shared by the queries of one rule set) lets
+    recurring terms be read once.
+    """
+    return _Parser(query, lists or {}, term_cache).parse()

@@ -11,7 +11,7 @@ from rules.document import Document
 from rules.errors import RuleError, RuleSetError, RuleWarning
 from rules.hits import Explanation, Hit, MatchedTerm, Snippet, make_snippet
 from rules.index import TermIndex
-from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, parse_query
+from rules.parse import And, Feed, Near, Node, Not, Or, Seq, TermCache, Url, parse_query
 
 # The snippet is cut from the body first: alerts show the title on their own.
 _SNIPPET_FIELDS = ("summary", "content", "title", "author", "category", "feed", "url")
@@ -120,6 +120,7 @@ def _compile_rules(specs: Iterable[RuleSpec], lists: Mapping[str, Sequence[str]]
     nodes: list[Node] = []
     seen: set[str] = set()
     interned: dict[Node, Matcher] = {}
+    terms: TermCache = {}
     for spec in specs:
         if spec.name in seen:
             errors.append(
@@ -134,7 +135,7 @@ def _compile_rules(specs: Iterable[RuleSpec], lists: Mapping[str, Sequence[str]]
             continue
         seen.add(spec.name)
         try:
-            node = parse_query(spec.query, lists=lists)
+            node = parse_query(spec.query, lists=lists, term_cache=terms)
             matcher = compile_node(node, interned, spec.query)
         except RuleError as exc:
             errors.append(exc.for_rule(spec.name, spec.line))
