@@ -189,8 +189,12 @@ RUNNER = textwrap.dedent("""
     err = io.StringIO()
     code = main(["--config", sys.argv[1], "--log-level", "ERROR", "run", "--once",
                  "--deliver-timeout", "1"], stdout=io.StringIO(), stderr=err, environ={})
+    # VmHWM is this process image's own peak: ru_maxrss would also count the
+    # parent's peak, which Linux carries across fork and exec.
+    with open("/proc/self/status") as status:
+        hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"code": code, "stderr": err.getvalue(),
-                      "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "rss_kib": hwm,
                       "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """)
 
