@@ -293,6 +293,8 @@ class TermIndex:
                 continue
             gate = prechecks[0] if prechecks else None
             for kind, value in keys:
+                if kind == PREFIX:
+                    value = "\x00" + value  # looked up at a word start: see candidates()
                 table = tables[kind]
                 bucket = table.get(value)
                 if bucket is None:
@@ -311,13 +313,14 @@ class TermIndex:
         prefixes = self.prefixes
         if len(prefixes) > _FEW_PREFIXES:
             # Slicing a word shorter than 3 or 4 yields the word itself: a harmless extra key.
-            heads = set(map(_HEAD3, tokens))
-            heads.update(map(_HEAD4, tokens))
+            heads = {"\x00" + h for h in map(_HEAD3, tokens)}
+            heads.update("\x00" + h for h in map(_HEAD4, tokens))
             buckets.extend(prefixes[h] for h in heads & prefixes.keys())
         elif prefixes:
-            # Few wildcard keys: search for each at a word start in the joined words.
-            joined = " " + " ".join(tokens)
-            buckets.extend(bucket for key, bucket in prefixes.items() if " " + key in joined)
+            # Few wildcard keys: search for each at a word start in the NUL-joined words
+            # (the same string phrase tests search, so it is built once per item).
+            joined = doc.all_joined()
+            buckets.extend(bucket for key, bucket in prefixes.items() if key in joined)
         if self.feeds:
             feeds = self.feeds
             buckets.extend(feeds[v] for v in doc.feeds if v in feeds)
