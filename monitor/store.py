@@ -598,11 +598,17 @@ class Store:
         wanted = {spec.name: spec for spec in specs}
         with Session(self._engine) as session:
             rows = {row.name: row for row in session.exec(select(FeedRow))}
+            new = [dict(name=name, url=spec.url, enabled=spec.enabled, next_poll_at=now,
+                        created_at=now) for name, spec in wanted.items() if name not in rows]
+            # Instances starting together all add the same new feeds: one insert wins,
+            # the others' rows are skipped instead of failing the start. In chunks: both
+            # databases cap the bound parameters of one statement.
+            for start in range(0, len(new), 1000):
+                session.execute(self._insert(FeedRow).values(new[start:start + 1000])
+                                .on_conflict_do_nothing(index_elements=["name"]))
             for name, spec in wanted.items():
                 row = rows.get(name)
                 if row is None:
-                    session.add(FeedRow(name=name, url=spec.url, enabled=spec.enabled,
-                                        next_poll_at=now, created_at=now))
                     continue
                 if row.url != spec.url:
                     row.url = spec.url

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.dbs import sqlite_on_postgres  # noqa: F401  (fixture)
 from tests.support import FeedServer, SlackStandIn, SmtpServer
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds"
+
+
+@pytest.fixture(autouse=True)
+def _database_pass(sqlite_on_postgres: None) -> None:  # noqa: F811
+    """WIREWATCH_TEST_DATABASE=postgresql runs the suite's SQLite stores on PostgreSQL
+    (tests/dbs.py); otherwise nothing changes."""
 
 
 @pytest.fixture
