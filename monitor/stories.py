@@ -30,9 +30,10 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Protocol
 
 from monitor.canonical import canonical_url
@@ -56,10 +57,12 @@ WINDOW = timedelta(hours=48)
 #: Weighted-Jaccard score from which two items are one story; chosen on the labelled
 #: set tests/data/story_pairs.jsonl (see docs/stories.md for the curve).
 SAME_STORY_THRESHOLD = 0.42
-# Corroboration (``_corroboration``): a headline at least this contained in the other
+# Corroboration (``_score``): a headline at least this contained in the other
 # item's title + lead, and this many never-seen words' worth of shared weight.
 _HEADLINE_CONTAINED = 0.5
 _CORROBORATING_WORDS = 5.0
+# A word no story has: its weight is the unit of corroboration.
+_UNSEEN = "\x00"
 
 # The lead is the first paragraph; later sentences drift into background that
 # unrelated stories share ("The war began in February 2022 ...").
@@ -121,11 +124,12 @@ class Fingerprint:
 
     url: str | None
     title: tuple[str, ...]  # distinct content words, sorted (tuples are 4x smaller than sets)
-    lead: tuple[str, ...]
+    lead: tuple[str, ...]  # distinct content words of the lead that the title lacks, sorted
+    has_lead: bool = False
 
     @property
     def words(self) -> tuple[str, ...]:
-        return tuple(sorted(set(self.title).union(self.lead)))
+        return tuple(sorted(self.title + self.lead))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,22 +144,6 @@ class _FlatWeights:
 
     def weight(self, word: str) -> float:
         return 1.0
-
-
-class _Memo:
-    """Weights looked up once per word within one ``match`` call."""
-
-    __slots__ = ("_cache", "_source")
-
-    def __init__(self, source: TermWeights) -> None:
-        self._source = source
-        self._cache: dict[str, float] = {}
-
-    def weight(self, word: str) -> float:
-        value = self._cache.get(word)
-        if value is None:
-            value = self._cache[word] = self._source.weight(word)
-        return value
 
 
 def _stem(word: str) -> str:
@@ -204,72 +192,85 @@ def title_words(title: str) -> list[str]:
 
 
 def fingerprint(*, title: str, lead: str, link: str | None) -> Fingerprint:
-    lead_words = _words(" ".join(lead.split()[:_LEAD_WORDS]))
+    lead_words = set(_words(" ".join(lead.split()[:_LEAD_WORDS])))
+    title_set = set(title_words(title))
+    # Title and lead kept disjoint, so the weight of all the words is the sum of the
+    # two without building a set per comparison.
     return Fingerprint(
         url=canonical_url(link) if link else None,
-        title=tuple(sorted(set(title_words(title)))),
-        lead=tuple(sorted(set(lead_words))),
+        title=tuple(sorted(title_set)),
+        lead=tuple(sorted(lead_words - title_set)),
+        has_lead=bool(lead_words),
     )
 
 
-def _weighted_jaccard(a: Iterable[str], b: Iterable[str], weights: TermWeights) -> float:
-    a, b = set(a), set(b)
-    if not a or not b:
+#: Sum of the weights of distinct words (a set, or a fingerprint's tuple).
+WeightSum = Callable[[Collection[str]], float]
+
+
+@dataclass(slots=True)
+class _Side:
+    """One item prepared for scoring: its word sets and their weights."""
+
+    title: frozenset[str]
+    words: frozenset[str]  # title + lead
+    has_lead: bool
+    title_weight: float
+    words_weight: float
+
+    @classmethod
+    def of(cls, item: Fingerprint, weigh: WeightSum) -> _Side:
+        title_weight = weigh(item.title)
+        return cls(frozenset(item.title), frozenset(item.title + item.lead), item.has_lead,
+                   title_weight, title_weight + weigh(item.lead))
+
+
+def _score(a: _Side, b: Fingerprint, weigh: WeightSum, rare_word: float) -> float:
+    """:func:`similarity` of a prepared item and a fingerprint: every weight is a sum
+    over a set or tuple, so a pair costs a few set operations in C, not a Python call
+    per word (docs/stories.md)."""
+    b_title_weight = weigh(b.title)
+    if not (a.title_weight and b_title_weight):
         return 0.0
-    weight = weights.weight
-    shared = sum(weight(w) for w in a & b)
-    if not shared:
-        return 0.0
-    return shared / sum(weight(w) for w in a | b)
-
-
-def _containment(small: set[str], large: set[str], weights: TermWeights) -> float:
-    """Weighted share of ``small`` found in ``large``: a short headline read against
-    another item's headline and lead (Jaccard would punish the longer text)."""
-    if not small:
-        return 0.0
-    weight = weights.weight
-    total = sum(weight(w) for w in small)
-    return sum(weight(w) for w in small & large) / total if total else 0.0
-
-
-def _corroboration(a: Fingerprint, b: Fingerprint, weights: TermWeights) -> float:
-    """Evidence from two independent write-ups of one event, 0..1.
-
-    Two desks writing up one event share few words, but those they share are the
-    event's names and figures ("Jerí", "Kordofan", "28"), and one headline is mostly
-    found in the other item's headline and lead. Scored as the shared weight of
-    title + lead in units of one never-seen word (so it does not depend on the
-    window's size), reaching 1 at :data:`_CORROBORATING_WORDS`, and only when a
-    headline is at least :data:`_HEADLINE_CONTAINED` contained in the other item.
-    """
-    a_words, b_words = set(a.title).union(a.lead), set(b.title).union(b.lead)
-    contained = max(_containment(set(a.title), b_words, weights),
-                    _containment(set(b.title), a_words, weights))
-    if contained < _HEADLINE_CONTAINED:
-        return 0.0
-    weight = weights.weight
-    rare_word = weight("\x00never-seen")
-    shared = sum(weight(w) for w in a_words & b_words) / rare_word
-    return min(1.0, shared / _CORROBORATING_WORDS)
+    b_words = b.title + b.lead
+    score = 0.0
+    if shared_title := a.title.intersection(b.title):
+        shared = weigh(shared_title)
+        score = shared / (a.title_weight + b_title_weight - shared)
+    shared_words = weigh(a.words.intersection(b_words))
+    if a.has_lead and b.has_lead:
+        b_words_weight = b_title_weight + weigh(b.lead)
+        score = max(score, shared_words / (a.words_weight + b_words_weight - shared_words))
+    # Corroboration: two desks writing up one event share few words, but those they
+    # share are the event's names and figures ("Jerí", "Kordofan", "28"). In units of
+    # one never-seen word, so the bar does not move with the window's size.
+    corroboration = min(1.0, shared_words / rare_word / _CORROBORATING_WORDS)
+    if SAME_STORY_THRESHOLD * corroboration <= score:
+        return score
+    # ... and one headline is mostly found in the other item's title + lead
+    # (containment, not Jaccard: a short headline is not punished for a long lead).
+    if (weigh(a.title.intersection(b_words)) < _HEADLINE_CONTAINED * a.title_weight
+            and weigh(a.words.intersection(b.title)) < _HEADLINE_CONTAINED * b_title_weight):
+        return score
+    return SAME_STORY_THRESHOLD * corroboration
 
 
 def similarity(a: Fingerprint, b: Fingerprint, weights: TermWeights | None = None) -> float:
     """How alike two items read, 0..1; one story from :data:`SAME_STORY_THRESHOLD`.
 
     The best of three views: title alone (rewrites whose leads were cut or
-    replaced), title + lead (a new headline over the same wire copy), each an
-    IDF-weighted Jaccard; and corroboration (:func:`_corroboration`: an independent
-    write-up sharing the event's rare words), mapped so that full corroboration
-    scores the threshold.
+    replaced) and title + lead (a new headline over the same wire copy), each an
+    IDF-weighted Jaccard; and corroboration, for an independent write-up of the
+    event: a headline at least :data:`_HEADLINE_CONTAINED` contained in the other
+    item, and a shared weight of title + lead reaching :data:`_CORROBORATING_WORDS`
+    never-seen words scores the threshold.
     """
-    w = weights or _FlatWeights()
-    score = _weighted_jaccard(a.title, b.title, w)
-    if a.lead and b.lead:
-        score = max(score, _weighted_jaccard(a.title + a.lead, b.title + b.lead, w))
-    if score < SAME_STORY_THRESHOLD:
-        score = max(score, SAME_STORY_THRESHOLD * _corroboration(a, b, w))
-    return score
+    weight = (weights or _FlatWeights()).weight
+
+    def weigh(words: Collection[str]) -> float:
+        return sum(map(weight, words))
+
+    return _score(_Side.of(a, weigh), b, weigh, weight(_UNSEEN))
 
 
 def is_same_story(a: Fingerprint, b: Fingerprint, weights: TermWeights | None = None) -> bool:
@@ -303,6 +304,7 @@ class StoryIndex:
         self._urls: dict[str, int] = {}
         self._postings: dict[str, list[int]] = {}
         self._df: Counter[str] = Counter()
+        self._log_df: dict[str, float] = {}  # log(df + 1), for weights summed in C
         self._stale_postings = 0
 
     def __len__(self) -> int:
@@ -320,7 +322,7 @@ class StoryIndex:
         fresh database), so matching starts as plain Jaccard and sharpens as the
         statistics grow.
         """
-        return math.log((len(self._stories) + _PSEUDO_STORIES) / (self._df.get(word, 0) + 1))
+        return math.log(len(self._stories) + _PSEUDO_STORIES) - self._log_df.get(word, 0.0)
 
     # ---------------------------------------------------------------- lookup
 
@@ -333,15 +335,28 @@ class StoryIndex:
         if by_url is not None:
             return StoryMatch(story_id=by_url, reason="url", score=1.0)
         best: StoryMatch | None = None
-        weights = _Memo(self)
+        weigh, rare_word = self._weigher()
+        side = _Side.of(item, weigh)
         for story_id in self._candidates(item):
             story = self._stories[story_id]
             if feed in story.feeds or seen_at - story.first_seen_at > self.window:
                 continue
-            score = max(similarity(item, member, weights) for member in story.members)
+            score = max(_score(side, member, weigh, rare_word) for member in story.members)
             if score >= self.threshold and (best is None or score > best.score):
                 best = StoryMatch(story_id=story_id, reason="similar", score=score)
         return best
+
+    def _weigher(self) -> tuple[WeightSum, float]:
+        """Sum of :meth:`weight` over a set, in C: ``log((n + p) / (df + 1))`` summed is
+        ``len * log(n + p) - sum(log(df + 1))``, and ``log(df + 1)`` is kept per word."""
+        ceiling = math.log(len(self._stories) + _PSEUDO_STORIES)
+        log_df = self._log_df.get
+        no_story = repeat(0.0)
+
+        def weigh(words: Collection[str]) -> float:
+            return len(words) * ceiling - sum(map(log_df, words, no_story))
+
+        return weigh, ceiling
 
     def _candidates(self, item: Fingerprint) -> list[int]:
         postings = self._postings
@@ -368,7 +383,18 @@ class StoryIndex:
         for word in keys:
             self._postings.setdefault(word, []).append(story_id)
         self._df.update(keys)
+        self._refresh_log_df(keys)
         self._remember_url(story_id, item.url)
+
+    def _refresh_log_df(self, words: Iterable[str]) -> None:
+        df, log_df, log = self._df, self._log_df, math.log
+        for word in words:
+            count = df.get(word, 0)
+            if count > 0:
+                log_df[word] = log(count + 1)
+            else:
+                df.pop(word, None)
+                log_df.pop(word, None)
 
     def add_member(self, story_id: int, item: Fingerprint, *, feed: str) -> None:
         """A later item of a story: its feed, its URL, and its words for comparison."""
@@ -409,9 +435,7 @@ class StoryIndex:
             return
         keys = story.members[0].words
         self._df.subtract(keys)
-        for word in keys:
-            if self._df[word] <= 0:
-                del self._df[word]
+        self._refresh_log_df(keys)
         for url in story.urls:
             if self._urls.get(url) == story_id:
                 del self._urls[url]
