@@ -68,7 +68,7 @@ _UNSEEN = "\x00"
 # unrelated stories share ("The war began in February 2022 ...").
 _LEAD_WORDS = 30
 # Candidates verified per lookup, best-first by shared rare words.
-_MAX_CANDIDATES = 24
+_MAX_CANDIDATES = 16
 # A word in more than this share of the window's stories is too common to look
 # candidates up by (it still counts in the score).
 _COMMON_SHARE = 0.005
@@ -366,7 +366,9 @@ class StoryIndex:
         if not usable:
             return []
         common = max(_COMMON_MIN, int(len(self._stories) * _COMMON_SHARE))
-        rare = [p for p in usable[:_LOOKUP_WORDS] if len(p) <= common] or usable[:1]
+        # When every word is common, the latest stories of the rarest one: a duplicate
+        # comes soon after its story, and a list of thousands must not be counted.
+        rare = [p for p in usable[:_LOOKUP_WORDS] if len(p) <= common] or [usable[0][-common:]]
         counts: Counter[int] = Counter()
         for posting in rare:
             counts.update(posting)
