@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.stories import StoryIndex, fingerprint, is_same_story, title_words
+from monitor.stories import StoryIndex, fingerprint, is_same_story, similarity, title_words
 
 T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
 LEAD = ("Armenia will not take part in events of the Russian-led Collective Security Treaty "
@@ -44,6 +44,67 @@ def test_title_words(title: str, words: list[str]) -> None:
 def test_the_issue_example() -> None:
     assert is_same_story(ORIGINAL, REWRITE)
     assert not is_same_story(ORIGINAL, OTHER)
+
+
+def item(title: str, lead: str = "") -> object:
+    return fingerprint(title=title, lead=lead, link=None)
+
+
+PERU_DW = item("Peru ousts interim president over corruption probe",
+               "Congress voted to impeach interim President Jose Jeri over secret meetings with "
+               "Chinese businessmen just months before national elections in April.")
+PERU_MERCOPRESS = item("Peru’s Congress ousts interim President José Jerí",
+                       "Peru’s Congress voted on Tuesday to remove interim President José Jerí, "
+                       "just four months after he took office, deepening political uncertainty "
+                       "only weeks before the April 12 general election.")
+SWORN_IN = item("Tarique Rahman sworn in as Bangladesh’s PM after landslide election victory")
+BOYCOTT = item("Why Jamaat, NCP Boycotted Tarique Rahman's Swearing-In As Bangladesh PM",
+               "A BNP member said that the second oath was not taken on the instruction of "
+               "Tarique Rahman")
+TALKS_END = item("U.S. and Iran wrap up second round of nuclear talks",
+                 "U.S. and Iranian negotiators say there's been progress in their nuclear talks, "
+                 "even as the U.S. assembles a massive naval force in the region")
+HORMUZ = item("Iran Temporarily Closes Strait Of Hormuz Amid US Nuclear Talks",
+              "It was the first time Iran has announced the closure of the key international "
+              "waterway.")
+# Leads that share the event's names under headlines about other things:
+# corroboration needs a headline mostly found in the other item.
+JERI_PROFILE = item("Who is the lawyer now leading the country",
+                    "José Jerí, the interim President Peru's Congress voted to remove, worked "
+                    "as a lawyer in Lima before he took office four months ago.")
+MARKETS = item("Sol slides as investors weigh political risk",
+               "Peru's sol fell after Congress voted to remove interim President José Jerí "
+               "weeks before the April election.")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (PERU_DW, PERU_MERCOPRESS, True),
+        (SWORN_IN, BOYCOTT, False),
+        (TALKS_END, HORMUZ, False),
+        (JERI_PROFILE, MARKETS, False),
+    ],
+    ids=["independent write-ups of one event", "same people, another story",
+         "same topic, another development", "shared lead, unrelated headlines"],
+)
+def test_independent_write_ups(a: object, b: object, same: bool) -> None:
+    assert is_same_story(a, b) is same  # type: ignore[arg-type]
+    assert is_same_story(b, a) is same  # type: ignore[arg-type]
+
+
+def test_the_index_scores_as_similarity_does_with_its_weights() -> None:
+    """The index sums weights in C (len * log(n + p) - sum(log(df + 1))); it must agree
+    with similarity() given the index's per-word weights."""
+    index = StoryIndex(threshold=0.0)
+    background = [SWORN_IN, BOYCOTT, TALKS_END, HORMUZ, JERI_PROFILE, OTHER, ORIGINAL]
+    for n, story in enumerate(background, start=1):
+        index.add_story(n, story, feed=f"feed{n}", seen_at=T0)  # type: ignore[arg-type]
+    for probe in (PERU_DW, PERU_MERCOPRESS, REWRITE, MARKETS):
+        found = index.match(probe, feed="probe", seen_at=T0)  # type: ignore[arg-type]
+        assert found is not None
+        expected = similarity(probe, background[found.story_id - 1], index)  # type: ignore[arg-type]
+        assert found.score == pytest.approx(expected, rel=1e-9)
 
 
 def index_with_original() -> StoryIndex:
