@@ -12,10 +12,12 @@ Otherwise it starts a new story. Why two feeds of one publisher are not compared
 with each other, why the window counts from the first item, and how the threshold was
 chosen: docs/stories.md.
 
-Similarity is IDF-weighted Jaccard over the content words of title and lead. The
-weights come from the stories in the window (a word most stories share, such as
-"Trump" in a US politics desk, counts for little; "Jerí" or "Kordofan" count for a
-lot), so the index keeps document frequencies as stories come and go.
+Similarity is the best of IDF-weighted Jaccard over the titles, over title + lead,
+and corroboration (an independent write-up sharing the event's rare words, with one
+headline mostly contained in the other item). The weights come from the stories in
+the window (a word most stories share, such as "Trump" in a US politics desk, counts
+for little; "Jerí" or "Kordofan" count for a lot), so the index keeps document
+frequencies as stories come and go. What a story is, for a desk: docs/stories.md.
 
 :class:`StoryIndex` is the hot state: every story of the window in memory, an
 inverted index from words to stories for candidate lookup, and a map of canonical
