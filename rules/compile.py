@@ -166,10 +166,10 @@ class SeqMatcher:
         )
         # Non-exact wildcards always begin with >= 3 literal characters (the parser
         # insists): a binary search over the sorted words finds their candidates.
-        self.prefix = [
+        self.prefix = tuple(
             _literal_prefix(t) if c is not None else ""
             for t, c in zip(self.tokens, self.tests, strict=True)
-        ]
+        )
         # A phrase of literal words, or one word with a trailing *, is a substring
         # search in the field's NUL-joined words (FieldText.joined): a C-speed scan.
         self.needle: str | None = None
@@ -287,11 +287,11 @@ class FeedMatcher:
         out.extend(("feed", i, i) for i, v in enumerate(doc.feeds) if v == self.value)
 
 
-def _plain_set(matcher: Matcher) -> frozenset[str] | None:
+def _plain_set(matcher: Matcher) -> Words | None:
     """The words of an unscoped single word or an OR of only such words, else None."""
     if isinstance(matcher, SeqMatcher) and matcher.simple and matcher.text_only:
-        return frozenset((matcher.first,))
-    if isinstance(matcher, OrMatcher) and not matcher.others:
+        return (matcher.first,)
+    if isinstance(matcher, OrMatcher) and not matcher.others and not matcher.scoped:
         return matcher.words
     return None
 
@@ -307,33 +307,49 @@ def _plain_words(children: tuple[Matcher, ...]) -> tuple[frozenset[str], tuple[M
     return words, others
 
 
+def _plain_occurrences(doc: Prepared, word: str, out: list[Occurrence]) -> None:
+    """Where an unscoped single word stands: what its SeqMatcher would collect."""
+    fields = doc.fields
+    for name in TEXT_FIELDS:
+        out.extend((name, p, p) for p in fields[name].positions_of(word))
+
+
+# Word groups are kept as tuples of strings: set methods take any iterable, and the
+# garbage collector stops tracking a tuple of strings (never a frozenset), which
+# keeps its passes short over a rule set of millions of objects.
+Words = tuple[str, ...]
+
+
 class AndMatcher:
     """All children.  The usual shapes of an editor's rule, ``a b (c OR d) NOT (e OR f)``
     over unscoped words, are answered by set operations on the item's word set:
-    ``words`` all present, each of ``any_of`` met, none of ``none_of`` present."""
+    ``words`` all present, each of ``any_of`` met, none of ``none_of`` present.
 
-    __slots__ = ("any_of", "children", "none_of", "others", "words")
+    Those children are not kept as objects; their words are enough to explain a hit.
+    """
+
+    __slots__ = ("any_of", "none_of", "others", "words")
 
     def __init__(self, children: tuple[Matcher, ...]) -> None:
-        self.children = children
-        self.words, rest = _plain_words(children)
-        any_of: list[frozenset[str]] = []
+        words, rest = _plain_words(children)
+        any_of: list[Words] = []
         none_of: set[str] = set()
         others: list[Matcher] = []
         for child in rest:
-            if isinstance(child, OrMatcher) and not child.others:
+            if isinstance(child, OrMatcher) and not child.others and not child.scoped:
                 any_of.append(child.words)
             elif isinstance(child, NotMatcher) and _plain_set(child.child) is not None:
                 none_of.update(_plain_set(child.child) or ())
             else:
                 others.append(child)
+        self.words: Words = tuple(sorted(words))
         self.any_of = tuple(any_of)
-        self.none_of = frozenset(none_of)
+        self.none_of: Words = tuple(sorted(none_of))
         self.others = tuple(others)
 
     def test(self, doc: Prepared) -> bool:
         present = doc.text_distinct
-        if not self.words <= present:
+        if not present.issuperset(self.words):
             return False
         for words in self.any_of:
             if present.isdisjoint(words):
@@ -346,20 +362,46 @@ class AndMatcher:
         return True
 
     def collect(self, doc: Prepared, out: list[Occurrence]) -> None:
-        for child in self.children:
+        # Each plain word that stands in the item, then every other (true) child.
+        present = doc.text_distinct
+        for word in self.words:
+            _plain_occurrences(doc, word, out)
+        for words in self.any_of:
+            for word in words:
+                if word in present:
+                    _plain_occurrences(doc, word, out)
+        for child in self.others:
             child.collect(doc, out)
 
 
 class OrMatcher:
-    __slots__ = ("children", "others", "words")
+    """Any child.  Unscoped single words are one isdisjoint on the item's word set;
+    single words scoped to one field (``title:(a OR b)``) one per field."""
+
+    __slots__ = ("children", "others", "scoped", "words")
 
     def __init__(self, children: tuple[Matcher, ...]) -> None:
         self.children = children
-        self.words, self.others = _plain_words(children)
+        words, rest = _plain_words(children)
+        by_field: dict[str, set[str]] = {}
+        others: list[Matcher] = []
+        for child in rest:
+            if isinstance(child, SeqMatcher) and child.simple and len(child.fields) == 1:
+                by_field.setdefault(child.fields[0], set()).add(child.first)
+            else:
+                others.append(child)
+        self.words: Words = tuple(sorted(words))
+        self.scoped = tuple((name, tuple(sorted(words))) for name, words in by_field.items())
+        self.others = tuple(others)
 
     def test(self, doc: Prepared) -> bool:
-        if not self.words.isdisjoint(doc.text_distinct):
+        if not doc.text_distinct.isdisjoint(self.words):
             return True
+        if self.scoped:
+            fields = doc.fields
+            for name, words in self.scoped:
+                if not fields[name].distinct.isdisjoint(words):
+                    return True
         for child in self.others:  # noqa: SIM110
             if child.test(doc):
                 return True

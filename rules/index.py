@@ -270,6 +270,9 @@ class Bucket:
                 self.gates.setdefault(word, []).append(position)
 
     def seal(self) -> None:
+        # Tuples of ints, which the garbage collector stops tracking (lists it never does).
+        self.plain = tuple(self.plain)  # type: ignore[assignment]
+        self.gates = {word: tuple(rules) for word, rules in self.gates.items()}  # type: ignore[misc]
         self.gate_words = frozenset(self.gates)
 
 

@@ -39,17 +39,19 @@ class RuleSet:
     """Compiled rules plus their term index.  Immutable once built; share it freely."""
 
     def __init__(self, rules: list[_Rule], index: TermIndex, warnings: tuple[RuleWarning, ...]):
-        self._rules = rules
+        # Two flat lists rather than an object per rule: a large rule set is millions
+        # of objects, and every one the garbage collector tracks lengthens its passes.
+        self._names = [rule.name for rule in rules]
+        self._matchers = [rule.matcher for rule in rules]
         self._index = index
-        self._positions = {rule.name: i for i, rule in enumerate(rules)}
-        self._tests = [rule.matcher.test for rule in rules]
+        self._positions = {name: i for i, name in enumerate(self._names)}
         self.warnings = warnings
 
     def __len__(self) -> int:
-        return len(self._rules)
+        return len(self._names)
 
     def names(self) -> tuple[str, ...]:
-        return tuple(rule.name for rule in self._rules)
+        return tuple(self._names)
 
     def match(self, doc: Document, *, only: Collection[str] | None = None) -> list[Hit]:
         """Hits for ``doc``, in rule order, evaluating only the rules the index lets through.
@@ -80,20 +82,20 @@ class RuleSet:
         prepared = Prepared(doc)
         memo = prepared.memo
         hits: list[Hit] = []
-        for rule in self._rules:
+        for name, matcher in zip(self._names, self._matchers, strict=True):
             memo.clear()
-            if rule.matcher.test(prepared):
-                hits.append(_lazy_hit(rule, prepared))
+            if matcher.test(prepared):
+                hits.append(Hit.explained_later(name, _explain, matcher, prepared))
         return hits
 
     def _evaluate(self, prepared: Prepared, positions: Iterable[int]) -> list[Hit]:
-        rules = self._rules
-        tests = self._tests
+        names = self._names
+        matchers = self._matchers
         later = Hit.explained_later
         return [
-            later(rules[p].name, _explain, rules[p], prepared)
+            later(names[p], _explain, matchers[p], prepared)
             for p in positions
-            if tests[p](prepared)
+            if matchers[p].test(prepared)
         ]
 
 
@@ -196,13 +198,9 @@ def _never_matches(node: Node) -> bool:
 # ----------------------------------------------------------------- explaining
 
 
-def _lazy_hit(rule: _Rule, doc: Prepared) -> Hit:
-    return Hit.explained_later(rule.name, _explain, rule, doc)
-
-
-def _explain(rule: _Rule, doc: Prepared) -> Explanation:
+def _explain(matcher: Matcher, doc: Prepared) -> Explanation:
     occurrences: list[Occurrence] = []
-    rule.matcher.collect(doc, occurrences)
+    matcher.collect(doc, occurrences)
     terms = sorted(
         {_to_term(doc, occ) for occ in occurrences},
         key=lambda t: (_TERM_ORDER[t.field], t.start, t.end),
