@@ -62,7 +62,7 @@ SAME_STORY_THRESHOLD = 0.42
 # Corroboration (``_score``): a headline at least this contained in the other
 # item's title + lead, and this many never-seen words' worth of shared weight.
 _HEADLINE_CONTAINED = 0.5
-_CORROBORATING_WORDS = 5.0
+_CORROBORATING_WORDS = 5.5
 # A word no story has: its weight is the unit of corroboration.
 _UNSEEN = "\x00"
 
@@ -99,6 +99,25 @@ _STOPWORDS = frozenset(
 _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
     "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+}
+# Two desks name one country two ways ("Chinese nuclear test" / "China conducted a
+# test", "Iraqi forces" / "Iraq forces"): a demonym counts as its country.
+_DEMONYMS = {
+    demonym: country
+    for country, demonyms in {
+        "afghanistan": "afghan", "australia": "australian", "austria": "austrian",
+        "bangladesh": "bangladeshi", "brazil": "brazilian", "britain": "british",
+        "canada": "canadian", "china": "chinese", "egypt": "egyptian",
+        "europe": "european", "france": "french", "germany": "german", "greece": "greek",
+        "hungary": "hungarian", "india": "indian", "iran": "iranian", "iraq": "iraqi",
+        "israel": "israeli", "italy": "italian", "japan": "japanese", "korea": "korean",
+        "lebanon": "lebanese", "mexico": "mexican", "pakistan": "pakistani",
+        "palestine": "palestinian", "peru": "peruvian", "poland": "polish",
+        "russia": "russian", "spain": "spanish", "sudan": "sudanese", "syria": "syrian",
+        "taiwan": "taiwanese", "turkey": "turkish", "ukraine": "ukrainian",
+        "venezuela": "venezuelan",
+    }.items()
+    for demonym in (demonyms, demonyms + "s")
 }
 # House-style abbreviations written with dots: "U.S." and "US" are one word.
 _DOTTED = re.compile(r"\b(?:[a-z]\.){2,}")
@@ -176,7 +195,7 @@ def _words(text: str) -> list[str]:
     text = _POSSESSIVE.sub("", text)
     out: list[str] = []
     for raw in _WORD.findall(text):
-        word = _NUMBER_WORDS.get(raw, raw)
+        word = _NUMBER_WORDS.get(raw) or _DEMONYMS.get(raw, raw)
         if word in _STOPWORDS or (len(word) == 1 and not word.isdigit()):
             continue
         out.append(sys.intern(_stem(word)))

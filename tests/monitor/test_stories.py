@@ -33,9 +33,10 @@ UTM_COPY = fingerprint(title="Completely different headline", lead="",
         ("U.S. and Iran wrap up talks", ["us", "iran", "wrap", "talk"]),
         ("Charges filed, three charged", ["charg", "filed", "3", "charg"]),
         ("Pashinián's pledge", ["pashinian", "pledg"]),
+        ("Chinese test, Iraqi forces and Ukrainians", ["china", "test", "iraq", "forc", "ukrain"]),
     ],
     ids=["wire prefix", "breaking prefix", "report suffix", "outlet suffix", "dotted US",
-         "stems and numbers", "accents and possessive"],
+         "stems and numbers", "accents and possessive", "demonyms as countries"],
 )
 def test_title_words(title: str, words: list[str]) -> None:
     assert title_words(title) == words
