@@ -18,6 +18,16 @@ Keys, per syntax node (``None`` means "cannot be narrowed", i.e. any item may ma
 
 Rules whose key set is ``None`` are evaluated for every item, so a rule with
 no positive term is slow but never wrong.
+
+*Most selective* means rarest in news: a key's cost is the estimated share of
+items holding it (``rules/frequencies.py``, document frequencies of the common
+words of the corpus's news stories; a word not listed there is rarer than any
+listed one, and a longer unlisted word rarer than a shorter one), an OR costs
+the sum of its keys.  A rule is filed under its cheapest AND-ed part, and
+*gated* by its next cheapest word-only part: listed in the key's bucket under
+each word of that part, so an item selects the gated rules with one set
+intersection per key it holds (see ``Bucket``).  Candidates are a superset of
+the rules that match; the property test holds that the result never changes.
 """
 
 from __future__ import annotations

@@ -135,25 +135,45 @@ def _as_ascii(ch: str) -> str:
     return known
 
 
+# ASCII separators to spaces, every other byte (ASCII word characters, UTF-8
+# sequences of other scripts) as it is.
+_UTF8_SEPARATORS = bytes(
+    b if b >= 128 or chr(b).isalnum() or chr(b) == "_" else 0x20 for b in range(256)
+)
+# A non-ASCII character that is neither a word character nor a combining mark.
+_NON_ASCII_SEPARATOR = re.compile(rf"[^\w\x00-\x7f{_MARKS}]")
+
+
 def tokenize(text: str) -> list[str]:
     """The folded words of ``text``, in order: ``fold`` of each ``word_pattern`` match.
 
     One pass over the whole text instead of a call per word.  ASCII text is cut by
     a byte table and split(); text in a Latin script (most news: curly quotes,
     dashes, accented names) first has its few distinct non-ASCII characters
-    replaced by their ASCII folds.  Other text goes through the word regex, its
-    words folded together in one string.
+    replaced by their ASCII folds.  Text in other alphabetic scripts has its
+    separators turned into spaces and is split, its words folded together in one
+    string; only Chinese and Japanese, a word per character, need the regex.
     """
     if text.isascii():
         return text.encode().translate(_ASCII_WORDS).decode().split()
-    replacements = [(ch, _as_ascii(ch)) for ch in set(_NON_ASCII.findall(text))]
-    if all(ascii_form for _, ascii_form in replacements):
-        # Each replaced letter folds alone as it would inside its word: no combining
-        # mark (those are never replaced) can attach to it or reorder around it.
-        for ch, ascii_form in replacements:
-            text = text.replace(ch, ascii_form)
-        return text.encode().translate(_ASCII_WORDS).decode().split()
-    raw = word_pattern(text).findall(text)
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) - len(text) < len(text) // 8:  # a few non-ASCII characters
+        replacements = [(ch, _as_ascii(ch)) for ch in set(_NON_ASCII.findall(text))]
+        if all(ascii_form for _, ascii_form in replacements):
+            # Each replaced letter folds alone as it would inside its word: no combining
+            # mark (those are never replaced) can attach to it or reorder around it.
+            for ch, ascii_form in replacements:
+                text = text.replace(ch, ascii_form)
+            return text.encode().translate(_ASCII_WORDS).decode().split()
+    if has_cjk(text):
+        raw = _WORD_OR_CJK.findall(text)
+    else:
+        spaced = encoded.translate(_UTF8_SEPARATORS).decode("utf-8", "surrogatepass")
+        for separator in set(_NON_ASCII_SEPARATOR.findall(spaced)):
+            spaced = spaced.replace(separator, " ")
+        # Every character left is a word character or a separator turned into a
+        # space: split() cuts exactly where the word regex would.
+        raw = spaced.split()
     if not raw:
         return []
     # NUL never occurs in a word nor comes out of normalization, and it is a stable

@@ -52,3 +52,19 @@ ALPHABET = st.sampled_from(
 @given(st.lists(ALPHABET, max_size=40).map("".join))
 def test_tokenize_matches_the_reference_on_random_text(text: str) -> None:
     assert tokenize(text) == reference(text)
+
+
+# The same without Chinese and Japanese, so the split() path for other scripts is
+# exercised on its own (a CJK character sends the whole text to the regex).
+ALPHABETIC = st.sampled_from(
+    list("aZ_9 ,.?'-\n\t\x1c\x85")
+    + list("éÉüßİıſǅæøÅŁ\u0301\u0308\u064e\u094d\u200c\u200d")
+    + list("ДжЁՀաΣςσ\u03c2محनहि«»،؟।")
+    + list("½²ﬁＣｓ①\ufe70\u00a8“”’—…\u00a0\u2009\u3000\ud800")
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ALPHABETIC, max_size=40).map("".join))
+def test_tokenize_matches_the_reference_on_random_alphabetic_text(text: str) -> None:
+    assert tokenize(text) == reference(text)
