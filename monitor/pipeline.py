@@ -182,6 +182,22 @@ class Poller:
         timeouts = [f.timeout for f in plan.feeds.values()]
         return 2 * max(timeouts, default=timedelta(seconds=20)) + FEED_LEASE_MARGIN
 
+    async def _renew_leases(self, plan: Plan) -> None:
+        """While a pass runs, keep its leases a full lease ahead (every third of one).
+
+        A slow pass (a loaded machine, a slow host, unchanged polls waiting in the
+        batch writer) then never loses a feed to another instance mid-poll; a dead
+        instance stops renewing and its feeds return within one lease.
+        """
+        lease = self.feed_lease(plan)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await asyncio.to_thread(self._store.renew_feed_leases, owner=self._instance,
+                                        until=self._clock() + lease)
+            except Exception:  # the next renewal, or the lease itself, covers a miss
+                log.exception("renewing feed leases failed")
+
     @property
     def plan(self) -> Plan:
         return self._plan
@@ -229,6 +245,7 @@ class Poller:
         window = max(2 * plan.concurrency, 10)
         claimed: set[int] = set()
         running: set[asyncio.Task[None]] = set()
+        renewing = asyncio.create_task(self._renew_leases(plan))
         try:
             while True:
                 running = {task for task in running if not task.done()}
@@ -249,6 +266,7 @@ class Poller:
             if running:
                 await asyncio.gather(*running)
         finally:
+            renewing.cancel()
             for task in running:
                 task.cancel()
             await writer.flush()

@@ -702,6 +702,18 @@ class Store:
         states = [_feed_state(FeedRow(**row)) for row in rows]
         return sorted(states, key=lambda state: state.next_poll_at)
 
+    def renew_feed_leases(self, *, owner: str, until: datetime) -> int:
+        """Extend every lease ``owner`` holds to ``until`` (its pass is still working).
+
+        A live instance renews while it polls, so a lease runs out only when its
+        holder stopped renewing: it died, or its pass ended without giving it back.
+        """
+        with Session(self._engine) as session:
+            result = session.execute(update(FeedRow).where(FeedRow.lease_owner == owner)
+                                     .values(lease_until=until))
+            session.commit()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     def release_feeds(self, *, owner: str, feed_ids: Iterable[int] | None = None) -> int:
         """Give back the leases ``owner`` holds (on ``feed_ids``, or all); returns how many.
 

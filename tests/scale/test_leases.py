@@ -173,3 +173,11 @@ def test_concurrent_job_claims_have_one_winner(store: Store) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(results) == [False] * 5 + [True]
+
+
+def test_a_renewed_lease_outlives_its_first_expiry(store: Store) -> None:
+    store.claim_due_feeds(now=T0, lease=LEASE, owner="a", limit=5)
+    store.claim_due_feeds(now=T0, lease=LEASE, owner="b", limit=5)
+    assert store.renew_feed_leases(owner="a", until=T0 + 2 * LEASE) == 5
+    later = store.claim_due_feeds(now=T0 + LEASE, lease=LEASE, owner="c", limit=100)
+    assert len(later) == 35  # b's five came back, a's five are still a's
