@@ -90,13 +90,6 @@ class Prepared:
             )
         return self._text_joined
 
-    def all_joined(self) -> str:
-        """Like ``text_joined``, over every tokenized field (what the index searches)."""
-        author, category = self.fields["author"], self.fields["category"]
-        if not (author.tokens or category.tokens):
-            return self.text_joined()
-        return "\x00\x01".join((self.text_joined(), author.joined, category.joined))
-
     def all_tokens(self) -> frozenset[str]:
         """Every folded word in every tokenized field: what the index looks up."""
         if self._all is None:

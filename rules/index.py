@@ -49,8 +49,6 @@ PREFIX_MIN = 3
 PREFIX_MAX = 4
 _HEAD3 = itemgetter(slice(0, 3))
 _HEAD4 = itemgetter(slice(0, 4))
-# Up to this many prefix keys, substring searches beat slicing every word of the item.
-_FEW_PREFIXES = 40
 
 WORD = "w"
 PREFIX = "p"
@@ -294,6 +292,7 @@ class TermIndex:
     prefixes: dict[str, Bucket]
     feeds: dict[str, Bucket]
     always: list[int]
+    short_prefixes: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, nodes: Iterable[Node]) -> TermIndex:
@@ -306,8 +305,6 @@ class TermIndex:
                 continue
             gate = prechecks[0] if prechecks else None
             for kind, value in keys:
-                if kind == PREFIX:
-                    value = "\x00" + value  # looked up at a word start: see candidates()
                 table = tables[kind]
                 bucket = table.get(value)
                 if bucket is None:
@@ -316,6 +313,7 @@ class TermIndex:
         for table in tables.values():
             for bucket in table.values():
                 bucket.seal()
+        index.short_prefixes = frozenset(k for k in index.prefixes if len(k) < PREFIX_MAX)
         return index
 
     def candidates(self, doc: Prepared) -> list[int]:
@@ -324,24 +322,24 @@ class TermIndex:
         words = self.words
         buckets = [words[t] for t in tokens & words.keys()]
         prefixes = self.prefixes
-        if len(prefixes) > _FEW_PREFIXES:
-            # Slicing a word shorter than 3 or 4 yields the word itself: a harmless extra key.
-            heads = {"\x00" + h for h in map(_HEAD3, tokens)}
-            heads.update("\x00" + h for h in map(_HEAD4, tokens))
+        if prefixes:
+            # Keys are the first 4 letters of a wildcard's prefix (3 when it has only 3):
+            # slice each word once; a word shorter than 4 yields itself, a harmless extra.
+            heads = set(map(_HEAD4, tokens))
             buckets.extend(prefixes[h] for h in heads & prefixes.keys())
-        elif prefixes:
-            # Few wildcard keys: search for each at a word start in the NUL-joined words
-            # (the same string phrase tests search, so it is built once per item).
-            joined = doc.all_joined()
-            buckets.extend(bucket for key, bucket in prefixes.items() if key in joined)
+            if self.short_prefixes:
+                heads3 = set(map(_HEAD3, heads))
+                buckets.extend(prefixes[h] for h in heads3 & self.short_prefixes)
         if self.feeds:
             feeds = self.feeds
             buckets.extend(feeds[v] for v in doc.feeds if v in feeds)
         found: set[int] = set(self.always)
         update = found.update
         for bucket in buckets:
-            update(bucket.plain)
-            gates = bucket.gates
-            for word in bucket.gate_words & tokens:
-                update(gates[word])
+            if bucket.plain:
+                update(bucket.plain)
+            if bucket.gate_words:
+                gates = bucket.gates
+                for word in bucket.gate_words & tokens:
+                    update(gates[word])
         return sorted(found)
