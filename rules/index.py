@@ -261,27 +261,16 @@ class Bucket:
     ``plain`` rules need nothing more from the index.  A rule with a further
     AND-ed part (its rarest other word set) is *gated*: listed under each word of
     that set, so the item's words select the gated rules in one set intersection.
+    Positions are kept in tuples of ints, which the garbage collector stops
+    tracking (a list it tracks for ever).
     """
 
     __slots__ = ("gate_words", "gates", "plain")
 
-    def __init__(self) -> None:
-        self.plain: list[int] = []
-        self.gates: dict[str, list[int]] = {}
-        self.gate_words: frozenset[str] = frozenset()
-
-    def add(self, position: int, gate: frozenset[str] | None) -> None:
-        if gate is None:
-            self.plain.append(position)
-        else:
-            for word in gate:
-                self.gates.setdefault(word, []).append(position)
-
-    def seal(self) -> None:
-        # Tuples of ints, which the garbage collector stops tracking (lists it never does).
-        self.plain = tuple(self.plain)  # type: ignore[assignment]
-        self.gates = {word: tuple(rules) for word, rules in self.gates.items()}  # type: ignore[misc]
-        self.gate_words = frozenset(self.gates)
+    def __init__(self, plain: list[int], gates: dict[str, list[int]]) -> None:
+        self.plain: tuple[int, ...] = tuple(plain)
+        self.gates: dict[str, tuple[int, ...]] = {w: tuple(r) for w, r in gates.items()}
+        self.gate_words: frozenset[str] = frozenset(gates)
 
 
 @dataclass(slots=True)
@@ -297,22 +286,23 @@ class TermIndex:
     @classmethod
     def build(cls, nodes: Iterable[Node]) -> TermIndex:
         index = cls({}, {}, {}, [])
-        tables = {WORD: index.words, PREFIX: index.prefixes, FEED: index.feeds}
+        filed: dict[Key, tuple[list[int], dict[str, list[int]]]] = {}
         for position, node in enumerate(nodes):
             keys, prechecks = rule_keys(node)
             if keys is None:
                 index.always.append(position)
                 continue
             gate = prechecks[0] if prechecks else None
-            for kind, value in keys:
-                table = tables[kind]
-                bucket = table.get(value)
-                if bucket is None:
-                    bucket = table[value] = Bucket()
-                bucket.add(position, gate)
-        for table in tables.values():
-            for bucket in table.values():
-                bucket.seal()
+            for key in keys:
+                plain, gates = filed.get(key) or filed.setdefault(key, ([], {}))
+                if gate is None:
+                    plain.append(position)
+                else:
+                    for word in gate:
+                        gates.setdefault(word, []).append(position)
+        tables = {WORD: index.words, PREFIX: index.prefixes, FEED: index.feeds}
+        for (kind, value), (plain, gates) in filed.items():
+            tables[kind][value] = Bucket(plain, gates)
         index.short_prefixes = frozenset(k for k in index.prefixes if len(k) < PREFIX_MAX)
         return index
 
