@@ -180,14 +180,15 @@ def _never_matches(node: Node) -> bool:
     if isinstance(node, And):
         if any(_never_matches(c) for c in node.children):
             return True
-        positives = {c for c in node.children if not isinstance(c, Not)}
         excluded: set[Node] = set()
         for child in node.children:
             if isinstance(child, Not):
                 excluded.add(child.child)
                 if isinstance(child.child, Or):
                     excluded.update(child.child.children)
-        return bool(positives & excluded)
+        if not excluded:
+            return False  # most rules: no NOT, nothing to hash
+        return any(c in excluded for c in node.children if not isinstance(c, Not))
     if isinstance(node, Or):
         return all(_never_matches(c) for c in node.children)
     if isinstance(node, Near):
