@@ -90,6 +90,17 @@ class Prepared:
             )
         return self._text_joined
 
+    def all_joined(self) -> str:
+        """``text_joined`` plus the author and category words: what prefix keys search."""
+        author, category = self.fields["author"], self.fields["category"]
+        if author.tokens or category.tokens:
+            return "\x00\x01".join((self.text_joined(), author.joined, category.joined))
+        return self.text_joined()
+
+    def has_only_text_words(self) -> bool:
+        """No author or category words: every word the index sees is a text word."""
+        return self.all_tokens() is self.text_distinct
+
     def all_tokens(self) -> frozenset[str]:
         """Every folded word in every tokenized field: what the index looks up."""
         if self._all is None:

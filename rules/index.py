@@ -24,10 +24,10 @@ items holding it (``rules/frequencies.py``, document frequencies of the common
 words of the corpus's news stories; a word not listed there is rarer than any
 listed one, and a longer unlisted word rarer than a shorter one), an OR costs
 the sum of its keys.  A rule is filed under its cheapest AND-ed part, and
-*gated* by its next cheapest word-only part: listed in the key's bucket under
-each word of that part, so an item selects the gated rules with one set
-intersection per key it holds (see ``Bucket``).  Candidates are a superset of
-the rules that match; the property test holds that the result never changes.
+*gated* by its next cheapest word-only part: among the rules under the item's
+keys, a gated rule is a candidate only if one word of that part is present too
+(see ``Gates``).  Candidates are a superset of the rules that match; the
+property test holds that the result never changes.
 """
 
 from __future__ import annotations
@@ -36,19 +36,22 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 
 from rules.compile import Prepared
 from rules.frequencies import COUNTS, STORIES
-from rules.parse import And, Feed, Near, Node, Not, Or, Seq, Url, is_wildcard
+from rules.parse import TEXT_FIELDS, And, Feed, Near, Node, Not, Or, Seq, Url, is_wildcard
 from rules.text import fold
 
-# Prefix keys are cut to 3 or 4 characters, so an item only has to look up the
-# first 3 and the first 4 characters of each of its words.
+# Prefix keys are cut to 3 or 4 characters: fewer distinct keys to look up, and
+# with many of them an item looks up the first 3 and 4 letters of each word.
 PREFIX_MIN = 3
 PREFIX_MAX = 4
 _HEAD3 = itemgetter(slice(0, 3))
 _HEAD4 = itemgetter(slice(0, 4))
+# Up to this many prefix keys, each is one substring search in the item's words.
+_SEARCHED_PREFIXES = 48
 
 WORD = "w"
 PREFIX = "p"
@@ -210,14 +213,16 @@ def rule_keys(node: Node) -> tuple[frozenset[Key] | None, tuple[frozenset[str], 
 
     Every AND-ed part of a rule needs one of its keys present; the index files the
     rule under the most selective part and checks the others with cheap set
-    operations before evaluating the rule itself.
+    operations before evaluating the rule itself.  A part that can only be filed
+    under wildcard prefixes is chosen last: looking prefixes up costs every item
+    work, looking a word up costs nothing extra.
     """
     if not isinstance(node, And):
         return extract_keys(node), ()
     options = [k for k in (extract_keys(c) for c in node.children) if k is not None]
     if not options:
         return None, ()
-    options.sort(key=_set_cost)
+    options.sort(key=_filing_cost)
     chosen = options[0]
     rest = [
         frozenset(value for _, value in keys)
@@ -225,6 +230,48 @@ def rule_keys(node: Node) -> tuple[frozenset[Key] | None, tuple[frozenset[str], 
         if keys != chosen and all(kind == WORD for kind, _ in keys)
     ]
     return chosen, tuple(rest)
+
+
+def _filing_cost(keys: frozenset[Key]) -> tuple[bool, float]:
+    return any(kind == PREFIX for kind, _ in keys), _set_cost(keys)
+
+
+def plain_words(node: Node) -> frozenset[str] | None:
+    """The words of an unscoped word or an OR of only such words, else None.
+
+    Such a part is true exactly when one of its words is among the item's
+    title, summary and content words: the index answers it completely.
+    """
+    if isinstance(node, Seq):
+        simple = len(node.tokens) == 1 and not node.exact and not is_wildcard(node.tokens[0])
+        return frozenset(node.tokens) if simple and node.fields == TEXT_FIELDS else None
+    if isinstance(node, Or):
+        words: set[str] = set()
+        for child in node.children:
+            part = plain_words(child)
+            if part is None:
+                return None
+            words |= part
+        return frozenset(words)
+    return None
+
+
+def is_decided_by_index(node: Node) -> bool:
+    """Whether passing the index (its key and gate) already means the rule matches.
+
+    True for a plain word group and for an AND of at most two distinct plain word
+    groups, the commonest shapes of an editor's rule: one group is the filing key,
+    the other the gate, and both are looked up among the item's words.
+    """
+    if not isinstance(node, And):
+        return plain_words(node) is not None
+    groups = set()
+    for child in node.children:
+        words = plain_words(child)
+        if words is None:
+            return False
+        groups.add(words)
+    return len(groups) <= 2
 
 
 def _set_cost(keys: frozenset[Key]) -> float:
@@ -252,84 +299,138 @@ def extract_keys(node: Node) -> frozenset[Key] | None:
     options = [k for k in (extract_keys(c) for c in children) if k is not None]
     if not options:
         return None
-    return min(options, key=_set_cost)
+    return min(options, key=_filing_cost)
 
 
-class Bucket:
-    """The rules filed under one key.
+_NO_RULES: frozenset[int] = frozenset()
 
-    ``plain`` rules need nothing more from the index.  A rule with a further
-    AND-ed part (its rarest other word set) is *gated*: listed under each word of
-    that set, so the item's words select the gated rules in one set intersection.
+
+class Gates:
+    """The gated rules filed under one key, listed under each word of their gate.
+
+    An item selects them with one intersection of ``words`` with its own words.
     Positions are kept in tuples of ints, which the garbage collector stops
-    tracking (a list it tracks for ever).
+    tracking (a list it tracks for ever, lengthening every pass over a large rule
+    set).
     """
 
-    __slots__ = ("gate_words", "gates", "plain")
+    __slots__ = ("by_word", "words")
 
-    def __init__(self, plain: list[int], gates: dict[str, list[int]]) -> None:
-        self.plain: tuple[int, ...] = tuple(plain)
-        self.gates: dict[str, tuple[int, ...]] = {w: tuple(r) for w, r in gates.items()}
-        self.gate_words: frozenset[str] = frozenset(gates)
+    def __init__(self, by_word: dict[str, list[int]]) -> None:
+        self.by_word: dict[str, tuple[int, ...]] = {w: tuple(r) for w, r in by_word.items()}
+        self.words: frozenset[str] = frozenset(by_word)
+
+    def select(self, tokens: frozenset[str], found: set[int]) -> None:
+        by_word = self.by_word
+        for word in self.words & tokens:
+            found.update(by_word[word])
+
+
+@dataclass(slots=True)
+class _Filed:
+    """The rules filed under one kind of key: ``plain`` ones need nothing more from
+    the index, ``gated`` ones also one word of their gate."""
+
+    plain: dict[str, tuple[int, ...]]
+    gated: dict[str, Gates]
+
+    @classmethod
+    def of(cls, filed: dict[str, tuple[list[int], dict[str, list[int]]]]) -> _Filed:
+        plain = {value: tuple(rules) for value, (rules, _) in filed.items() if rules}
+        gated = {value: Gates(by_word) for value, (_, by_word) in filed.items() if by_word}
+        return cls(plain, gated)
+
+    def select(self, value: str, tokens: frozenset[str], found: set[int]) -> None:
+        found.update(self.plain.get(value, ()))
+        gates = self.gated.get(value)
+        if gates is not None:
+            gates.select(tokens, found)
 
 
 @dataclass(slots=True)
 class TermIndex:
-    """Rules filed under their keys (see ``Bucket``), plus the rules that must always run."""
+    """Rules filed under their keys, plus the rules that must always run.
 
-    words: dict[str, Bucket]
-    prefixes: dict[str, Bucket]
-    feeds: dict[str, Bucket]
-    always: list[int]
-    short_prefixes: frozenset[str] = frozenset()
+    For an item, the plain rules of all its word keys are gathered by C-level
+    operations (one intersection with the key set, one ``chain``); the gated ones
+    by one small intersection per key present.  ``decided`` holds the rules for
+    which passing the index is the whole match (``is_decided_by_index``): they
+    need no evaluation.
+    """
+
+    words: _Filed
+    prefixes: _Filed
+    feeds: _Filed
+    always: tuple[int, ...]
+    decided: frozenset[int] = _NO_RULES
+    plain_words: frozenset[str] = frozenset()
+    gated_words: frozenset[str] = frozenset()
+    prefix_needles: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def build(cls, nodes: Iterable[Node]) -> TermIndex:
-        index = cls({}, {}, {}, [])
-        filed: dict[Key, tuple[list[int], dict[str, list[int]]]] = {}
+        filed: dict[str, dict[str, tuple[list[int], dict[str, list[int]]]]] = {
+            WORD: {},
+            PREFIX: {},
+            FEED: {},
+        }
+        always: list[int] = []
+        decided: list[int] = []
         for position, node in enumerate(nodes):
             keys, prechecks = rule_keys(node)
             if keys is None:
-                index.always.append(position)
+                always.append(position)
                 continue
+            if is_decided_by_index(node):
+                decided.append(position)
             gate = prechecks[0] if prechecks else None
-            for key in keys:
-                plain, gates = filed.get(key) or filed.setdefault(key, ([], {}))
+            for kind, value in keys:
+                table = filed[kind]
+                plain, gates = table.get(value) or table.setdefault(value, ([], {}))
                 if gate is None:
                     plain.append(position)
                 else:
                     for word in gate:
                         gates.setdefault(word, []).append(position)
-        tables = {WORD: index.words, PREFIX: index.prefixes, FEED: index.feeds}
-        for (kind, value), (plain, gates) in filed.items():
-            tables[kind][value] = Bucket(plain, gates)
-        index.short_prefixes = frozenset(k for k in index.prefixes if len(k) < PREFIX_MAX)
-        return index
+        words, prefixes = _Filed.of(filed[WORD]), _Filed.of(filed[PREFIX])
+        return cls(
+            words=words,
+            prefixes=prefixes,
+            feeds=_Filed.of(filed[FEED]),
+            always=tuple(always),
+            decided=frozenset(decided),
+            plain_words=frozenset(words.plain),
+            gated_words=frozenset(words.gated),
+            prefix_needles=tuple(("\x00" + p, p) for p in sorted(filed[PREFIX])),
+        )
 
     def candidates(self, doc: Prepared) -> list[int]:
         """Positions of the rules that might match ``doc``, in rule order."""
         tokens = doc.all_tokens()
         words = self.words
-        buckets = [words[t] for t in tokens & words.keys()]
-        prefixes = self.prefixes
-        if prefixes:
-            # Keys are the first 4 letters of a wildcard's prefix (3 when it has only 3):
-            # slice each word once; a word shorter than 4 yields itself, a harmless extra.
-            heads = set(map(_HEAD4, tokens))
-            buckets.extend(prefixes[h] for h in heads & prefixes.keys())
-            if self.short_prefixes:
-                heads3 = set(map(_HEAD3, heads))
-                buckets.extend(prefixes[h] for h in heads3 & self.short_prefixes)
-        if self.feeds:
-            feeds = self.feeds
-            buckets.extend(feeds[v] for v in doc.feeds if v in feeds)
-        found: set[int] = set(self.always)
+        found = set(chain.from_iterable(map(words.plain.__getitem__, tokens & self.plain_words)))
         update = found.update
-        for bucket in buckets:
-            if bucket.plain:
-                update(bucket.plain)
-            if bucket.gate_words:
-                gates = bucket.gates
-                for word in bucket.gate_words & tokens:
-                    update(gates[word])
+        for gates in map(words.gated.__getitem__, tokens & self.gated_words):
+            by_word = gates.by_word  # Gates.select, inlined: this loop is the hot one
+            for word in gates.words & tokens:
+                update(by_word[word])
+        if self.prefix_needles:
+            for prefix in self._prefix_keys(doc, tokens):
+                self.prefixes.select(prefix, tokens, found)
+        for value in doc.feeds:
+            self.feeds.select(value, tokens, found)
+        found.update(self.always)
         return sorted(found)
+
+    def _prefix_keys(self, doc: Prepared, tokens: frozenset[str]) -> list[str]:
+        needles = self.prefix_needles
+        if len(needles) <= _SEARCHED_PREFIXES:
+            # A word starts with a prefix key exactly where NUL + key stands in the
+            # NUL-joined words (see FieldText.joined): a C-speed search per key beats
+            # slicing every word of the item while such keys are few.
+            joined = doc.all_joined()
+            return [prefix for needle, prefix in needles if needle in joined]
+        heads = set(map(_HEAD4, tokens))
+        heads.update(map(_HEAD3, heads))
+        prefixes = self.prefixes
+        return [h for h in heads if h in prefixes.plain or h in prefixes.gated]

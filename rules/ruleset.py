@@ -18,6 +18,7 @@ _SNIPPET_FIELDS = ("summary", "content", "title", "author", "category", "feed", 
 _FIELD_ORDER = ("title", "summary", "content", "author", "category", "feed", "url")
 _TERM_ORDER = {name: i for i, name in enumerate(_FIELD_ORDER)}
 MAX_TERMS = 100
+_NOTHING: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +65,11 @@ class RuleSet:
             wanted = {self._positions[n] for n in only if n in self._positions}
             # For a handful of rules it is cheaper to run them than to consult the index.
             if len(wanted) <= 8:
-                return self._evaluate(prepared, sorted(wanted))
+                return self._evaluate(prepared, sorted(wanted), indexed=False)
             candidates = [p for p in self._index.candidates(prepared) if p in wanted]
         else:
             candidates = self._index.candidates(prepared)
-        return self._evaluate(prepared, candidates)
+        return self._evaluate(prepared, candidates, indexed=True)
 
     def match_brute_force(self, doc: Document) -> list[Hit]:
         """Every rule evaluated on its own: the reference the index is tested and benchmarked
@@ -88,14 +89,22 @@ class RuleSet:
                 hits.append(Hit.explained_later(name, _explain, matcher, prepared))
         return hits
 
-    def _evaluate(self, prepared: Prepared, positions: Iterable[int]) -> list[Hit]:
+    def _evaluate(
+        self, prepared: Prepared, positions: Iterable[int], *, indexed: bool
+    ) -> list[Hit]:
         names = self._names
         matchers = self._matchers
         later = Hit.explained_later
+        # Rules the index decides need no evaluation once the index let them through,
+        # as long as the words it looked up were only the text's (it looks author and
+        # category words up too).
+        decided = _NOTHING
+        if indexed and prepared.has_only_text_words():
+            decided = self._index.decided
         return [
             later(names[p], _explain, matchers[p], prepared)
             for p in positions
-            if matchers[p].test(prepared)
+            if p in decided or matchers[p].test(prepared)
         ]
 
 

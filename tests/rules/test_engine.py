@@ -7,7 +7,7 @@ import pytest
 
 from rules import Document, Hit, MatchedTerm, RuleSetError, RuleSpec, Snippet, compile_rules
 from rules.compile import Prepared
-from rules.index import PREFIX, WORD, rule_keys, word_share
+from rules.index import PREFIX, WORD, is_decided_by_index, rule_keys, word_share
 from rules.parse import parse_query
 
 ITEM = Document(
@@ -103,3 +103,38 @@ def test_brute_force_evaluates_every_rule_without_another_rules_results() -> Non
     )
     assert [h.rule for h in ruleset.match_brute_force(ITEM)] == ["a", "b"]
     assert ruleset.match_brute_force(ITEM) == ruleset.match(ITEM)
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "decided"),
+    [
+        ("one word", "pashinyan", True),
+        ("an OR of words", "pashinyan OR kocharyan", True),
+        ("two word groups", "(pashinyan OR kocharyan) AND csto", True),
+        ("a group repeated", "csto AND csto AND armenia", True),
+        ("three groups need evaluation", "pashinyan AND csto AND armenia", False),
+        ("a phrase needs evaluation", '"prime minister" AND armenia', False),
+        ("a field needs evaluation", "title:pashinyan AND csto", False),
+        ("a wildcard needs evaluation", "withdraw* AND csto", False),
+        ("NOT needs evaluation", "csto AND NOT sport", False),
+        ("exact case needs evaluation", "case:US AND csto", False),
+    ],
+)
+def test_the_index_alone_decides_rules_of_at_most_two_word_groups(
+    name: str, query: str, decided: bool
+) -> None:
+    assert is_decided_by_index(parse_query(query)) is decided, name
+
+
+def test_a_decided_rule_is_still_evaluated_when_its_words_stand_in_the_author_field() -> None:
+    ruleset = compile_rules([RuleSpec("decided", "pashinyan AND csto")])
+    by_author = Document(title="CSTO summit", author="Anna Pashinyan")
+    assert ruleset.match(by_author) == [] == ruleset.match_brute_force(by_author)
+    assert [h.rule for h in ruleset.match(ITEM)] == ["decided"]
+
+
+def test_wildcard_parts_are_filed_under_words_when_the_rule_has_any() -> None:
+    keys, _ = rule_keys(parse_query("withdr* AND kocharyanovich"))
+    assert keys == {(WORD, "kocharyanovich")}
+    keys, _ = rule_keys(parse_query("zzq* AND the"))
+    assert keys == {(WORD, "the")}
