@@ -113,7 +113,7 @@ _ASCII_WORDS = bytes(
     ord(chr(b).lower()) if b < 128 and (chr(b).isalnum() or chr(b) == "_") else 0x20
     for b in range(256)
 )
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ASCII_BYTES = bytes(range(128))
 # For each non-ASCII character met so far, ASCII text that tokenizes and folds the
 # same: " " for a separator (curly quotes, dashes, no-break spaces), the folded
 # letters for a letter that folds to ASCII letters (é -> e, ß -> ss, ﬁ -> fi), and
@@ -158,7 +158,9 @@ def tokenize(text: str) -> list[str]:
         return text.encode().translate(_ASCII_WORDS).decode().split()
     encoded = text.encode("utf-8", "surrogatepass")
     if len(encoded) - len(text) < len(text) // 8:  # a few non-ASCII characters
-        replacements = [(ch, _as_ascii(ch)) for ch in set(_NON_ASCII.findall(text))]
+        # Deleting the ASCII bytes leaves the non-ASCII characters, in one C pass.
+        others = encoded.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
+        replacements = [(ch, _as_ascii(ch)) for ch in set(others)]
         if all(ascii_form for _, ascii_form in replacements):
             # Each replaced letter folds alone as it would inside its word: no combining
             # mark (those are never replaced) can attach to it or reorder around it.
