@@ -201,7 +201,8 @@ class SeqMatcher:
         needle = self.needle
         if needle is not None:
             if self.text_only:
-                return needle in doc.text_joined()
+                # Most phrases fail on a missing word: a set check before the search.
+                return self.literals <= doc.text_distinct and needle in doc.text_joined()
             fields = doc.fields
             for name in self.fields:  # noqa: SIM110
                 if needle in fields[name].joined:
@@ -223,6 +224,8 @@ class SeqMatcher:
         found: list[Occurrence] = []
         last = len(self.tokens) - 1
         literals = self.literals
+        if not literals <= doc.all_tokens():  # absent from every field: no field to look at
+            return found
         for name in self.fields:
             text = doc.fields[name]
             if not text.tokens or not literals <= text.distinct:
@@ -471,6 +474,9 @@ class NearMatcher:
         return pairs
 
     def test(self, doc: Prepared) -> bool:
+        # Both operands present at all (set and substring checks) before any position.
+        if not (self.left.test(doc) and self.right.test(doc)):
+            return False
         return bool(self._pairs(doc))
 
     def collect(self, doc: Prepared, out: list[Occurrence]) -> None:

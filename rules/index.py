@@ -217,9 +217,10 @@ def rule_keys(node: Node) -> tuple[frozenset[Key] | None, tuple[frozenset[str], 
     under wildcard prefixes is chosen last: looking prefixes up costs every item
     work, looking a word up costs nothing extra.
     """
-    if not isinstance(node, And):
+    parts = required_parts(node)
+    if len(parts) == 1:
         return extract_keys(node), ()
-    options = [k for k in (extract_keys(c) for c in node.children) if k is not None]
+    options = [k for k in map(extract_keys, parts) if k is not None]
     if not options:
         return None, ()
     options.sort(key=_filing_cost)
@@ -230,6 +231,17 @@ def rule_keys(node: Node) -> tuple[frozenset[Key] | None, tuple[frozenset[str], 
         if keys != chosen and all(kind == WORD for kind, _ in keys)
     ]
     return chosen, tuple(rest)
+
+
+def required_parts(node: Node) -> list[Node]:
+    """The parts a match needs every one of: AND-ed children and both sides of a NEAR,
+    taken apart as deep as they nest (``a NEAR/5 (b OR c) AND d`` needs ``a``,
+    ``b OR c`` and ``d``)."""
+    if isinstance(node, And):
+        return [part for child in node.children for part in required_parts(child)]
+    if isinstance(node, Near):
+        return required_parts(node.left) + required_parts(node.right)
+    return [node]
 
 
 def _filing_cost(keys: frozenset[Key]) -> tuple[bool, float]:
