@@ -114,6 +114,8 @@ _ASCII_WORDS = bytes(
     for b in range(256)
 )
 _ASCII_BYTES = bytes(range(128))
+# As _ASCII_WORDS for ASCII bytes; the bytes of other characters' UTF-8 kept.
+_ASCII_WORDS_OTHERS_KEPT = bytes(b if b >= 128 else _ASCII_WORDS[b] for b in range(256))
 # For each non-ASCII character met so far, ASCII text that tokenizes and folds the
 # same: " " for a separator (curly quotes, dashes, no-break spaces), the folded
 # letters for a letter that folds to ASCII letters (é -> e, ß -> ss, ﬁ -> fi), and
@@ -162,11 +164,14 @@ def tokenize(text: str) -> list[str]:
         others = encoded.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
         replacements = [(ch, _as_ascii(ch)) for ch in set(others)]
         if all(ascii_form for _, ascii_form in replacements):
-            # Each replaced letter folds alone as it would inside its word: no combining
-            # mark (those are never replaced) can attach to it or reorder around it.
+            # ASCII letters lowered and ASCII separators spaced in one byte pass, the
+            # UTF-8 of the rest kept; then each replaced letter folds alone as it
+            # would inside its word: no combining mark (those are never replaced) can
+            # attach to it or reorder around it.
+            spaced = encoded.translate(_ASCII_WORDS_OTHERS_KEPT).decode("utf-8", "surrogatepass")
             for ch, ascii_form in replacements:
-                text = text.replace(ch, ascii_form)
-            return text.encode().translate(_ASCII_WORDS).decode().split()
+                spaced = spaced.replace(ch, ascii_form)
+            return spaced.split()
     if has_cjk(text):
         raw = _WORD_OR_CJK.findall(text)
     else:
