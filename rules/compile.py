@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from itertools import chain
 from typing import Protocol
 
 from rules.document import Document
@@ -37,6 +38,7 @@ Occurrence = tuple[str, int, int]
 
 
 _EMPTY = FieldText("")
+_FIELD_BREAK = ("\x01",)  # a word no phrase holds, between fields in text_joined
 
 
 @lru_cache(maxsize=4096)
@@ -81,13 +83,20 @@ class Prepared:
         self._text_joined: str | None = None
 
     def text_joined(self) -> str:
-        """Title, summary and content words as in ``FieldText.joined``, the fields kept
-        apart by a \\x01 word that no phrase holds, so one search covers all three."""
+        """Title, summary and content words NUL-joined as in ``FieldText.joined``, the
+        fields kept apart by a \\x01 word that no phrase holds, so one search covers
+        all three."""
         if self._text_joined is None:
             fields = self.fields
-            self._text_joined = "\x00\x01".join(
-                (fields["title"].joined, fields["summary"].joined, fields["content"].joined)
+            # One join, not one per field and another of those.
+            words = chain(
+                fields["title"].tokens,
+                _FIELD_BREAK,
+                fields["summary"].tokens,
+                _FIELD_BREAK,
+                fields["content"].tokens,
             )
+            self._text_joined = "\x00" + "\x00".join(words) + "\x00"
         return self._text_joined
 
     def all_joined(self) -> str:
