@@ -51,6 +51,9 @@ from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, 
 from monitor.schema import upgrade_schema
 
 PENDING = "pending"
+# pg_advisory_xact_lock key that serialises story assignment across instances
+# ("wirewatch" in ASCII, to stay clear of other users of advisory locks).
+STORY_LOCK_KEY = 0x77697265776174
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
@@ -471,7 +474,10 @@ class StoryAssigner(Protocol):
                url_lookup: Callable[[str], int | None]) -> StoryChoice: ...
 
     def record(self, story_id: int, item: NewItem, choice: StoryChoice, *, feed: str,
-               seen_at: datetime) -> None: ...
+               seen_at: datetime, item_id: int | None = None) -> None: ...
+
+    def catch_up(self, rows_after: Callable[[datetime, int], Iterable[WindowItem]]) -> None:
+        """Learn the stories other processes stored since this one last looked."""
 
     def update_mode(self, notifier: str) -> str: ...
 
@@ -493,6 +499,8 @@ class WindowItem:
     link: str | None
     seen_at: datetime
     is_first: bool
+    member_id: int = 0     # story_items.id: stories are read in this order
+    item_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -972,6 +980,13 @@ class Store:
         """Give every new item its story; returns (story_id, item_id) of items that
         joined a story that already had an earlier source."""
         feed = session.execute(select(FeedRow.name).where(FeedRow.id == feed_id)).scalar_one()
+        if self._dialect == "postgresql":
+            # Instances assign stories one at a time, so each sees every story the
+            # others stored before it (below) and story_items ids grow in commit
+            # order. Released at commit; assignment takes about a millisecond.
+            session.execute(select(func.pg_advisory_xact_lock(STORY_LOCK_KEY)))
+        stories.catch_up(lambda since, after_id: self._story_items_after(
+            session, since=since, after_id=after_id, limit=None))
 
         def url_lookup(url: str) -> int | None:
             # Beyond the in-memory window (or written by another instance).
@@ -1007,7 +1022,7 @@ class Store:
                         canonical_url=choice.canonical_url, reason=choice.reason, seen_at=now)
                 .on_conflict_do_nothing(index_elements=["item_id"])
             )
-            stories.record(story_id, item, choice, feed=feed, seen_at=now)
+            stories.record(story_id, item, choice, feed=feed, seen_at=now, item_id=item_id)
         return joined
 
     def _first_alerts_of_story(
@@ -1069,23 +1084,33 @@ class Store:
         last_id = 0
         while True:
             with Session(self._engine) as session:
-                rows = session.execute(
-                    select(StoryItemRow, StoryRow.first_item_id, ItemRow.title,
-                           ItemRow.summary, ItemRow.link)
-                    .join(StoryRow, StoryRow.id == StoryItemRow.story_id)  # type: ignore[arg-type]
-                    .join(ItemRow, ItemRow.id == StoryItemRow.item_id)  # type: ignore[arg-type]
-                    .where(StoryRow.first_seen_at >= since, StoryItemRow.id > last_id)
-                    .order_by(StoryItemRow.id)  # type: ignore[arg-type]
-                    .limit(2000)
-                ).all()
-            if not rows:
+                batch = self._story_items_after(session, since=since, after_id=last_id)
+            if not batch:
                 return
-            for member, first_item_id, title, summary, link in rows:
-                yield WindowItem(story_id=member.story_id, feed=member.feed, title=title,
-                                 summary=summary, link=link,
-                                 seen_at=_aware(member.seen_at),  # type: ignore[arg-type]
-                                 is_first=member.item_id == first_item_id)
-            last_id = rows[-1][0].id
+            yield from batch
+            last_id = batch[-1].member_id
+
+    @staticmethod
+    def _story_items_after(session: Session, *, since: datetime, after_id: int,
+                           limit: int | None = 2000) -> list[WindowItem]:
+        statement = (
+            select(StoryItemRow, StoryRow.first_item_id, ItemRow.title,
+                   ItemRow.summary, ItemRow.link)
+            .join(StoryRow, StoryRow.id == StoryItemRow.story_id)  # type: ignore[arg-type]
+            .join(ItemRow, ItemRow.id == StoryItemRow.item_id)  # type: ignore[arg-type]
+            .where(StoryRow.first_seen_at >= since, StoryItemRow.id > after_id)
+            .order_by(StoryItemRow.id)  # type: ignore[arg-type]
+        )
+        if limit is not None:
+            statement = statement.limit(limit)
+        return [
+            WindowItem(story_id=member.story_id, feed=member.feed, title=title,
+                       summary=summary, link=link,
+                       seen_at=_aware(member.seen_at),  # type: ignore[arg-type]
+                       is_first=member.item_id == first_item_id,
+                       member_id=member.id, item_id=member.item_id)
+            for member, first_item_id, title, summary, link in session.execute(statement)
+        ]
 
     def story_of_hit(self, hit_id: int) -> int | None:
         with Session(self._engine) as session:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,6 +32,7 @@ from monitor.store import (
     Store,
     StoryChoice,
     StorySource,
+    WindowItem,
     utcnow,
 )
 from monitor.stories import WINDOW, Fingerprint, StoryIndex, fingerprint
@@ -64,22 +65,49 @@ class StoryDesk:
         self._clock = clock
         self._lock = threading.RLock()
         self._journal: list[int] | None = None
+        self._journal_items: list[int] = []
         self._prints: dict[int, Fingerprint] = {}
+        # Which stored story members the index already holds, so catching up with
+        # other processes' stories adds each item once.
+        self._known_items: set[int] = set()
+        self._high_water = 0
+        self._window = self.index.window
 
     @classmethod
     def load(cls, store: Store, *, update_modes: Mapping[str, str] | None = None,
              clock: Callable[[], datetime] = utcnow, window: timedelta = WINDOW) -> StoryDesk:
         """The desk with every story of the last ``window`` read from ``store``."""
         desk = cls(index=StoryIndex(window=window), update_modes=update_modes, clock=clock)
-        for row in store.story_window(since=clock() - window):
-            item = fingerprint(title=row.title, lead=row.summary, link=row.link)
-            if row.is_first:
-                desk.index.add_story(row.story_id, item, feed=row.feed, seen_at=row.seen_at)
-            else:
-                desk.index.add_member(row.story_id, item, feed=row.feed)
+        desk._learn(store.story_window(since=clock() - window))
         log.info("stories_loaded=%d window_hours=%d", len(desk.index),
                  window.total_seconds() // 3600)
         return desk
+
+    def _learn(self, rows: Iterable[WindowItem]) -> int:
+        learned = 0
+        for row in rows:
+            self._high_water = max(self._high_water, row.member_id)
+            if row.item_id in self._known_items:
+                continue
+            self._known_items.add(row.item_id)
+            item = fingerprint(title=row.title, lead=row.summary, link=row.link)
+            if row.is_first:
+                self.index.add_story(row.story_id, item, feed=row.feed, seen_at=row.seen_at)
+            else:
+                self.index.add_member(row.story_id, item, feed=row.feed)
+            learned += 1
+        return learned
+
+    def catch_up(self, rows_after: Callable[[datetime, int], Iterable[WindowItem]]) -> None:
+        """Add the stories other processes stored since the last look.
+
+        Called inside the storing transaction, after the store serialised story
+        assignment across instances, so a near-duplicate first seen by another
+        instance a moment ago is found by its title, not only by its URL.
+        """
+        learned = self._learn(rows_after(self._clock() - self._window, self._high_water))
+        if learned:
+            log.debug("stories_caught_up=%d", learned)
 
     def replace_update_modes(self, update_modes: Mapping[str, str]) -> None:
         self._modes = dict(update_modes)
@@ -96,9 +124,12 @@ class StoryDesk:
             except BaseException:
                 for story_id in self._journal:
                     self.index.remove_story(story_id)
+                # SQLite may hand a rolled-back row id out again.
+                self._known_items.difference_update(self._journal_items)
                 raise
             finally:
                 self._journal = None
+                self._journal_items = []
                 self._prints.clear()
 
     def choose(self, item: NewItem, *, feed: str, seen_at: datetime,
@@ -117,9 +148,12 @@ class StoryDesk:
         return StoryChoice(story_id=None, reason="first", canonical_url=print_.url)
 
     def record(self, story_id: int, item: NewItem, choice: StoryChoice, *, feed: str,
-               seen_at: datetime) -> None:
+               seen_at: datetime, item_id: int | None = None) -> None:
         print_ = self._prints.pop(id(item), None) or fingerprint(
             title=item.title, lead=_lead_of(item), link=item.link)
+        if item_id is not None:
+            self._known_items.add(item_id)
+            self._journal_items.append(item_id)
         if choice.story_id is None:
             self.index.add_story(story_id, print_, feed=feed, seen_at=seen_at)
             if self._journal is not None:

@@ -1,15 +1,15 @@
 """One story, two feeds, two instances: one alert per (rule, story, notifier).
 
-Each instance has its own in-memory story desk; the second learns of the
-first's story from the database (the canonical URL), and ``UNIQUE (rule,
-story_id, notifier)`` holds whichever instance stores the item first.
+Each instance has its own in-memory story desk; before assigning, it catches
+up with the stories the others stored (under an advisory lock on PostgreSQL,
+the write lock on SQLite), so the second instance finds the first's story by
+its canonical URL or by a similar title, and ``UNIQUE (rule, story_id,
+notifier)`` holds whichever instance stores the item first.
 """
 
 from __future__ import annotations
 
 import asyncio
-
-import pytest
 
 from monitor.config import load_config
 from monitor.fetch import make_client
@@ -74,9 +74,6 @@ def _two_instances(url: str, feed_server: FeedServer, *, ap: dict[str, str]) -> 
     assert len(stories) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "near-duplicate grouping uses each instance's in-memory story desk, loaded at start; "
-    "a story another instance stored since is found only by its canonical URL"))
 def test_a_near_duplicate_on_two_instances_alerts_once(
     database_url: str, feed_server: FeedServer  # noqa: F811
 ) -> None:
