@@ -54,6 +54,9 @@ PROMOTE_REDIRECT_AFTER = 3
 # Unchanged polls (mostly 304s) are written in batches of up to this many, or
 # after this long, whichever comes first.
 UNCHANGED_BATCH = 200
+# While polls of a pass are still running, how often the store is asked for feeds
+# that fell due meanwhile.
+CLAIM_AGAIN_SECONDS = 0.5
 UNCHANGED_MAX_WAIT = 1.0
 
 
@@ -260,7 +263,13 @@ class Poller:
                 fresh = [s for s in states if s.id not in claimed]
                 claimed.update(s.id for s in states)
                 if not fresh:
-                    break
+                    if not running:
+                        break
+                    # Keep claiming while the last polls run: a feed falling due
+                    # behind a slow server's poll starts now, not after it.
+                    _, running = await asyncio.wait(running, timeout=CLAIM_AGAIN_SECONDS,
+                                                    return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 running.update(asyncio.create_task(poll_one(state)) for state in fresh
                                if state.name in plan.feeds)
             if running:
