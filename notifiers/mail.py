@@ -165,21 +165,30 @@ def _html_body(alert: Alert) -> str:
     )
 
 
-def build_email(
-    alert: Alert, *, sender: str, recipients: Sequence[str], now: datetime | None = None
-) -> EmailMessage:
-    """The message for one alert: headers safe against CR/LF, text and HTML parts."""
+def _new_message(subject: str, *, sender: str, recipients: Sequence[str],
+                 now: datetime | None, message_key: str) -> EmailMessage:
+    """The headers every wirewatch mail carries; ``subject`` is already one line."""
     message = EmailMessage(policy=policy.SMTP)
-    subject = f"[wirewatch] {one_line(alert.rule)}: {one_line(alert.title) or '(no title)'}"
     if len(subject) > _MAX_SUBJECT:
         subject = subject[: _MAX_SUBJECT - 1].rstrip() + "…"
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
-    message["Message-ID"] = _message_id(alert.alert_id, _domain_of(sender))
+    # Derived from the alert, so a resend after a crash carries the same id.
+    message["Message-ID"] = _message_id(message_key, _domain_of(sender))
     # RFC 3834 §5: marks the mail as machine-made, so vacation responders stay quiet.
     message["Auto-Submitted"] = "auto-generated"
+    return message
+
+
+def build_email(
+    alert: Alert, *, sender: str, recipients: Sequence[str], now: datetime | None = None
+) -> EmailMessage:
+    """The message for one alert: headers safe against CR/LF, text and HTML parts."""
+    message = _new_message(
+        f"[wirewatch] {one_line(alert.rule)}: {one_line(alert.title) or '(no title)'}",
+        sender=sender, recipients=recipients, now=now, message_key=alert.alert_id)
     message["X-Wirewatch-Rule"] = one_line(alert.rule)
     message["X-Wirewatch-Feed"] = one_line(alert.feed)
     if alert.severity != "normal":
@@ -195,16 +204,9 @@ def build_digest_email(
     digest: Digest, *, sender: str, recipients: Sequence[str], now: datetime | None = None
 ) -> EmailMessage:
     """One message listing many alerts grouped by rule: text and HTML parts."""
-    message = EmailMessage(policy=policy.SMTP)
-    subject = f"[wirewatch] {one_line(digest.title)}"
-    if len(subject) > _MAX_SUBJECT:
-        subject = subject[: _MAX_SUBJECT - 1].rstrip() + "…"
-    message["Subject"] = subject
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
-    message["Message-ID"] = _message_id(f"digest:{digest.digest_id}", _domain_of(sender))
-    message["Auto-Submitted"] = "auto-generated"
+    message = _new_message(f"[wirewatch] {one_line(digest.title)}", sender=sender,
+                           recipients=recipients, now=now,
+                           message_key=f"digest:{digest.digest_id}")
     groups = group_by_rule(digest.alerts)
     text = [one_line(digest.title), ""]
     html_groups: list[Markup] = []
@@ -235,16 +237,9 @@ def build_notice_email(
     notice: Notice, *, sender: str, recipients: Sequence[str], now: datetime | None = None
 ) -> EmailMessage:
     """A plain-text message for the operators, subject "[wirewatch ops] <title>"."""
-    message = EmailMessage(policy=policy.SMTP)
-    subject = f"[wirewatch ops] {one_line(notice.title) or '(no title)'}"
-    if len(subject) > _MAX_SUBJECT:
-        subject = subject[: _MAX_SUBJECT - 1].rstrip() + "…"
-    message["Subject"] = subject
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))
-    message["Message-ID"] = _message_id(f"notice:{notice.notice_id}", _domain_of(sender))
-    message["Auto-Submitted"] = "auto-generated"
+    message = _new_message(f"[wirewatch ops] {one_line(notice.title) or '(no title)'}",
+                           sender=sender, recipients=recipients, now=now,
+                           message_key=f"notice:{notice.notice_id}")
     if notice.severity != "normal":
         message["X-Wirewatch-Severity"] = one_line(notice.severity)
     body = strip_control_chars(notice.body).strip()
