@@ -167,13 +167,13 @@ class ArticleRow(SQLModel, table=True):
     matched_at: datetime | None = Field(default=None, index=True)
 
 
-class DeliveryRow(SQLModel, table=True):
-    __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("hit_id", "notifier", name="uq_deliveries_hit_notifier"),)
+class OutboxState(SQLModel):
+    """The columns every outbox table shares: claimed with a lease, sent or retried.
 
-    id: int | None = Field(default=None, primary_key=True)
-    hit_id: int = Field(foreign_key="hits.id", index=True)
-    notifier: str = Field(max_length=200)
+    Deliveries, ops notices and story updates go through the same claim / mark
+    queries; keeping their state in one place keeps those queries honest.
+    """
+
     status: str = Field(default=PENDING, index=True, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(index=True)
@@ -183,6 +183,15 @@ class DeliveryRow(SQLModel, table=True):
     external_id: str | None = None
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class DeliveryRow(OutboxState, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("hit_id", "notifier", name="uq_deliveries_hit_notifier"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hit_id: int = Field(foreign_key="hits.id", index=True)
+    notifier: str = Field(max_length=200)
     #: Set when the row is held for a batch message (digest, quiet hours, flood
     #: summary): the rows sharing (notifier, batch) are sent as one message.
     batch: str | None = Field(default=None, max_length=300)
@@ -191,7 +200,7 @@ class DeliveryRow(SQLModel, table=True):
     admitted_at: datetime | None = Field(default=None, index=True)
 
 
-class NoticeRow(SQLModel, table=True):
+class NoticeRow(OutboxState, table=True):
     """Operational notices (feed health, failed deliveries), sent like deliveries."""
 
     __tablename__ = "notices"
@@ -202,15 +211,6 @@ class NoticeRow(SQLModel, table=True):
     title: str
     body: str = ""
     severity: str = Field(default="normal", max_length=16)
-    status: str = Field(default=PENDING, index=True, max_length=16)
-    attempts: int = 0
-    next_attempt_at: datetime = Field(index=True)
-    claimed_until: datetime | None = None
-    claimed_by: str | None = Field(default=None, max_length=200)
-    last_error: str | None = None
-    external_id: str | None = None
-    created_at: datetime
-    sent_at: datetime | None = None
 
 
 class StoryRow(SQLModel, table=True):
@@ -256,7 +256,7 @@ class StoryAlertRow(SQLModel, table=True):
     created_at: datetime
 
 
-class StoryUpdateRow(SQLModel, table=True):
+class StoryUpdateRow(OutboxState, table=True):
     """Outbox of "also reported by" updates to an alert already sent (edit or thread reply)."""
 
     __tablename__ = "story_updates"
@@ -269,15 +269,6 @@ class StoryUpdateRow(SQLModel, table=True):
     item_id: int = Field(foreign_key="items.id")
     notifier: str = Field(max_length=200)
     mode: str = Field(max_length=16)  # "edit" | "thread"
-    status: str = Field(default=PENDING, index=True, max_length=16)
-    attempts: int = 0
-    next_attempt_at: datetime = Field(index=True)
-    claimed_until: datetime | None = None
-    claimed_by: str | None = Field(default=None, max_length=200)
-    last_error: str | None = None
-    external_id: str | None = None
-    created_at: datetime
-    sent_at: datetime | None = None
 
 
 class JobRunRow(SQLModel, table=True):
