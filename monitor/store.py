@@ -185,6 +185,15 @@ class OutboxState(SQLModel):
     sent_at: datetime | None = None
 
 
+def _due(table: Any, *, now: datetime, waiting: str = PENDING) -> Any:
+    """Outbox rows ready to claim: waiting and their time has come, or a claim on
+    them expired (the process that held it died while sending)."""
+    return or_(
+        (table.status == waiting) & (table.next_attempt_at <= now),
+        (table.status == SENDING) & (table.claimed_until < now),
+    )
+
+
 class DeliveryRow(OutboxState, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("hit_id", "notifier", name="uq_deliveries_hit_notifier"),)
@@ -1150,24 +1159,32 @@ class Store:
             story["items"].append(dict(feed=feed, reason=reason, title=title))
         return list(out.values())
 
+    def _lease(self, session: Session, table: type[OutboxState], ids_query: Any, *,
+               now: datetime, lease: timedelta, claimer: str,
+               returning: Sequence[Any] | None = None) -> Any:
+        """Claim the outbox rows ``ids_query`` selects: one UPDATE … RETURNING.
+
+        On PostgreSQL the selected rows are locked with SKIP LOCKED, so instances
+        claiming at once take disjoint rows instead of waiting for each other.
+        """
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        return session.execute(
+            update(table)
+            .where(table.id.in_(ids_query.scalar_subquery()))  # type: ignore[attr-defined]
+            .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
+                    attempts=table.attempts + 1)
+            .returning(*(returning or (table.id,)))  # type: ignore[attr-defined]
+        )
+
     def claim_story_updates(self, *, now: datetime, lease: timedelta, claimer: str,
                             limit: int = 50) -> list[ClaimedStoryUpdate]:
         """Claim due story updates, as :meth:`claim_deliveries` claims alerts."""
-        due = or_(
-            (StoryUpdateRow.status == PENDING) & (StoryUpdateRow.next_attempt_at <= now),
-            (StoryUpdateRow.status == SENDING) & (StoryUpdateRow.claimed_until < now),
-        )
-        ids_query = select(StoryUpdateRow.id).where(due).order_by(StoryUpdateRow.id).limit(limit)  # type: ignore[arg-type]
-        if self._dialect == "postgresql":
-            ids_query = ids_query.with_for_update(skip_locked=True)
+        ids_query = (select(StoryUpdateRow.id).where(_due(StoryUpdateRow, now=now))
+                     .order_by(StoryUpdateRow.id).limit(limit))  # type: ignore[arg-type]
         with Session(self._engine) as session:
-            claimed = session.execute(
-                update(StoryUpdateRow)
-                .where(StoryUpdateRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
-                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
-                        attempts=StoryUpdateRow.attempts + 1)
-                .returning(StoryUpdateRow.id)
-            ).scalars().all()
+            claimed = self._lease(session, StoryUpdateRow, ids_query, now=now, lease=lease,
+                                  claimer=claimer).scalars().all()
             session.commit()
         if not claimed:
             return []
@@ -1365,27 +1382,17 @@ class Store:
         previous claim expired (the process that claimed it died while sending).
         Rows held for a batch are claimed with their batch (:meth:`claim_batch`).
         """
-        due = or_(
-            (DeliveryRow.status == PENDING) & (DeliveryRow.next_attempt_at <= now),
-            (DeliveryRow.status == SENDING) & (DeliveryRow.claimed_until < now),
-        )
-        ids_query = select(DeliveryRow.id).where(due, DeliveryRow.batch == None)  # noqa: E711
+        ids_query = select(DeliveryRow.id).where(
+            _due(DeliveryRow, now=now), DeliveryRow.batch == None)  # noqa: E711
         if notifier is not None:
             ids_query = ids_query.where(DeliveryRow.notifier == notifier)
         if not_notifiers:
             ids_query = ids_query.where(
                 DeliveryRow.notifier.not_in(list(not_notifiers)))  # type: ignore[attr-defined]
         ids_query = ids_query.order_by(DeliveryRow.id).limit(limit)  # type: ignore[arg-type]
-        if self._dialect == "postgresql":
-            ids_query = ids_query.with_for_update(skip_locked=True)
         with Session(self._engine) as session:
-            claimed = session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
-                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
-                        attempts=DeliveryRow.attempts + 1)
-                .returning(DeliveryRow.id)
-            ).scalars().all()
+            claimed = self._lease(session, DeliveryRow, ids_query, now=now, lease=lease,
+                                  claimer=claimer).scalars().all()
             session.commit()
         return self._claimed(claimed)
 
@@ -1448,10 +1455,7 @@ class Store:
         claim on it expired. All its rows are claimed together, so they go out as one
         message and are marked together.
         """
-        due = or_(
-            (DeliveryRow.status == HELD) & (DeliveryRow.next_attempt_at <= now),
-            (DeliveryRow.status == SENDING) & (DeliveryRow.claimed_until < now),
-        )
+        due = _due(DeliveryRow, now=now, waiting=HELD)
         with Session(self._engine) as session:
             batch = session.exec(
                 select(DeliveryRow.batch)
@@ -1464,15 +1468,8 @@ class Store:
                 return []
             ids_query = select(DeliveryRow.id).where(
                 due, DeliveryRow.notifier == notifier, DeliveryRow.batch == batch)
-            if self._dialect == "postgresql":
-                ids_query = ids_query.with_for_update(skip_locked=True)
-            claimed = session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
-                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
-                        attempts=DeliveryRow.attempts + 1)
-                .returning(DeliveryRow.id)
-            ).scalars().all()
+            claimed = self._lease(session, DeliveryRow, ids_query, now=now, lease=lease,
+                                  claimer=claimer).scalars().all()
             session.commit()
         return self._claimed(sorted(claimed))
 
@@ -1620,25 +1617,16 @@ class Store:
     def claim_notices(self, *, now: datetime, lease: timedelta, claimer: str,
                       limit: int = 20, notifier: str | None = None) -> list[ClaimedNotice]:
         """Claim due notices, like :meth:`claim_deliveries`."""
-        due = or_(
-            (NoticeRow.status == PENDING) & (NoticeRow.next_attempt_at <= now),
-            (NoticeRow.status == SENDING) & (NoticeRow.claimed_until < now),
-        )
-        ids_query = select(NoticeRow.id).where(due)
+        ids_query = select(NoticeRow.id).where(_due(NoticeRow, now=now))
         if notifier is not None:
             ids_query = ids_query.where(NoticeRow.notifier == notifier)
         ids_query = ids_query.order_by(NoticeRow.id).limit(limit)  # type: ignore[arg-type]
-        if self._dialect == "postgresql":
-            ids_query = ids_query.with_for_update(skip_locked=True)
         with Session(self._engine) as session:
-            rows = session.execute(
-                update(NoticeRow)
-                .where(NoticeRow.id.in_(ids_query.scalar_subquery()))  # type: ignore[union-attr]
-                .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
-                        attempts=NoticeRow.attempts + 1)
-                .returning(NoticeRow.id, NoticeRow.key, NoticeRow.notifier, NoticeRow.title,
+            rows = self._lease(
+                session, NoticeRow, ids_query, now=now, lease=lease, claimer=claimer,
+                returning=(NoticeRow.id, NoticeRow.key, NoticeRow.notifier, NoticeRow.title,
                            NoticeRow.body, NoticeRow.severity, NoticeRow.attempts,
-                           NoticeRow.created_at)
+                           NoticeRow.created_at),
             ).all()
             session.commit()
         claimed = [
