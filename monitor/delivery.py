@@ -293,13 +293,16 @@ class Deliverer:
         """Wait for the channel's slot, send in a worker thread; a Retry-After holds
         the channel back for exactly that long."""
         key = getattr(notifier, "pacing_key", None)
-        await self._pacer.wait(key, float(getattr(notifier, "min_interval", 0.0)))
+        interval = float(getattr(notifier, "min_interval", 0.0))
+        await self._pacer.wait(key, interval)
         try:
             return await asyncio.to_thread(send)
         except NotifyError as exc:
             if exc.retry_after is not None:
                 self._pacer.defer(key, exc.retry_after)
             raise
+        finally:
+            self._pacer.sent(key, interval)
 
     async def _send_one(
         self, notifier: Notifier, delivery: ClaimedDelivery, summary: DeliverySummary

@@ -44,6 +44,20 @@ class Pacer:
         if slot > now:
             await self._sleep(slot - now)
 
+    def sent(self, key: str | None, interval: float) -> None:
+        """The send that held ``key``'s slot has finished: the next one starts at
+        least ``interval`` after now.
+
+        Slots alone space the *starts* of requests; a request slowed on its way
+        (a busy machine, a new connection) could then reach the server less than
+        ``interval`` before the next one. Counting from the answer guarantees the
+        spacing the server sees, since it received the request before answering.
+        """
+        if key is None:
+            return
+        after = self._clock() + max(0.0, interval) * self._scale
+        self._next[key] = max(self._next.get(key, after), after)
+
     def defer(self, key: str | None, seconds: float) -> None:
         """Nothing goes to ``key`` for ``seconds`` from now (a 429's Retry-After)."""
         if key is None:
