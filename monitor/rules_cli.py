@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from monitor.durations import DurationError, parse_duration
+from monitor.progress import Advance, progress_bar
 from rules import Document, Hit, RuleSet, RuleSetError, RuleSpec, compile_rules
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_BAD_QUERY = 0, 1, 2
@@ -211,6 +212,22 @@ def render_backtest(result: BacktestResult, *, label: str, since: datetime) -> I
             yield f"      {example.hit.snippet.render('**', '**')}"
 
 
+# The bar moves in steps of this many items: redrawing it per item would cost more
+# than matching the item.
+_PROGRESS_STEP = 500
+
+
+def _advancing(items: Iterable[Any], advance: Advance) -> Iterator[Any]:
+    pending = 0
+    for item in items:
+        yield item
+        pending += 1
+        if pending == _PROGRESS_STEP:
+            advance(pending)
+            pending = 0
+    advance(pending)
+
+
 def cmd_rules_backtest(args: argparse.Namespace, ctx: _Context) -> int:
     config = ctx.load_config()
     rules_by_name = {rule.name: rule for rule in getattr(config, "rules", ())}
@@ -224,13 +241,15 @@ def cmd_rules_backtest(args: argparse.Namespace, ctx: _Context) -> int:
     feed_tags = {feed.name: tuple(feed.tags) for feed in getattr(config, "feeds", ())}
     store = ctx.open_store()
     try:
-        items = store.iter_items(since=since, feed_tags=feed_tags)
-        result = backtest(
-            ruleset,
-            items,
-            feeds=configured.feeds if configured is not None else None,
-            examples=args.examples,
-        )
+        total = store.count_items(since=since)
+        with progress_bar(ctx.stderr, total=total, description="backtest") as advance:
+            items = _advancing(store.iter_items(since=since, feed_tags=feed_tags), advance)
+            result = backtest(
+                ruleset,
+                items,
+                feeds=configured.feeds if configured is not None else None,
+                examples=args.examples,
+            )
     finally:
         close = getattr(store, "close", None)
         if callable(close):

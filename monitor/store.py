@@ -1268,9 +1268,13 @@ class Store:
                 yield _stored_item(item, feed_name, tags.get(feed_name, ()))
             last_id = rows[-1][0].id
 
-    def count_items(self) -> int:
+    def count_items(self, *, since: datetime | None = None) -> int:
+        """Stored items, or those first seen at or after ``since``."""
+        query = select(func.count()).select_from(ItemRow)
+        if since is not None:
+            query = query.where(ItemRow.first_seen_at >= since)
         with Session(self._engine) as session:
-            return session.exec(select(func.count()).select_from(ItemRow)).one()
+            return session.exec(query).one()
 
     # ------------------------------------------------------------------- article text
 
