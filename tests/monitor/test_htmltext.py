@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,26 +49,25 @@ def test_html_to_text_is_total(garbage: str) -> None:
     assert result == result.strip()
 
 
+# A hang guard, not a speed check: linear work on these 1-1.5 MB inputs takes well
+# under a second, quadratic work (a regex backtracking over an unclosed construct)
+# minutes, so the timeout tells the two apart on any machine.
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "garbage",
-    ["<a" * 50_000, "<script" * 30_000, '<a "' * 30_000, "<!x" * 30_000, "&#" * 50_000],
+    ["<a" * 500_000, "<script" * 200_000, '<a "' * 300_000, "<!x" * 300_000, "&#" * 500_000],
     ids=["unclosed tags", "unclosed script tags", "unclosed quotes", "declarations", "refs"],
 )
 def test_pathological_input_stays_linear(garbage: str) -> None:
-    started = time.perf_counter()
-    html_to_text(garbage)
-    # Quadratic behaviour on 100-150 KB would take seconds; linear takes milliseconds.
-    assert time.perf_counter() - started < 0.5
+    assert isinstance(html_to_text(garbage), str)
 
 
-def test_100_kb_of_article_markup_is_fast() -> None:
+def test_100_kb_of_article_markup_becomes_text() -> None:
     paragraph = (
         '<p class="body">The <a href="https://example.org/x?a=1&amp;b=2">minister</a> said '
         "&ldquo;we will withdraw&rdquo; <em>today</em>.<br/>More&nbsp;text.</p>\n"
     )
     html = paragraph * (100_000 // len(paragraph))
-    started = time.perf_counter()
     text = html_to_text(html)
-    assert time.perf_counter() - started < 0.1
     assert "“we will withdraw” today." in text
     assert "<" not in text
