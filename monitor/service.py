@@ -32,6 +32,13 @@ log = logging.getLogger("wirewatch.service")
 
 #: Retention runs this often (the first time soon after start).
 PRUNE_EVERY = timedelta(days=1)
+#: ``job_runs`` rows are kept this long. A row must outlive every claim of its
+#: run key, or that run would be claimed and run again: a daily key (retention's)
+#: is claimed only on its own UTC day, a monthly one for up to 31 days, and the
+#: instances' clocks differ by seconds. 90 days covers such schedules with room
+#: to spare, and keeps a quarter's record of which instance ran what in a few
+#: hundred rows.
+JOB_RUNS_KEPT = timedelta(days=90)
 #: A replaced notifier is closed this long after a reload, once sends it had
 #: under way have finished.
 RETIRE_AFTER_SECONDS = 120.0
@@ -179,7 +186,7 @@ class Monitor:
         keep_items = max(retention.items, STORY_WINDOW)
         counts = await asyncio.to_thread(
             self._store.prune, items_before=now - keep_items,
-            deliveries_before=now - retention.deliveries)
+            deliveries_before=now - retention.deliveries, job_runs_before=now - JOB_RUNS_KEPT)
         for table, count in counts.items():
             self.metrics.pruned.labels(table).inc(count)
         log.info("retention pruned %s", " ".join(f"{t}={n}" for t, n in counts.items()))

@@ -1760,7 +1760,8 @@ class Store:
                 add(value, f"deliveries_{status}", count)
         return dict(sorted(days.items()))
 
-    def prune(self, *, items_before: datetime, deliveries_before: datetime) -> dict[str, int]:
+    def prune(self, *, items_before: datetime, deliveries_before: datetime,
+              job_runs_before: datetime | None = None) -> dict[str, int]:
         """Delete what retention lets go; returns rows deleted per table.
 
         - deliveries created before ``deliveries_before`` that are finished
@@ -1775,6 +1776,10 @@ class Store:
 
         Tables added later are safe by default: a row of any table that refers
         to an item or a hit keeps it (see docs/operations.md).
+
+        With ``job_runs_before``, ``job_runs`` rows claimed before it go too. The
+        caller keeps it older than any run key a job may still claim, or that run
+        could be claimed (and run) a second time.
         """
         t = SQLModel.metadata.tables
         items, hits, deliveries = t["items"], t["hits"], t["deliveries"]
@@ -1816,6 +1821,9 @@ class Store:
                     owned = t[name]
                     run(owned, delete(owned).where(owned.c.item_id.in_(doomed)))
             run(items, delete(items).where(items.c.id.in_(doomed.scalar_subquery())))
+            if job_runs_before is not None:
+                job_runs = t["job_runs"]
+                run(job_runs, delete(job_runs).where(job_runs.c.claimed_at < job_runs_before))
             session.commit()
         return counts
 
