@@ -549,6 +549,9 @@ class Config(BaseModel):
     model_config = _MODEL
 
     database: str = Field("sqlite:///wirewatch.db", repr=False)
+    #: How long a claimed feed stays leased to one instance (docs/scaling.md);
+    #: None: twice ``defaults.timeout`` plus a minute (Poller.feed_lease).
+    feed_lease: Duration | None = None
     user_agent: str | None = None
     defaults: Annotated[Defaults, _empty_as(Defaults)] = Defaults()
     concurrency: Annotated[Concurrency, _empty_as(Concurrency)] = Concurrency()
@@ -940,6 +943,7 @@ class _CrossChecks:
         self._check_unique(feeds, "feed")
         self._check_unique(rules_, "rule")
         self._check_intervals(feeds)
+        self._check_feed_lease()
         notifiers = self._notifier_names()
         tags = {tag for _, feed in feeds for tag in _strings(feed.get("tags"))}
         feed_names = [name for _, feed in feeds if isinstance(name := feed.get("name"), str)]
@@ -1015,6 +1019,31 @@ class _CrossChecks:
                 feed.max_interval or defaults.max_interval,
                 interval_path=own if feed.interval else ("feeds", index),
                 subject=f"the interval of feed {name}",
+            )
+
+    def _check_feed_lease(self) -> None:
+        """``feed_lease`` ≥ ``defaults.timeout``.
+
+        A pass renews its leases every third of a lease, but a lease must also
+        outlast one fetch on its own: otherwise one late or failed renewal (a busy
+        event loop, a database hiccup) hands a feed to another instance mid-fetch.
+        """
+        raw = self.data.get("feed_lease")
+        defaults = _quietly(Defaults, self.data.get("defaults") or {})
+        if not isinstance(raw, str) or defaults is None:
+            return  # unset, or a problem the model already reported
+        try:
+            lease = parse_duration(raw)
+        except DurationError:
+            return
+        if lease < defaults.timeout:
+            timeout = format_duration(defaults.timeout)
+            self.loading.add(
+                ("feed_lease",),
+                f"{self.loading.show(('feed_lease',), raw)} is shorter than defaults.timeout "
+                f"({timeout}): another instance could take a feed over while its fetch still "
+                f"runs; set feed_lease to at least {timeout}, or leave it out for the default "
+                "(twice defaults.timeout plus 1m)",
             )
 
     def _check_bounds(

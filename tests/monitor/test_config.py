@@ -66,6 +66,7 @@ def test_defaults_when_only_feeds_are_given() -> None:
     config = load("feeds:\n  - name: bbc\n    url: https://example.org/bbc.xml\n")
     assert config.database == "sqlite:///wirewatch.db"
     assert config.user_agent is None
+    assert config.feed_lease is None  # derived from defaults.timeout (Poller.feed_lease)
     assert config.ops_notify is None
     assert config.defaults.interval == timedelta(minutes=5)
     assert config.defaults.timeout == timedelta(seconds=20)
@@ -100,6 +101,16 @@ def test_polling_keys_are_read() -> None:
     assert config.defaults.alert_after == timedelta(hours=12)
     assert config.ops_notify == "ops"
     assert config.feeds[0].expect_every == timedelta(hours=12)
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("feed_lease: 2m\n", timedelta(minutes=2)),
+    ("feed_lease: 20s\n", timedelta(seconds=20)),  # as long as the default timeout: allowed
+    ("defaults: {timeout: 5s}\nfeed_lease: 5s\n", timedelta(seconds=5)),
+], ids=["minutes", "equal to the timeout", "short with a short timeout"])
+def test_feed_lease_is_read(written: str, expected: timedelta) -> None:
+    config = load(written + "feeds:\n  - name: bbc\n    url: https://example.org/bbc.xml\n")
+    assert config.feed_lease == expected
 
 
 INTERVALS = [

@@ -36,9 +36,9 @@ CASES = [
     Broken(
         "unknown top-level key without a close match lists the keys",
         FEED + "colour: red\n",
-        "config.yaml:4: colour: unknown key 'colour'; expected one of: database, user_agent, "
-        "defaults, concurrency, ops_notify, full_text_concurrency, allow_private_article_hosts, "
-        "lists, feeds, notifiers, rules, http, retention",
+        "config.yaml:4: colour: unknown key 'colour'; expected one of: database, feed_lease, "
+        "user_agent, defaults, concurrency, ops_notify, full_text_concurrency, "
+        "allow_private_article_hosts, lists, feeds, notifiers, rules, http, retention",
     ),
     Broken(
         "unknown feed key",
@@ -100,6 +100,44 @@ CASES = [
         "zero duration",
         FEED + "    expect_every: 0s\n",
         "config.yaml:4: feeds[0].expect_every: a duration must be longer than zero, got '0s'",
+    ),
+    Broken(
+        "feed lease in words",
+        FEED + "feed_lease: 2 minutes\n",
+        "config.yaml:4: feed_lease: expected a duration like 30s, 5m, 2h or 1d, got '2 minutes'",
+    ),
+    Broken(
+        "feed lease as a bare number of seconds",
+        FEED + "feed_lease: 120\n",
+        "config.yaml:4: feed_lease: expected a duration like 30s, 5m, 2h or 1d, got 120",
+    ),
+    Broken(
+        "zero feed lease",
+        FEED + "feed_lease: 0s\n",
+        "config.yaml:4: feed_lease: a duration must be longer than zero, got '0s'",
+    ),
+    Broken(
+        "feed lease shorter than the default timeout",
+        "feed_lease: 10s\n" + FEED,
+        "config.yaml:1: feed_lease: '10s' is shorter than defaults.timeout (20s): another "
+        "instance could take a feed over while its fetch still runs; set feed_lease to at "
+        "least 20s, or leave it out for the default (twice defaults.timeout plus 1m)",
+    ),
+    Broken(
+        "feed lease shorter than a configured timeout",
+        "defaults:\n  timeout: 1m\n" + FEED + "feed_lease: 45s\n",
+        "config.yaml:6: feed_lease: '45s' is shorter than defaults.timeout (1m): another "
+        "instance could take a feed over while its fetch still runs; set feed_lease to at "
+        "least 1m, or leave it out for the default (twice defaults.timeout plus 1m)",
+    ),
+    Broken(
+        "feed lease from the environment is not repeated",
+        FEED + "feed_lease: ${FEED_LEASE}\n",
+        "config.yaml:4: feed_lease: the value of ${FEED_LEASE} is shorter than "
+        "defaults.timeout (20s): another instance could take a feed over while its fetch "
+        "still runs; set feed_lease to at least 20s, or leave it out for the default "
+        "(twice defaults.timeout plus 1m)",
+        environ={"FEED_LEASE": "5s"},
     ),
     Broken(
         "wrong type: a list where a duration belongs",
