@@ -89,8 +89,9 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-#: Seconds a claimed feed stays leased to this instance (docs/scaling.md); unset:
-#: derived from the feeds' timeouts. Short values make takeover after a crash fast.
+#: Seconds a claimed feed stays leased to this instance, over the config's
+#: ``feed_lease`` (docs/scaling.md). Not held to ``defaults.timeout`` as the key is:
+#: tests and experiments use a few seconds so that takeover after a crash is fast.
 FEED_LEASE_ENV = "WIREWATCH_FEED_LEASE_SECONDS"
 
 

@@ -63,9 +63,11 @@ class Monitor:
         clock: Callable[[], datetime] = utcnow,
         feed_lease: timedelta | None = None,
     ) -> None:
-        """``feed_lease``: how long a claimed feed stays leased to this instance
-        (None: derived from the feeds' timeouts, see Poller.feed_lease)."""
+        """``feed_lease``: how long a claimed feed stays leased to this instance,
+        over the config's ``feed_lease`` (None: the config's, else derived from
+        the feeds' timeouts, see Poller.feed_lease)."""
         self._config = config
+        self._feed_lease_override = feed_lease
         self._store = store
         self._notifiers = dict(notifiers)
         self._clock = clock
@@ -77,7 +79,7 @@ class Monitor:
         # against the event loop (figures: docs/polling.md, python -m bench polling).
         self.poller = Poller(store=store, client=self._client, plan=self._plan, clock=clock,
                              instance_id=instance_id, parser=ProcessParser())
-        self.poller.lease = feed_lease
+        self.poller.lease = self._feed_lease(config)
         self.deliverer = Deliverer(
             store=store, notifiers=self._notifiers, instance_id=instance_id, clock=clock,
             ops_notifier=config.ops_notify, policy=policy_from_config(config),
@@ -121,6 +123,9 @@ class Monitor:
         self._plan = plan_from_config(config)
         self._sync_feeds()
         self.poller.replace_plan(self._plan)
+        # No restart needed, as for the lease derived from the timeouts: feeds
+        # claimed from now on get the new lease; those already held keep theirs.
+        self.poller.lease = self._feed_lease(config)
         replaced = [n for name, n in self._notifiers.items() if notifiers.get(name) is not n]
         self._notifiers = dict(notifiers)
         self.deliverer.replace_notifiers(self._notifiers)
@@ -130,6 +135,11 @@ class Monitor:
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),
                  len(self._plan.rules), ",".join(self._notifiers))
+
+    def _feed_lease(self, config: Config) -> timedelta | None:
+        if self._feed_lease_override is not None:
+            return self._feed_lease_override
+        return config.feed_lease
 
     def reject_config(self, rejected: Rejected) -> None:
         """Log every problem of a config that failed to load; tell ``ops_notify`` once."""
