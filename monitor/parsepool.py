@@ -17,9 +17,11 @@ import logging
 import multiprocessing
 import os
 import resource
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.process import BaseProcess
 from typing import Protocol
 
 from monitor.parse import FeedParseError, ParsedFeed, parse_feed
@@ -74,6 +76,29 @@ def _parse_in_worker(
     return parsed, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _exit_with_parent() -> None:
+    """Pool initializer: end this worker as soon as the process that owns the pool ends.
+
+    Without it, a worker outlives a monitor that died without closing its pool
+    (SIGKILL, the OOM killer, ``run --once`` stopped by SIGTERM): the worker waits
+    on its task queue, whose write end it holds itself, so it never sees EOF; and
+    as every worker also holds the forkserver's "alive" pipe and the resource
+    tracker's pipe, those two stay as well. All of them idle, for good.
+    ``parent_process().join()`` waits on the sentinel pipe that multiprocessing
+    keeps open in the parent for exactly this purpose; once the workers are gone,
+    the forkserver and the tracker see EOF and exit by themselves.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_gone, args=(parent,), daemon=True,
+                         name="parent-watch").start()
+
+
+def _exit_when_gone(parent: BaseProcess) -> None:
+    parent.join()
+    os._exit(1)  # no cleanup to do: the parse in hand has nobody to return to
+
+
 class ProcessParser:
     """Parses in ``workers`` processes (default: one per core), started on first use.
 
@@ -93,7 +118,8 @@ class ProcessParser:
             context = multiprocessing.get_context(
                 "forkserver" if "forkserver" in methods else "spawn"
             )
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
+                                             initializer=_exit_with_parent)
         return self._pool
 
     async def parse(self, body: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
