@@ -70,6 +70,68 @@ class Daemon:
         self._err.close()
 
 
+# A process is named by its pid and its start time (field 22 of /proc/PID/stat), so
+# a pid the kernel hands to an unrelated process later is not mistaken for it.
+ProcessId = tuple[int, int]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (which may hold spaces); None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[1])
+
+
+def descendants(pid: int) -> set[ProcessId]:
+    """Every live process below ``pid``: children, their children, and so on."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        fields = _stat_fields(int(entry)) if entry.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: set[ProcessId] = set()
+    parents = [pid]
+    while parents:
+        for child in children.get(parents.pop(), []):
+            fields = _stat_fields(child)
+            if fields is not None and (child, int(fields[19])) not in found:
+                found.add((child, int(fields[19])))
+                parents.append(child)
+    return found
+
+
+def running(processes: set[ProcessId]) -> dict[int, str]:
+    """Those of ``processes`` still running (zombies, awaiting their reaper, are not),
+    by pid, with their command lines."""
+    alive: dict[int, str] = {}
+    for pid, started in processes:
+        fields = _stat_fields(pid)
+        if fields is None or int(fields[19]) != started or fields[0] == "Z":
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        alive[pid] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+    return alive
+
+
+def survivors(processes: set[ProcessId], *, timeout: float = 15.0) -> dict[int, str]:
+    """Those of ``processes`` still running once they have had ``timeout`` seconds to
+    end: helpers notice their owner's exit a moment after it, not at the same instant."""
+    deadline = time.monotonic() + timeout
+    while (alive := running(processes)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
