@@ -101,6 +101,11 @@ def thread_headers(earlier: Sequence[str]) -> dict[str, str]:
     return {"In-Reply-To": ids[-1], "References": " ".join(ids)}
 
 
+def _also(alert: Alert) -> str:
+    """The story's other sources: "DW (first), Reuters (+4 min)" ("" when none)."""
+    return ", ".join(one_line(s) for s in alert.other_sources)
+
+
 def _text_body(alert: Alert) -> str:
     snippet = "".join(
         f"**{piece}**" if marked else piece
@@ -120,6 +125,8 @@ def _text_body(alert: Alert) -> str:
     ]
     if alert.severity != "normal":
         lines.append(f"Severity:  {one_line(alert.severity)}")
+    if alert.other_sources:
+        lines.append(f"Also:      {_also(alert)}")
     if snippet.strip():
         lines += ["", one_line(snippet)]
     lines += ["", "-- ", "Sent by wirewatch."]
@@ -147,6 +154,8 @@ def _html_body(alert: Alert) -> str:
     ]
     if alert.severity != "normal":
         rows.append(("Severity", one_line(alert.severity)))
+    if alert.other_sources:
+        rows.append(("Also", _also(alert)))
     details = Markup("").join(
         Markup('<tr><th align="left" style="padding-right:1em">{}</th><td>{}</td></tr>').format(
             label, value
@@ -216,10 +225,13 @@ def build_digest_email(
         for alert in alerts:
             title = one_line(alert.title) or "(no title)"
             link = safe_link(alert.link)
-            text.append(f"  - {title} ({one_line(alert.feed)})" + (f"\n    {link}" if link else ""))
+            text.append(f"  - {title} ({one_line(alert.feed)})" + (f"\n    {link}" if link else "")
+                        + (f"\n    Also: {_also(alert)}" if alert.other_sources else ""))
             label = Markup('<a href="{}">{}</a>').format(link, title) if link else escape(title)
-            items.append(Markup("<li>{} <small>({})</small></li>").format(
-                label, one_line(alert.feed)))
+            also = (Markup("<br><small>Also: {}</small>").format(_also(alert))
+                    if alert.other_sources else Markup(""))
+            items.append(Markup("<li>{} <small>({})</small>{}</li>").format(
+                label, one_line(alert.feed), also))
         text.append("")
         html_groups.append(Markup("<h3>{} ({})</h3><ul>{}</ul>").format(
             one_line(rule), len(alerts), Markup("").join(items)))

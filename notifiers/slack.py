@@ -55,6 +55,8 @@ _MAX_TITLE = 300
 _MAX_HEADER = 150  # header block, plain_text
 _MAX_SECTION = 3000  # section block text
 _MAX_BLOCKS = 50  # blocks per message
+# A digest entry's "Also:" line: a story in fifty outlets must not crowd the others out.
+_MAX_DIGEST_ALSO = 500
 # Slack asks for no more than one message per second per channel:
 # https://api.slack.com/apis/rate-limits#posting-messages
 MIN_INTERVAL = 1.0
@@ -276,9 +278,20 @@ def build_slack_message(alert: Alert, *, mention: str | None = None) -> dict[str
     return {"text": text, "blocks": blocks}
 
 
+def _also_mrkdwn(alert: Alert, limit: int) -> str:
+    """"Also: DW (first), Reuters (+4 min)", escaped, within ``limit`` characters."""
+    return _fit(lambda n: "Also: " + escape_mrkdwn(truncate_words(
+        ", ".join(one_line(s) for s in alert.other_sources), n)),
+        sum(len(s) + 2 for s in alert.other_sources), limit)
+
+
 def _digest_line(alert: Alert) -> str:
     title = truncate_words(one_line(alert.title), _MAX_TITLE) or "(no title)"
-    return f"• {_headline(title, safe_link(alert.link))} · {escape_mrkdwn(one_line(alert.feed))}"
+    line = f"• {_headline(title, safe_link(alert.link))} · {escape_mrkdwn(one_line(alert.feed))}"
+    if alert.other_sources:
+        # The story's other sources as of sending, as an immediate alert's context line.
+        line += "\n      " + _also_mrkdwn(alert, _MAX_DIGEST_ALSO)
+    return line
 
 
 def build_digest_message(digest: Digest) -> dict[str, Any]:

@@ -120,6 +120,44 @@ def test_slack_digest_stays_within_50_blocks_and_counts_the_rest() -> None:
     assert closing == f"… and {3000 - shown} more"
 
 
+def test_digest_entries_and_email_alerts_name_their_story_sources() -> None:
+    crowded = tuple(f"Outlet {i} & Co (+{i} min)" for i in range(400))
+    alerts = (make_alert(alert_id="a0", other_sources=("DW (first)", "<!channel> AP (+4 min)")),
+              make_alert(alert_id="a1", other_sources=crowded),
+              make_alert(alert_id="a2"))
+    small = Digest(digest_id="d1", kind="digest", title="Digest: 3 matches", alerts=alerts)
+    [section] = (b["text"]["text"] for b in build_digest_message(small)["blocks"][1:])
+    lines = section.splitlines()
+    assert [line.startswith("• ") for line in lines[1:]] == [True, False, True, False, True]
+    assert lines[2] == "      Also: DW (first), &lt;!channel&gt; AP (+4 min)"
+    also = lines[4].strip()
+    assert also.startswith("Also: Outlet 0 &amp; Co (+0 min), Outlet 1 &amp; Co")
+    assert len(also) <= 500 and also.endswith("…")
+    assert not re.search(r"&[a-z]{0,3}$", also.rstrip("…"))  # never cut inside an entity
+
+    text = build_digest_email(small, sender=SENDER, recipients=["desk@news.example"])
+    plain = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = text.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "    Also: DW (first), <!channel> AP (+4 min)" in plain.splitlines()
+    assert "<small>Also: DW (first), &lt;!channel&gt; AP (+4 min)</small>" in html
+    single = build_email(alerts[0], sender=SENDER, recipients=["desk@news.example"])
+    assert "Also:      DW (first), <!channel> AP (+4 min)" in single.get_body(  # type: ignore[union-attr]
+        ("plain",)).get_content().splitlines()
+    assert "<td>DW (first), &lt;!channel&gt; AP (+4 min)</td>" in single.get_body(  # type: ignore[union-attr]
+        ("html",)).get_content()
+
+    # Many entries, each with a long "Also:" line: still 50 blocks of at most 3,000.
+    big = Digest(digest_id="d2", kind="digest", title="Digest", alerts=tuple(
+        make_alert(alert_id=f"b{i}", rule=f"rule-{i % 7}", other_sources=crowded)
+        for i in range(500)))
+    blocks = build_digest_message(big)["blocks"]
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    shown = sum(b["text"]["text"].count("\n• ") + b["text"]["text"].startswith("• ")
+                for b in blocks if b["type"] == "section")
+    assert blocks[-1]["elements"][0]["text"] == f"… and {500 - shown} more"
+
+
 def test_email_list_id_and_threading_headers() -> None:
     assert list_id("Desk Mail", "Wirewatch <wirewatch@News.example>") == (
         "wirewatch desk-mail <desk-mail.wirewatch.news.example>")
