@@ -34,7 +34,7 @@ from typing import Protocol
 from monitor.holds import DeliveryPolicy, batch_kind
 from monitor.pacing import Pacer
 from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
-from monitor.story_desk import send_story_updates, with_story
+from monitor.story_desk import digest_with_stories, send_story_updates, with_story
 from notifiers import Alert, Digest, Notice, Notifier, NotifyError, Receipt
 
 log = logging.getLogger("wirewatch.delivery")
@@ -345,14 +345,24 @@ class Deliverer:
     async def _send_batch(
         self, notifier: Notifier, rows: list[ClaimedDelivery], summary: DeliverySummary
     ) -> None:
-        digest = digest_for(rows)
         ids = [row.id for row in rows]
+        as_of = self._clock()
+
+        def send() -> Receipt:
+            # Each entry names its story's sources as of the channel's slot, and the
+            # batch counts as sent as of then: a source stored after that moment gets
+            # its own story update, one stored before it is in the digest.
+            nonlocal as_of
+            as_of = self._clock()
+            digest = digest_with_stories(self._store, digest_for(rows), [r.hit_id for r in rows])
+            return notifier.send_digest(digest)
+
         try:
-            receipt = await self._paced(notifier, lambda: notifier.send_digest(digest))
+            receipt = await self._paced(notifier, send)
         except Exception as exc:
             self._handle_error(rows, _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=self._clock())
+        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=as_of)
         summary.sent += len(rows)
         self._observe(rows, "sent")
         log.info("notifier=%s batch=%s deliveries=%d sent", notifier.name, rows[0].batch,

@@ -36,7 +36,7 @@ from monitor.store import (
     utcnow,
 )
 from monitor.stories import WINDOW, Fingerprint, StoryIndex, fingerprint
-from notifiers import Alert, Notifier, NotifyError, Receipt
+from notifiers import Alert, Digest, Notifier, NotifyError, Receipt
 
 log = logging.getLogger("wirewatch.stories")
 
@@ -195,7 +195,18 @@ def with_story(store: Store, alert: Alert, *, hit_id: int) -> Alert:
                                                       own_feed=alert.feed))
 
 
+def digest_with_stories(store: Store, digest: Digest, hit_ids: Sequence[int]) -> Digest:
+    """The digest with each entry's story sources as known now, as :func:`with_story`
+    gives an immediate alert; ``hit_ids`` are the entries' hits, in order."""
+    return replace(digest, alerts=tuple(
+        with_story(store, alert, hit_id=hit_id)
+        for alert, hit_id in zip(digest.alerts, hit_ids, strict=True)))
+
+
 # ----------------------------------------------------------------------------- updates
+
+#: Longest title quoted in an update under a digest (feed text; Slack caps a message).
+_MAX_QUOTED_TITLE = 300
 
 
 @dataclass(slots=True)
@@ -280,9 +291,19 @@ async def _send_update(
     alert = original_alert(delivery)
     alert = replace(alert, other_sources=other_sources(sources, own_feed=alert.feed))
     note = f"Also reported by: {row.new_feed} ({_after(row.new_seen_at - sources[0].seen_at)})"
+    mode = row.mode
+    if delivery.batch is not None:
+        # The original is a digest (or a catch-up or flood summary) of many stories:
+        # an edit would replace them all with this one, so the update goes in its
+        # thread, naming the story it is about.
+        mode = "thread"
+        title = " ".join(delivery.title.split()) or "(no title)"
+        if len(title) > _MAX_QUOTED_TITLE:
+            title = title[:_MAX_QUOTED_TITLE - 1].rstrip() + "…"
+        note = f"{note}: {title}"
     try:
         receipt = await asyncio.to_thread(_deliver_update, notifier, alert,
-                                          original=row.original_external_id, mode=row.mode,
+                                          original=row.original_external_id, mode=mode,
                                           note=note)
     except NotifyError as exc:
         if exc.retryable and now - row.created_at < MAX_AGE:
@@ -295,7 +316,7 @@ async def _send_update(
     store.finish_story_update(row.id, status=SENT, now=clock(), external_id=receipt.external_id)
     summary.sent += 1
     log.info("notifier=%s story=%d update=%d mode=%s sent", row.notifier, row.story_id,
-             row.id, row.mode)
+             row.id, mode)
 
 
 def story_update_modes(notifier_configs: Mapping[str, object]) -> dict[str, str]:

@@ -1,0 +1,202 @@
+"""A story held for a digest: the digest lists the sources known when it is sent, and
+only sources after that produce story updates.
+
+One story, first seen in feed ``a`` at 07:00 (Berlin), then in ``b`` (07:04) and ``c``
+(07:09) while its alert waits for the 08:00 digest; ``d`` carries it at 08:30. Real
+Slack stand-in (reached by slack-sdk) and aiosmtpd, a fake wall clock (time-machine),
+SQLite and PostgreSQL. The deliverer and the story desk run on the default clock,
+which time-machine moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from monitor.delivery import Deliverer
+from monitor.digest import DigestSchedule
+from monitor.holds import ChannelPolicy, DeliveryPolicy
+from monitor.pacing import Pacer
+from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
+from monitor.story_desk import StoryDesk
+from notifiers import Digest, EmailNotifier, Notifier, Receipt, SlackNotifier
+from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
+from tests.support import SlackStandIn, SmtpServer
+
+BERLIN = ZoneInfo("Europe/Berlin")
+TITLE = "Armenia seeks to distance itself from Russia's military pact"
+LEAD = "Armenia will not take part in events of the Russian-led Collective Security Treaty."
+DAILY = "0 8 * * *"
+
+
+def berlin(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 3, 2, hour, minute, tzinfo=BERLIN)
+
+
+def policy_for(where: str) -> DeliveryPolicy:
+    """The 08:00 digest as the rule's own schedule, or as both channels'."""
+    if where == "rule":
+        return DeliveryPolicy(rule_digests={"csto": DigestSchedule(DAILY, "Europe/Berlin",
+                                                                   rule="csto")})
+    schedule = DigestSchedule(DAILY, "Europe/Berlin")
+    return DeliveryPolicy(channels={"desk": ChannelPolicy(digest=schedule),
+                                    "mail": ChannelPolicy(digest=schedule)})
+
+
+def poll(store: Store, desk: StoryDesk, feed: str,
+         notifiers: tuple[str, ...] = ("desk", "mail")) -> None:
+    """``feed`` carries the story now (the same article, its own tracking parameters);
+    rule csto matches it for ``notifiers``."""
+
+    def match(items: Sequence[NewItem]) -> list[NewHit]:
+        return [NewHit(rule="csto", item_key=i.item_key, severity="normal", matched_terms=(),
+                       snippet=i.summary, marks=(), notifiers=notifiers) for i in items]
+
+    now = datetime.now(UTC)
+    feed_id = next(s.id for s in store.due_feeds(now=now, force=True) if s.name == feed)
+    item = NewItem(item_key=f"{feed}-1", guid=f"{feed}-1",
+                   link=f"https://caucasus.example/armenia-csto?utm_source={feed}",
+                   title=TITLE, summary=LEAD, content="", author="", categories=(),
+                   published_at=now)
+    store.store_poll(feed_id, [item], match=match, stories=desk, update_=FeedUpdate(
+        polled_at=now, next_poll_at=now + timedelta(minutes=5), status=200, error=None))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:  # noqa: F811
+    opened = Store.open(database_url)
+    opened.sync_feeds([FeedSpec(n, f"http://127.0.0.1:1/{n}") for n in "abcd"],
+                      now=berlin(6).astimezone(UTC))
+    yield opened
+    opened.close()
+
+
+def notifiers_for(slack: SlackStandIn, smtp: SmtpServer) -> dict[str, Notifier]:
+    return {
+        "desk": SlackNotifier(name="desk", channel="#desk", token=slack.token,
+                              base_url=slack.base_url),
+        "mail": EmailNotifier(name="mail", host="127.0.0.1", port=smtp.port, security="none",
+                              sender="wirewatch@newsroom.test",
+                              recipients=["editors@newsroom.test"]),
+    }
+
+
+def deliver(store: Store, notifiers: dict[str, Notifier], policy: DeliveryPolicy) -> None:
+    asyncio.run(Deliverer(store=store, notifiers=notifiers, instance_id="test:1",
+                          policy=policy, pacer=Pacer(scale=0.0)).deliver_due())
+
+
+def slack_also(message: dict[str, object]) -> list[str]:
+    """The "Also:" lines of a Slack digest's entries."""
+    sections = [b["text"]["text"] for b in message["blocks"]  # type: ignore[attr-defined, index]
+                if b["type"] == "section"]
+    return [line.strip() for text in sections for line in text.splitlines()
+            if line.strip().startswith("Also:")]
+
+
+def parts(mail: EmailMessage) -> tuple[str, str]:
+    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    return plain, html
+
+
+@pytest.mark.parametrize("where", ["rule", "notifier"])
+@pytest.mark.parametrize("mode", ["thread", "edit"])
+def test_digest_lists_the_sources_known_when_sent_and_later_ones_update_once(
+    store: Store, slack_standin: SlackStandIn, smtp_server: SmtpServer, where: str, mode: str,
+) -> None:
+    policy = policy_for(where)
+    notifiers = notifiers_for(slack_standin, smtp_server)
+    with time_machine.travel(berlin(7), tick=False) as clock:
+        desk = StoryDesk.load(store, update_modes={"desk": mode, "mail": "thread"})
+        poll(store, desk, "a")
+        deliver(store, notifiers, policy)
+        for minute, feed in ((4, "b"), (9, "c")):
+            clock.move_to(berlin(7, minute))
+            poll(store, desk, feed)
+            deliver(store, notifiers, policy)
+        assert slack_standin.calls == [] and smtp_server.messages == []
+
+        clock.move_to(berlin(8))
+        deliver(store, notifiers, policy)
+        [digest] = slack_standin.messages
+        assert digest.body["text"] == "Digest: 1 match since 2026-03-02 06:00 UTC"
+        # The entry is feed a's hit; b and c joined its story before the digest went out.
+        assert slack_also(digest.body) == ["Also: b (+4 min), c (+9 min)"]
+        [mail] = smtp_server.messages
+        plain, html = parts(mail.message)
+        assert "\n    Also: b (+4 min), c (+9 min)\n" in plain
+        assert "<small>Also: b (+4 min), c (+9 min)</small>" in html
+        # Both sources are in the digest: their updates are dropped, nothing else is sent.
+        assert len(slack_standin.calls) == 1 and len(smtp_server.messages) == 1
+        updates = store.story_updates()
+        assert len(updates) == 4  # (b, c) x (desk, mail)
+        assert {(u["status"], u["last_error"]) for u in updates} == {
+            ("sent", "listed in the original alert")}
+
+        # A fourth source after the digest: exactly one update per channel.
+        clock.move_to(berlin(8, 30))
+        poll(store, desk, "d")
+        deliver(store, notifiers, policy)
+        clock.move_to(berlin(9))
+        deliver(store, notifiers, policy)
+
+    desk_ts = digest.response["ts"]  # type: ignore[index]
+    # An edit would turn the digest into this one story: a thread reply instead,
+    # naming the story among the digest's entries.
+    assert slack_standin.calls_to("chat.update") == []
+    [reply] = slack_standin.calls[1:]
+    assert reply.method == "chat.postMessage" and reply.ok
+    assert reply.body["thread_ts"] == desk_ts
+    assert reply.body["text"] == f"Also reported by: d (+1 h 30 min): {TITLE}"
+    [follow_up] = smtp_server.messages[1:]
+    assert follow_up.message["In-Reply-To"] == mail.message["Message-ID"]
+    plain, html = parts(follow_up.message)
+    assert "Also:      b (+4 min), c (+9 min), d (+1 h 30 min)" in plain
+    assert "b (+4 min), c (+9 min), d (+1 h 30 min)" in html
+    assert len(store.story_updates()) == 6
+
+
+class PollDuringDigest(SlackNotifier):
+    """The Slack notifier, with another source of the story stored a minute later
+    while the digest is on its way (another instance's poll, say)."""
+
+    def __init__(self, *, during: object, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._during = during
+
+    def send_digest(self, digest: Digest) -> Receipt:
+        self._during()  # type: ignore[operator]
+        return super().send_digest(digest)
+
+
+def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
+    store: Store, slack_standin: SlackStandIn,
+) -> None:
+    policy = DeliveryPolicy(channels={"desk": ChannelPolicy(
+        digest=DigestSchedule(DAILY, "Europe/Berlin"))})
+    with time_machine.travel(berlin(7), tick=False) as clock:
+        desk = StoryDesk.load(store, update_modes={"desk": "thread"})
+
+        def another_source() -> None:
+            clock.shift(timedelta(minutes=1))
+            poll(store, desk, "b", ("desk",))
+
+        slack = PollDuringDigest(during=another_source, name="desk", channel="#desk",
+                                 token=slack_standin.token, base_url=slack_standin.base_url)
+        poll(store, desk, "a", ("desk",))
+        deliver(store, {"desk": slack}, policy)
+        clock.move_to(berlin(8))
+        deliver(store, {"desk": slack}, policy)
+
+    digest, reply = slack_standin.messages
+    # b was not known when the digest's entries were read, so it gets its reply.
+    assert slack_also(digest.body) == []
+    assert reply.body["thread_ts"] == digest.response["ts"]  # type: ignore[index]
+    assert reply.body["text"] == f"Also reported by: b (+1 h 1 min): {TITLE}"
