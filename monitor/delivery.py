@@ -329,14 +329,25 @@ class Deliverer:
                 )
                 return
             self._store.admit_delivery(delivery.id, now=now)
-        # The story's other sources so far: "Also: DW (first), Reuters (+4 min)".
-        alert = with_story(self._store, alert_for(delivery), hit_id=delivery.hit_id)
+        as_of = self._clock()
+
+        def send() -> Receipt:
+            # The story's other sources as of the channel's slot ("Also: DW (first),
+            # Reuters (+4 min)"), and the alert counts as sent as of then, as a digest
+            # does: a source stored during the pacing wait is listed, one stored while
+            # the message is on its way gets its own story update. Read before the
+            # wait and marked after the send, such a source was in neither.
+            nonlocal as_of
+            as_of = self._clock()
+            return notifier.send(with_story(self._store, alert_for(delivery),
+                                            hit_id=delivery.hit_id))
+
         try:
-            receipt = await self._paced(notifier, lambda: notifier.send(alert))
+            receipt = await self._paced(notifier, send)
         except Exception as exc:
             self._handle_error([delivery], _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=self._clock())
+        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=as_of)
         summary.sent += 1
         self._observe([delivery], "sent")
         log.info("notifier=%s rule=%s delivery=%d sent", notifier.name, delivery.rule,

@@ -1,5 +1,5 @@
 """A story held for a digest: the digest lists the sources known when it is sent, and
-only sources after that produce story updates.
+only sources after that produce story updates (an immediate alert: the same).
 
 One story, first seen in feed ``a`` at 07:00 (Berlin), then in ``b`` (07:04) and ``c``
 (07:09) while its alert waits for the 08:00 digest; ``d`` carries it at 08:30. Real
@@ -25,7 +25,7 @@ from monitor.holds import ChannelPolicy, DeliveryPolicy
 from monitor.pacing import Pacer
 from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
 from monitor.story_desk import StoryDesk
-from notifiers import Digest, EmailNotifier, Notifier, Receipt, SlackNotifier
+from notifiers import Alert, Digest, EmailNotifier, Notifier, Receipt, SlackNotifier
 from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 from tests.support import SlackStandIn, SmtpServer
 
@@ -200,3 +200,41 @@ def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
     assert slack_also(digest.body) == []
     assert reply.body["thread_ts"] == digest.response["ts"]  # type: ignore[index]
     assert reply.body["text"] == f"Also reported by: b (+1 h 1 min): {TITLE}"
+
+
+class PollDuringSend(SlackNotifier):
+    """The Slack notifier, with another source of the story stored a minute later
+    while an immediate alert is on its way."""
+
+    def __init__(self, *, during: object, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._during = during
+
+    def send(self, alert: Alert) -> Receipt:
+        self._during()  # type: ignore[operator]
+        return super().send(alert)
+
+
+def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
+    store: Store, slack_standin: SlackStandIn,
+) -> None:
+    with time_machine.travel(berlin(7), tick=False) as clock:
+        desk = StoryDesk.load(store, update_modes={"desk": "thread"})
+
+        def another_source() -> None:
+            clock.shift(timedelta(minutes=1))
+            poll(store, desk, "b", ("desk",))
+
+        slack = PollDuringSend(during=another_source, name="desk", channel="#desk",
+                               token=slack_standin.token, base_url=slack_standin.base_url)
+        poll(store, desk, "a", ("desk",))
+        deliver(store, {"desk": slack}, DeliveryPolicy())
+        clock.shift(timedelta(minutes=1))
+        deliver(store, {"desk": slack}, DeliveryPolicy())
+
+    alert, reply = slack_standin.messages
+    # b was not known when the alert was composed: not listed, so it gets its reply
+    # rather than being dropped as "listed in the original alert".
+    assert "Also" not in str(alert.body)
+    assert reply.body["thread_ts"] == alert.response["ts"]  # type: ignore[index]
+    assert reply.body["text"] == "Also reported by: b (+1 min)"
