@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the config (or a query) is invalid, or the database
 cannot be opened; 2 usage error; 3 ``run --once`` left alerts undelivered
-(failed, or still pending when its wait ended).
+(failed, or still pending when its wait ended); 128 + the signal's number when
+``run --once`` was stopped by SIGTERM (143) or SIGINT (130).
 """
 
 from __future__ import annotations
@@ -147,12 +148,34 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _run_once(monitor: Monitor, args: argparse.Namespace, ctx: Context) -> int:
+    # SIGTERM (cron's or systemd's timeout) and SIGINT stop the run as an exception
+    # inside it, so that what it claimed is given back on the way out.
+    interrupted_by: list[signal.Signals] = []
+    running = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    assert running is not None
+    handled: list[signal.Signals] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, _interrupt, running, signum, interrupted_by)
+        except (ValueError, RuntimeError):  # not the main thread: no handler to install
+            continue
+        handled.append(signum)
     try:
         with progress_for_once(monitor, ctx.stderr, force=args.force):
             report = await monitor.run_once(
                 force=args.force, deliver_timeout=timedelta(seconds=args.deliver_timeout)
             )
+    except asyncio.CancelledError:
+        if not interrupted_by:
+            raise
+        signum = interrupted_by[0]
+        print(f"wirewatch: stopped by {signum.name}; feed leases and claimed alerts released, "
+              "unsent alerts stay queued for the next run", file=ctx.stderr)
+        return 128 + signum
     finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
         await monitor.aclose()
     poll, sent = report.poll, report.delivery
     print(
@@ -166,6 +189,13 @@ async def _run_once(monitor: Monitor, args: argparse.Namespace, ctx: Context) ->
     if sent.failed or report.pending_after:
         return EXIT_UNDELIVERED
     return EXIT_OK
+
+
+def _interrupt(task: asyncio.Task[int], signum: signal.Signals,
+               interrupted_by: list[signal.Signals]) -> None:
+    if not interrupted_by:  # a second signal while stopping changes nothing
+        interrupted_by.append(signum)
+        task.cancel()
 
 
 async def _run_forever(monitor: Monitor, ctx: Context) -> None:

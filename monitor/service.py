@@ -219,8 +219,13 @@ class Monitor:
     async def run_once(
         self, *, force: bool = False, deliver_timeout: timedelta = timedelta(seconds=60)
     ) -> RunReport:
-        poll = await self.poller.poll_due(force=force)
-        delivery = await self.deliverer.drain(deadline=deliver_timeout)
+        try:
+            poll = await self.poller.poll_due(force=force)
+            delivery = await self.deliverer.drain(deadline=deliver_timeout)
+        finally:
+            # Interrupted (SIGTERM from cron's timeout, Ctrl-C) or not, nothing stays
+            # claimed by this process once it is gone.
+            self.release_own_claims()
         counts = self._store.delivery_counts()
         return RunReport(
             poll=poll,
@@ -256,11 +261,14 @@ class Monitor:
             if watching is not None:
                 watching.cancel()
             await scheduler.shutdown(grace_seconds=10.0)
-            # Rows claimed by a pass that was cancelled go back to pending now,
-            # rather than waiting for their lease to expire.
-            self._store.release_claims(now=self._clock(), claimer=self.deliverer.instance_id)
-            # Feeds leased to this instance are free for the others at once.
-            self._store.release_feeds(owner=self.poller.instance_id)
+            self.release_own_claims()
+
+    def release_own_claims(self) -> None:
+        """Give back what this process holds: deliveries claimed by a pass that was
+        cancelled go back to pending, and feeds leased to it are free for the other
+        instances, now rather than when their leases expire."""
+        self._store.release_claims(now=self._clock(), claimer=self.deliverer.instance_id)
+        self._store.release_feeds(owner=self.poller.instance_id)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
+
+from sqlalchemy import text
 
 from monitor.store import Store
 from tests.ops.daemon import DATA, Daemon
@@ -73,3 +76,81 @@ def _wait_for_status(db: Path, status: str, timeout: float = 20.0) -> bool:
             store.close()
         time.sleep(0.1)
     return False
+
+
+ONCE_CONFIG = """\
+database: "sqlite:///{db}"
+defaults:
+  timeout: 60s
+feeds:
+{feeds}
+notifiers:
+  desk:
+    type: slack
+    token: ${{SLACK_BOT_TOKEN}}
+    channel: "#world-desk"
+    base_url: {slack}
+rules:
+  - name: csto-exit
+    query: CSTO AND withdraw*
+"""
+
+
+def _feed_leases(db: Path) -> dict[str, str | None]:
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        with store.engine.connect() as connection:
+            rows = connection.execute(text("SELECT name, lease_owner FROM feeds")).all()
+        return {name: owner for name, owner in rows}
+    finally:
+        store.close()
+
+
+def test_run_once_stopped_by_sigterm_mid_poll_hands_its_feed_leases_back(
+    tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn
+) -> None:
+    """From cron under `timeout`: the hung fetch's feed is free for the next run at once."""
+    feed_server.set_route("/stuck.rss", Response(body=b"<rss/>", delay=45))
+    db = tmp_path / "w.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(ONCE_CONFIG.format(
+        db=db, feeds=f"  - name: stuck\n    url: {feed_server.url('/stuck.rss')}",
+        slack=slack_standin.base_url))
+    assert slack_standin.token is not None
+    daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
+    try:
+        feed_server.wait_for_requests(1, timeout=20)
+        assert _feed_leases(db)["stuck"] is not None, "the feed was not leased while polled"
+        code = daemon.stop(timeout=30)
+    finally:
+        daemon.close()
+    assert code == 143, daemon.stderr
+    assert "stopped by SIGTERM" in daemon.stderr
+    assert _feed_leases(db) == {"stuck": None}
+
+
+def test_run_once_stopped_by_sigint_mid_send_hands_the_alert_back(
+    tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn
+) -> None:
+    feed_server.serve_file("/world.rss", DATA / "world.rss")
+    slack_standin.fail_next(status=500, delay=25, method="chat.postMessage")
+    db = tmp_path / "w.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(ONCE_CONFIG.format(
+        db=db, feeds=f"  - name: caucasus\n    url: {feed_server.url('/world.rss')}",
+        slack=slack_standin.base_url))
+    assert slack_standin.token is not None
+    daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
+    try:
+        assert _wait_for_status(db, "sending"), "the send never started"
+        code = daemon.stop(signal.SIGINT, timeout=30)
+    finally:
+        daemon.close()
+    assert code == 130, daemon.stderr
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        # Back in the outbox for the next run, not held until its claim expires.
+        assert [d["status"] for d in store.deliveries()] == ["pending"]
+    finally:
+        store.close()
+    assert _feed_leases(db) == {"caucasus": None}
