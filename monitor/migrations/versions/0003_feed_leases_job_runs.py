@@ -13,8 +13,10 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0003"
@@ -46,7 +48,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('job', 'run_key', name='uq_job_runs_job_key')
         )
-    columns = [
+    columns: list[sa.Column[Any]] = [
         sa.Column('lease_owner', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column('lease_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.Column('last_polled_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
