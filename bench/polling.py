@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
+from sqlmodel import col
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds"
 
@@ -214,7 +215,7 @@ def prime(store: Any, bodies: list[bytes], feeds: int) -> None:
             elif kind == "unchanged":
                 values["body_hash"] = hashlib.sha256(bodies[index % len(bodies)]).hexdigest()
             if values:
-                connection.execute(update(FeedRow).where(FeedRow.name == f"f{index:05d}")
+                connection.execute(update(FeedRow).where(col(FeedRow.name) == f"f{index:05d}")
                                    .values(**values))
 
 

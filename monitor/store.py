@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias, cast, overload
 
 from sqlalchemy import (
+    ColumnElement,
     Engine,
     String,
     any_,
@@ -44,9 +45,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult, Result
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, UniqueConstraint, create_engine, select
+from sqlmodel import Field, Session, SQLModel, UniqueConstraint, col, create_engine, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from monitor.schema import upgrade_schema
 
@@ -69,6 +71,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands datetimes back naive; everything we store is UTC.
     if value is None or value.tzinfo is not None:
@@ -185,12 +191,13 @@ class OutboxState(SQLModel):
     sent_at: datetime | None = None
 
 
-def _due(table: Any, *, now: datetime, waiting: str = PENDING) -> Any:
+def _due(table: type[OutboxState], *, now: datetime,
+         waiting: str = PENDING) -> ColumnElement[bool]:
     """Outbox rows ready to claim: waiting and their time has come, or a claim on
     them expired (the process that held it died while sending)."""
     return or_(
-        (table.status == waiting) & (table.next_attempt_at <= now),
-        (table.status == SENDING) & (table.claimed_until < now),
+        (col(table.status) == waiting) & (col(table.next_attempt_at) <= now),
+        (col(table.status) == SENDING) & (col(table.claimed_until) < now),
     )
 
 
@@ -278,6 +285,10 @@ class StoryUpdateRow(OutboxState, table=True):
     item_id: int = Field(foreign_key="items.id")
     notifier: str = Field(max_length=200)
     mode: str = Field(max_length=16)  # "edit" | "thread"
+
+
+#: The tables claimed and marked through the outbox queries (Store._lease).
+OutboxTable: TypeAlias = type[DeliveryRow] | type[NoticeRow] | type[StoryUpdateRow]
 
 
 class JobRunRow(SQLModel, table=True):
@@ -659,13 +670,13 @@ class Store:
         due before that time, not even when forced: RFC 9110 §10.2.3.
         """
         statement = select(FeedRow).where(
-            FeedRow.enabled == True,  # noqa: E712
-            or_(FeedRow.retry_after_until == None, FeedRow.retry_after_until <= now),  # noqa: E711
+            col(FeedRow.enabled) == True,  # noqa: E712
+            or_(col(FeedRow.retry_after_until) == None, col(FeedRow.retry_after_until) <= now),  # noqa: E711
         )
         if not force:
-            statement = statement.where(FeedRow.next_poll_at <= now)
+            statement = statement.where(col(FeedRow.next_poll_at) <= now)
         with Session(self._engine) as session:
-            rows = session.exec(statement.order_by(FeedRow.next_poll_at)).all()
+            rows = session.exec(statement.order_by(col(FeedRow.next_poll_at))).all()
             return [_feed_state(row) for row in rows]
 
     def claim_due_feeds(self, *, now: datetime, lease: timedelta, owner: str, limit: int = 100,
@@ -683,16 +694,16 @@ class Store:
         they expire; then the feeds are due for the others again.
         """
         ids_query = select(FeedRow.id).where(
-            FeedRow.enabled == True,  # noqa: E712
-            or_(FeedRow.retry_after_until == None, FeedRow.retry_after_until <= now),  # noqa: E711
-            or_(FeedRow.lease_until == None, FeedRow.lease_until <= now),  # noqa: E711
+            col(FeedRow.enabled) == True,  # noqa: E712
+            or_(col(FeedRow.retry_after_until) == None, col(FeedRow.retry_after_until) <= now),  # noqa: E711
+            or_(col(FeedRow.lease_until) == None, col(FeedRow.lease_until) <= now),  # noqa: E711
         )
         if not force:
-            ids_query = ids_query.where(FeedRow.next_poll_at <= now)
-        ids_query = ids_query.order_by(FeedRow.next_poll_at).limit(limit)  # type: ignore[arg-type]
+            ids_query = ids_query.where(col(FeedRow.next_poll_at) <= now)
+        ids_query = ids_query.order_by(col(FeedRow.next_poll_at)).limit(limit)
         if self._dialect == "postgresql":
             ids_query = ids_query.with_for_update(skip_locked=True)
-        table = FeedRow.__table__  # type: ignore[attr-defined]
+        table = SQLModel.metadata.tables["feeds"]
         picked: Any = table.c.id.in_(ids_query.scalar_subquery())
         if self._dialect == "postgresql":
             # id = ANY(ARRAY(SELECT …)): the picked ids are fetched once and updated
@@ -717,10 +728,10 @@ class Store:
         holder stopped renewing: it died, or its pass ended without giving it back.
         """
         with Session(self._engine) as session:
-            result = session.execute(update(FeedRow).where(FeedRow.lease_owner == owner)
+            result = session.execute(update(FeedRow).where(col(FeedRow.lease_owner) == owner)
                                      .values(lease_until=until))
             session.commit()
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return _rowcount(result)
 
     def release_feeds(self, *, owner: str, feed_ids: Iterable[int] | None = None) -> int:
         """Give back the leases ``owner`` holds (on ``feed_ids``, or all); returns how many.
@@ -728,7 +739,7 @@ class Store:
         Called when a poll pass is over and on shutdown, so the next pass (of
         any instance) need not wait for the leases to expire.
         """
-        table = FeedRow.__table__  # type: ignore[attr-defined]
+        table = SQLModel.metadata.tables["feeds"]
         mine = (table.c.lease_owner == owner,)
         chunks: list[list[int] | None] = [None]
         if feed_ids is not None:
@@ -741,7 +752,7 @@ class Store:
                 where = mine if chunk is None else (*mine, table.c.id.in_(chunk))
                 result = session.execute(
                     update(table).where(*where).values(lease_owner=None, lease_until=None))
-                released += int(result.rowcount or 0)  # type: ignore[attr-defined]
+                released += _rowcount(result)
             session.commit()
         return released
 
@@ -764,27 +775,28 @@ class Store:
 
     def job_runs(self, job: str | None = None) -> list[dict[str, Any]]:
         """Claimed runs, oldest first (for ``job`` only when given)."""
-        statement = select(JobRunRow).order_by(JobRunRow.id)  # type: ignore[arg-type]
+        statement = select(JobRunRow).order_by(col(JobRunRow.id))
         if job is not None:
-            statement = statement.where(JobRunRow.job == job)
+            statement = statement.where(col(JobRunRow.job) == job)
         with Session(self._engine) as session:
             return [dict(job=r.job, run_key=r.run_key, owner=r.owner,
                          claimed_at=_aware(r.claimed_at)) for r in session.exec(statement)]
 
     def feeds(self) -> list[FeedState]:
         with Session(self._engine) as session:
-            return [_feed_state(r) for r in session.exec(select(FeedRow).order_by(FeedRow.name))]
+            rows = session.exec(select(FeedRow).order_by(col(FeedRow.name)))
+            return [_feed_state(r) for r in rows]
 
     def feed(self, name: str) -> FeedState | None:
         with Session(self._engine) as session:
-            row = session.exec(select(FeedRow).where(FeedRow.name == name)).first()
+            row = session.exec(select(FeedRow).where(col(FeedRow.name) == name)).first()
             return _feed_state(row) if row else None
 
     def record_failure(self, feed_id: int, update_: FeedUpdate) -> None:
         with Session(self._engine) as session:
             session.execute(
                 update(FeedRow)
-                .where(FeedRow.id == feed_id)
+                .where(col(FeedRow.id) == feed_id)
                 .values(last_polled_at=update_.polled_at, next_poll_at=update_.next_poll_at,
                         last_status=update_.status, last_error=update_.error,
                         consecutive_failures=FeedRow.consecutive_failures + 1,
@@ -808,7 +820,7 @@ class Store:
 
     def _set_feed(self, feed_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
-            session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
+            session.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**values))
             session.commit()
 
     def record_unchanged(self, feed_id: int, update_: FeedUpdate) -> None:
@@ -821,7 +833,7 @@ class Store:
         if not update_.keep_validators:
             values.update(etag=update_.etag, last_modified=update_.last_modified)
         with Session(self._engine) as session:
-            session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
+            session.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**values))
             session.commit()
 
     def record_unchanged_many(self, updates: Sequence[tuple[int, FeedUpdate]]) -> None:
@@ -830,7 +842,7 @@ class Store:
         Most polls are 304s; writing them in batches (an executemany) costs a
         fraction of a transaction each.
         """
-        table = FeedRow.__table__  # type: ignore[attr-defined]
+        table = SQLModel.metadata.tables["feeds"]
         for keep in (True, False):
             rows = [
                 dict(p_id=feed_id, p_polled=u.polled_at, p_next=u.next_poll_at,
@@ -914,7 +926,7 @@ class Store:
             if new_items:
                 values["last_new_item_at"] = now
                 values["silence_alerted_at"] = None
-            session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
+            session.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**values))
             session.commit()
         return hit_ids
 
@@ -938,7 +950,7 @@ class Store:
             self._insert(ItemRow)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["feed_id", "item_key"])
-            .returning(ItemRow.id, ItemRow.item_key)  # type: ignore[arg-type]
+            .returning(ItemRow.id, ItemRow.item_key)
         )
         return {key: item_id for item_id, key in session.execute(statement)}
 
@@ -953,7 +965,7 @@ class Store:
                         matched_terms=json.dumps(list(hit.matched_terms)), snippet=hit.snippet,
                         marks=json.dumps([list(m) for m in hit.marks]), created_at=now)
                 .on_conflict_do_nothing(index_elements=["rule", "item_id"])
-                .returning(HitRow.id)  # type: ignore[arg-type]
+                .returning(HitRow.id)
             )
             hit_id = session.execute(statement).scalar()
             if hit_id is None:
@@ -979,7 +991,7 @@ class Store:
     ) -> list[tuple[int, int]]:
         """Give every new item its story; returns (story_id, item_id) of items that
         joined a story that already had an earlier source."""
-        feed = session.execute(select(FeedRow.name).where(FeedRow.id == feed_id)).scalar_one()
+        feed = session.execute(select(FeedRow.name).where(col(FeedRow.id) == feed_id)).scalar_one()
         if self._dialect == "postgresql":
             # Instances assign stories one at a time, so each sees every story the
             # others stored before it (below) and story_items ids grow in commit
@@ -991,8 +1003,8 @@ class Store:
         def url_lookup(url: str) -> int | None:
             # Beyond the in-memory window (or written by another instance).
             return session.execute(
-                select(StoryItemRow.story_id).where(StoryItemRow.canonical_url == url)
-                .order_by(StoryItemRow.id).limit(1)  # type: ignore[arg-type]
+                select(StoryItemRow.story_id).where(col(StoryItemRow.canonical_url) == url)
+                .order_by(col(StoryItemRow.id)).limit(1)
             ).scalar()
 
         joined: list[tuple[int, int]] = []
@@ -1005,14 +1017,14 @@ class Store:
                     self._insert(StoryRow)
                     .values(first_item_id=item_id, first_feed=feed, first_seen_at=now,
                             title=item.title)
-                    .returning(StoryRow.id)  # type: ignore[arg-type]
+                    .returning(StoryRow.id)
                 ).scalar_one()
             else:
                 # A feed already among the story's sources (it re-listed the article)
                 # adds nothing to "also reported by".
                 known = session.execute(
-                    select(StoryItemRow.id).where(StoryItemRow.story_id == story_id,
-                                                  StoryItemRow.feed == feed).limit(1)
+                    select(StoryItemRow.id).where(col(StoryItemRow.story_id) == story_id,
+                                                  col(StoryItemRow.feed) == feed).limit(1)
                 ).scalar()
                 if known is None:
                     joined.append((story_id, item_id))
@@ -1037,7 +1049,7 @@ class Store:
         if not notifiers:
             return []
         story_id = session.execute(
-            select(StoryItemRow.story_id).where(StoryItemRow.item_id == item_id)
+            select(StoryItemRow.story_id).where(col(StoryItemRow.item_id) == item_id)
         ).scalar()
         if story_id is None:  # story assignment is off: one alert per hit, as before
             return list(notifiers)
@@ -1048,7 +1060,7 @@ class Store:
                 .values(rule=rule, story_id=story_id, notifier=name, hit_id=hit_id,
                         created_at=now)
                 .on_conflict_do_nothing(index_elements=["rule", "story_id", "notifier"])
-                .returning(StoryAlertRow.id)  # type: ignore[arg-type]
+                .returning(StoryAlertRow.id)
             ).scalar()
             if inserted is not None:
                 first.append(name)
@@ -1062,9 +1074,9 @@ class Store:
         for story_id, item_id in joined:
             alerts = session.execute(
                 select(StoryAlertRow.id, StoryAlertRow.notifier)
-                .join(HitRow, HitRow.id == StoryAlertRow.hit_id)  # type: ignore[arg-type]
-                .where(StoryAlertRow.story_id == story_id, HitRow.item_id != item_id)
-                .order_by(StoryAlertRow.id)  # type: ignore[arg-type]
+                .join(HitRow, col(HitRow.id) == StoryAlertRow.hit_id)
+                .where(col(StoryAlertRow.story_id) == story_id, col(HitRow.item_id) != item_id)
+                .order_by(col(StoryAlertRow.id))
             ).all()
             rows = [
                 dict(story_alert_id=alert_id, item_id=item_id, notifier=notifier, mode=mode,
@@ -1094,19 +1106,20 @@ class Store:
     def _story_items_after(session: Session, *, since: datetime, after_id: int,
                            limit: int | None = 2000) -> list[WindowItem]:
         statement = (
-            select(StoryItemRow, StoryRow.first_item_id, ItemRow.title,
-                   ItemRow.summary, ItemRow.link)
-            .join(StoryRow, StoryRow.id == StoryItemRow.story_id)  # type: ignore[arg-type]
-            .join(ItemRow, ItemRow.id == StoryItemRow.item_id)  # type: ignore[arg-type]
-            .where(StoryRow.first_seen_at >= since, StoryItemRow.id > after_id)
-            .order_by(StoryItemRow.id)  # type: ignore[arg-type]
+            # sqlmodel's select() is typed for up to four entities; the fifth is added.
+            select(StoryItemRow, StoryRow.first_item_id, ItemRow.title, ItemRow.summary)
+            .add_columns(col(ItemRow.link))
+            .join(StoryRow, col(StoryRow.id) == StoryItemRow.story_id)
+            .join(ItemRow, col(ItemRow.id) == StoryItemRow.item_id)
+            .where(col(StoryRow.first_seen_at) >= since, col(StoryItemRow.id) > after_id)
+            .order_by(col(StoryItemRow.id))
         )
         if limit is not None:
             statement = statement.limit(limit)
         return [
             WindowItem(story_id=member.story_id, feed=member.feed, title=title,
                        summary=summary, link=link,
-                       seen_at=_aware(member.seen_at),  # type: ignore[arg-type]
+                       seen_at=_aware(member.seen_at),
                        is_first=member.item_id == first_item_id,
                        member_id=member.id, item_id=member.item_id)
             for member, first_item_id, title, summary, link in session.execute(statement)
@@ -1116,16 +1129,16 @@ class Store:
         with Session(self._engine) as session:
             return session.execute(
                 select(StoryItemRow.story_id)
-                .join(HitRow, HitRow.item_id == StoryItemRow.item_id)  # type: ignore[arg-type]
-                .where(HitRow.id == hit_id)
+                .join(HitRow, col(HitRow.item_id) == StoryItemRow.item_id)
+                .where(col(HitRow.id) == hit_id)
             ).scalar()
 
     def delivery_for(self, hit_id: int, notifier: str) -> ClaimedDelivery | None:
         """The delivery of ``hit_id`` on ``notifier`` (an alert a story update refers to)."""
         with Session(self._engine) as session:
             delivery_id = session.execute(
-                select(DeliveryRow.id).where(DeliveryRow.hit_id == hit_id,
-                                             DeliveryRow.notifier == notifier)
+                select(DeliveryRow.id).where(col(DeliveryRow.hit_id) == hit_id,
+                                             col(DeliveryRow.notifier) == notifier)
             ).scalar()
         found = self._claimed([delivery_id]) if delivery_id is not None else []
         return found[0] if found else None
@@ -1134,12 +1147,12 @@ class Store:
         """Each feed that carried the story with when it first did, first source first."""
         statement = (
             select(StoryItemRow.feed, func.min(StoryItemRow.seen_at))
-            .where(StoryItemRow.story_id == story_id)
+            .where(col(StoryItemRow.story_id) == story_id)
             .group_by(StoryItemRow.feed)
         )
         with Session(self._engine) as session:
             rows = session.execute(statement).all()
-        sources = [StorySource(feed=feed, seen_at=_aware(seen)) for feed, seen in rows]  # type: ignore[arg-type]
+        sources = [StorySource(feed=feed, seen_at=_aware(seen)) for feed, seen in rows]
         if until is not None:
             sources = [s for s in sources if s.seen_at <= until]
         return sorted(sources, key=lambda s: (s.seen_at, s.feed))
@@ -1150,8 +1163,8 @@ class Store:
             rows = session.execute(
                 select(StoryItemRow.story_id, StoryItemRow.feed, StoryItemRow.reason,
                        ItemRow.title)
-                .join(ItemRow, ItemRow.id == StoryItemRow.item_id)  # type: ignore[arg-type]
-                .order_by(StoryItemRow.id)  # type: ignore[arg-type]
+                .join(ItemRow, col(ItemRow.id) == StoryItemRow.item_id)
+                .order_by(col(StoryItemRow.id))
             ).all()
         out: dict[int, dict[str, Any]] = {}
         for story_id, feed, reason, title in rows:
@@ -1159,9 +1172,9 @@ class Store:
             story["items"].append(dict(feed=feed, reason=reason, title=title))
         return list(out.values())
 
-    def _lease(self, session: Session, table: type[OutboxState], ids_query: Any, *,
-               now: datetime, lease: timedelta, claimer: str,
-               returning: Sequence[Any] | None = None) -> Any:
+    def _lease(self, session: Session, table: OutboxTable, ids_query: SelectOfScalar[int | None],
+               *, now: datetime, lease: timedelta, claimer: str,
+               returning: Sequence[Any] | None = None) -> Result[*tuple[Any, ...]]:
         """Claim the outbox rows ``ids_query`` selects: one UPDATE … RETURNING.
 
         On PostgreSQL the selected rows are locked with SKIP LOCKED, so instances
@@ -1171,17 +1184,17 @@ class Store:
             ids_query = ids_query.with_for_update(skip_locked=True)
         return session.execute(
             update(table)
-            .where(table.id.in_(ids_query.scalar_subquery()))  # type: ignore[attr-defined]
+            .where(col(table.id).in_(ids_query.scalar_subquery()))
             .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
-                    attempts=table.attempts + 1)
-            .returning(*(returning or (table.id,)))  # type: ignore[attr-defined]
+                    attempts=col(table.attempts) + 1)
+            .returning(*(returning or (col(table.id),)))
         )
 
     def claim_story_updates(self, *, now: datetime, lease: timedelta, claimer: str,
                             limit: int = 50) -> list[ClaimedStoryUpdate]:
         """Claim due story updates, as :meth:`claim_deliveries` claims alerts."""
-        ids_query = (select(StoryUpdateRow.id).where(_due(StoryUpdateRow, now=now))
-                     .order_by(StoryUpdateRow.id).limit(limit))  # type: ignore[arg-type]
+        ids_query = (select(col(StoryUpdateRow.id)).where(_due(StoryUpdateRow, now=now))
+                     .order_by(col(StoryUpdateRow.id)).limit(limit))
         with Session(self._engine) as session:
             claimed = self._lease(session, StoryUpdateRow, ids_query, now=now, lease=lease,
                                   claimer=claimer).scalars().all()
@@ -1191,18 +1204,18 @@ class Store:
         with Session(self._engine) as session:
             rows = session.execute(
                 select(StoryUpdateRow, StoryAlertRow, StoryItemRow, DeliveryRow)
-                .join(StoryAlertRow, StoryAlertRow.id == StoryUpdateRow.story_alert_id)  # type: ignore[arg-type]
-                .join(StoryItemRow, StoryItemRow.item_id == StoryUpdateRow.item_id)  # type: ignore[arg-type]
-                .join(DeliveryRow, (DeliveryRow.hit_id == StoryAlertRow.hit_id)
-                      & (DeliveryRow.notifier == StoryAlertRow.notifier))  # type: ignore[arg-type]
-                .where(StoryUpdateRow.id.in_(claimed))  # type: ignore[union-attr]
-                .order_by(StoryUpdateRow.id)  # type: ignore[arg-type]
+                .join(StoryAlertRow, col(StoryAlertRow.id) == StoryUpdateRow.story_alert_id)
+                .join(StoryItemRow, col(StoryItemRow.item_id) == StoryUpdateRow.item_id)
+                .join(DeliveryRow, (col(DeliveryRow.hit_id) == StoryAlertRow.hit_id)
+                      & (col(DeliveryRow.notifier) == StoryAlertRow.notifier))
+                .where(col(StoryUpdateRow.id).in_(claimed))
+                .order_by(col(StoryUpdateRow.id))
             ).all()
         return [
             ClaimedStoryUpdate(
                 id=u.id, notifier=u.notifier, mode=u.mode, attempts=u.attempts,
-                created_at=_aware(u.created_at), story_id=a.story_id,  # type: ignore[arg-type]
-                new_feed=m.feed, new_seen_at=_aware(m.seen_at),  # type: ignore[arg-type]
+                created_at=_aware(u.created_at), story_id=a.story_id,
+                new_feed=m.feed, new_seen_at=_aware(m.seen_at),
                 original_status=d.status, original_external_id=d.external_id,
                 original_sent_at=_aware(d.sent_at), original_hit_id=a.hit_id,
             )
@@ -1219,7 +1232,7 @@ class Store:
         if retry_at is not None:
             values["next_attempt_at"] = retry_at
         with Session(self._engine) as session:
-            session.execute(update(StoryUpdateRow).where(StoryUpdateRow.id == update_id)
+            session.execute(update(StoryUpdateRow).where(col(StoryUpdateRow.id) == update_id)
                             .values(**values))
             session.commit()
 
@@ -1228,8 +1241,8 @@ class Store:
         with Session(self._engine) as session:
             rows = session.execute(
                 select(StoryUpdateRow, StoryAlertRow.rule)
-                .join(StoryAlertRow, StoryAlertRow.id == StoryUpdateRow.story_alert_id)  # type: ignore[arg-type]
-                .order_by(StoryUpdateRow.id)  # type: ignore[arg-type]
+                .join(StoryAlertRow, col(StoryAlertRow.id) == StoryUpdateRow.story_alert_id)
+                .order_by(col(StoryUpdateRow.id))
             ).all()
         return [dict(id=u.id, rule=rule, notifier=u.notifier, mode=u.mode, status=u.status,
                      attempts=u.attempts, last_error=u.last_error, external_id=u.external_id)
@@ -1239,14 +1252,14 @@ class Store:
         with Session(self._engine) as session:
             pending = session.execute(
                 select(func.min(StoryUpdateRow.next_attempt_at))
-                .where(StoryUpdateRow.status == PENDING)
+                .where(col(StoryUpdateRow.status) == PENDING)
             ).scalar()
             sending = session.execute(
                 select(func.min(StoryUpdateRow.claimed_until))
-                .where(StoryUpdateRow.status == SENDING)
+                .where(col(StoryUpdateRow.status) == SENDING)
             ).scalar()
         candidates = [_aware(v) for v in (pending, sending) if v is not None]
-        return min(candidates) if candidates else None  # type: ignore[type-var]
+        return min(candidates) if candidates else None
 
     def iter_items(self, *, since: datetime, batch_size: int = 2000,
                    feed_tags: dict[str, tuple[str, ...]] | None = None) -> Iterator[StoredItem]:
@@ -1257,16 +1270,17 @@ class Store:
             with Session(self._engine) as session:
                 rows = session.exec(
                     select(ItemRow, FeedRow.name)
-                    .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
-                    .where(ItemRow.first_seen_at >= since, ItemRow.id > last_id)
-                    .order_by(ItemRow.id)  # type: ignore[arg-type]
+                    .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
+                    .where(col(ItemRow.first_seen_at) >= since, col(ItemRow.id) > last_id)
+                    .order_by(col(ItemRow.id))
                     .limit(batch_size)
                 ).all()
             if not rows:
                 return
             for item, feed_name in rows:
-                yield _stored_item(item, feed_name, tags.get(feed_name, ()))
-            last_id = rows[-1][0].id
+                stored = _stored_item(item, feed_name, tags.get(feed_name, ()))
+                yield stored
+                last_id = stored.id
 
     def count_items(self, *, since: datetime | None = None) -> int:
         """Stored items, or those first seen at or after ``since``."""
@@ -1286,20 +1300,20 @@ class Store:
         claim expired (the process that held it died): that is how a match
         interrupted by a crash is picked up again.
         """
-        due = (ArticleRow.matched_at == None) & or_(  # noqa: E711
-            ArticleRow.claimed_until == None, ArticleRow.claimed_until < now)  # noqa: E711
+        due = (col(ArticleRow.matched_at) == None) & or_(  # noqa: E711
+            col(ArticleRow.claimed_until) == None, col(ArticleRow.claimed_until) < now)  # noqa: E711
         ids_query = select(ArticleRow.item_id).where(due)
         if feed_id is not None:
-            ids_query = ids_query.where(ArticleRow.feed_id == feed_id)
-        ids_query = ids_query.order_by(ArticleRow.item_id).limit(limit)  # type: ignore[arg-type]
+            ids_query = ids_query.where(col(ArticleRow.feed_id) == feed_id)
+        ids_query = ids_query.order_by(col(ArticleRow.item_id)).limit(limit)
         if self._dialect == "postgresql":
             ids_query = ids_query.with_for_update(skip_locked=True)
         with Session(self._engine) as session:
             claimed = session.execute(
                 update(ArticleRow)
-                .where(ArticleRow.item_id.in_(ids_query.scalar_subquery()))  # type: ignore[attr-defined]
+                .where(col(ArticleRow.item_id).in_(ids_query.scalar_subquery()))
                 .values(claimed_until=now + lease, claimed_by=claimer)
-                .returning(ArticleRow.item_id)
+                .returning(col(ArticleRow.item_id))
             ).scalars().all()
             session.commit()
         if not claimed:
@@ -1307,15 +1321,15 @@ class Store:
         with Session(self._engine) as session:
             rows = session.exec(
                 select(ArticleRow, ItemRow, FeedRow.name)
-                .join(ItemRow, ItemRow.id == ArticleRow.item_id)  # type: ignore[arg-type]
-                .join(FeedRow, FeedRow.id == ArticleRow.feed_id)  # type: ignore[arg-type]
-                .where(ArticleRow.item_id.in_(list(claimed)))  # type: ignore[attr-defined]
-                .order_by(ArticleRow.item_id)  # type: ignore[arg-type]
+                .join(ItemRow, col(ItemRow.id) == ArticleRow.item_id)
+                .join(FeedRow, col(FeedRow.id) == ArticleRow.feed_id)
+                .where(col(ArticleRow.item_id).in_(list(claimed)))
+                .order_by(col(ArticleRow.item_id))
             ).all()
         return [
             AwaitingItem(
                 item_id=a.item_id, feed_id=a.feed_id, feed_name=feed_name,
-                requested_at=_aware(a.requested_at),  # type: ignore[arg-type]
+                requested_at=_aware(a.requested_at),
                 item=NewItem(item_key=i.item_key, guid=i.guid, link=i.link, title=i.title,
                              summary=i.summary, content=i.content, author=i.author,
                              categories=tuple(json.loads(i.categories or "[]")),
@@ -1336,14 +1350,14 @@ class Store:
         with Session(self._engine) as session:
             done = session.execute(
                 update(ArticleRow)
-                .where(ArticleRow.item_id == item_id, ArticleRow.matched_at == None)  # noqa: E711
+                .where(col(ArticleRow.item_id) == item_id, col(ArticleRow.matched_at) == None)  # noqa: E711
                 .values(url=url, text=text, failure=failure, matched_at=now,
                         claimed_until=None)
             )
-            if not done.rowcount:  # type: ignore[attr-defined]
+            if not _rowcount(done):
                 session.rollback()
                 return None
-            key = session.exec(select(ItemRow.item_key).where(ItemRow.id == item_id)).one()
+            key = session.exec(select(ItemRow.item_key).where(col(ItemRow.id) == item_id)).one()
             hit_ids = self._insert_hits(session, {key: item_id}, hits, now=now)
             session.commit()
         return hit_ids
@@ -1359,17 +1373,17 @@ class Store:
     def full_text_failures(self) -> dict[str, tuple[int, str | None]]:
         """Per feed name: items matched on feed text because the article failed, and the
         latest reason."""
-        failed = ArticleRow.failure != None  # noqa: E711
+        failed = col(ArticleRow.failure) != None  # noqa: E711
         with Session(self._engine) as session:
             counts = session.exec(
                 select(FeedRow.name, func.count(), func.max(ArticleRow.item_id))
-                .join(FeedRow, FeedRow.id == ArticleRow.feed_id)  # type: ignore[arg-type]
+                .join(FeedRow, col(FeedRow.id) == ArticleRow.feed_id)
                 .where(failed).group_by(FeedRow.name)
             ).all()
             latest = {
                 item_id: reason for item_id, reason in session.exec(
                     select(ArticleRow.item_id, ArticleRow.failure)
-                    .where(ArticleRow.item_id.in_([c[2] for c in counts]))  # type: ignore[attr-defined]
+                    .where(col(ArticleRow.item_id).in_([c[2] for c in counts]))
                 ).all()
             }
         return {name: (int(count), latest.get(last)) for name, count, last in counts}
@@ -1386,14 +1400,14 @@ class Store:
         previous claim expired (the process that claimed it died while sending).
         Rows held for a batch are claimed with their batch (:meth:`claim_batch`).
         """
-        ids_query = select(DeliveryRow.id).where(
-            _due(DeliveryRow, now=now), DeliveryRow.batch == None)  # noqa: E711
+        ids_query = select(col(DeliveryRow.id)).where(
+            _due(DeliveryRow, now=now), col(DeliveryRow.batch) == None)  # noqa: E711
         if notifier is not None:
-            ids_query = ids_query.where(DeliveryRow.notifier == notifier)
+            ids_query = ids_query.where(col(DeliveryRow.notifier) == notifier)
         if not_notifiers:
             ids_query = ids_query.where(
-                DeliveryRow.notifier.not_in(list(not_notifiers)))  # type: ignore[attr-defined]
-        ids_query = ids_query.order_by(DeliveryRow.id).limit(limit)  # type: ignore[arg-type]
+                col(DeliveryRow.notifier).not_in(list(not_notifiers)))
+        ids_query = ids_query.order_by(col(DeliveryRow.id)).limit(limit)
         with Session(self._engine) as session:
             claimed = self._lease(session, DeliveryRow, ids_query, now=now, lease=lease,
                                   claimer=claimer).scalars().all()
@@ -1407,16 +1421,17 @@ class Store:
         with Session(self._engine) as session:
             rows = session.exec(
                 select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
-                .join(HitRow, HitRow.id == DeliveryRow.hit_id)  # type: ignore[arg-type]
-                .join(ItemRow, ItemRow.id == HitRow.item_id)  # type: ignore[arg-type]
-                .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
-                .where(DeliveryRow.id.in_(claimed))  # type: ignore[union-attr]
-                .order_by(DeliveryRow.id)  # type: ignore[arg-type]
+                .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
+                .join(ItemRow, col(ItemRow.id) == HitRow.item_id)
+                .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
+                .where(col(DeliveryRow.id).in_(claimed))
+                .order_by(col(DeliveryRow.id))
             ).all()
         return [
             ClaimedDelivery(
-                id=d.id, notifier=d.notifier, attempts=d.attempts,
-                created_at=_aware(d.created_at), hit_id=h.id, rule=h.rule, severity=h.severity,
+                id=_row_id(d.id), notifier=d.notifier, attempts=d.attempts,
+                created_at=_aware(d.created_at), hit_id=_row_id(h.id), rule=h.rule,
+                severity=h.severity,
                 snippet=h.snippet, marks=tuple(tuple(m) for m in json.loads(h.marks)),
                 title=i.title, link=i.link, published_at=_aware(i.published_at),
                 first_seen_at=_aware(i.first_seen_at), feed_name=feed_name,
@@ -1445,9 +1460,9 @@ class Store:
         with Session(self._engine) as session:
             count, first = session.exec(
                 select(func.count(), func.min(DeliveryRow.admitted_at))
-                .join(HitRow, HitRow.id == DeliveryRow.hit_id)  # type: ignore[arg-type]
-                .where(DeliveryRow.notifier == notifier, HitRow.rule == rule,
-                       DeliveryRow.admitted_at > since)  # type: ignore[operator]
+                .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
+                .where(col(DeliveryRow.notifier) == notifier, col(HitRow.rule) == rule,
+                       col(DeliveryRow.admitted_at) > since)
             ).one()
         return int(count), _aware(first)
 
@@ -1463,15 +1478,15 @@ class Store:
         with Session(self._engine) as session:
             batch = session.exec(
                 select(DeliveryRow.batch)
-                .where(due, DeliveryRow.notifier == notifier,
-                       DeliveryRow.batch != None)  # noqa: E711
-                .order_by(DeliveryRow.next_attempt_at)  # type: ignore[arg-type]
+                .where(due, col(DeliveryRow.notifier) == notifier,
+                       col(DeliveryRow.batch) != None)  # noqa: E711
+                .order_by(col(DeliveryRow.next_attempt_at))
                 .limit(1)
             ).first()
             if batch is None:
                 return []
-            ids_query = select(DeliveryRow.id).where(
-                due, DeliveryRow.notifier == notifier, DeliveryRow.batch == batch)
+            ids_query = select(col(DeliveryRow.id)).where(
+                due, col(DeliveryRow.notifier) == notifier, col(DeliveryRow.batch) == batch)
             claimed = self._lease(session, DeliveryRow, ids_query, now=now, lease=lease,
                                   claimer=claimer).scalars().all()
             session.commit()
@@ -1494,7 +1509,7 @@ class Store:
         ids = list(delivery_ids)
         with Session(self._engine) as session:
             session.execute(update(DeliveryRow)
-                            .where(DeliveryRow.id.in_(ids))  # type: ignore[union-attr]
+                            .where(col(DeliveryRow.id).in_(ids))
                             .values(**values))
             session.commit()
 
@@ -1502,10 +1517,10 @@ class Store:
         """Who holds claims right now (deliveries or notices being sent)."""
         with Session(self._engine) as session:
             deliveries = session.exec(
-                select(DeliveryRow.claimed_by).where(DeliveryRow.status == SENDING).distinct()
+                select(DeliveryRow.claimed_by).where(col(DeliveryRow.status) == SENDING).distinct()
             ).all()
             notices = session.exec(
-                select(NoticeRow.claimed_by).where(NoticeRow.status == SENDING).distinct()
+                select(NoticeRow.claimed_by).where(col(NoticeRow.status) == SENDING).distinct()
             ).all()
         return sorted({c for c in (*deliveries, *notices) if c})
 
@@ -1525,29 +1540,28 @@ class Store:
         with Session(self._engine) as session:
             result = session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer,
-                       DeliveryRow.batch == None)  # noqa: E711
+                .where(col(DeliveryRow.status) == SENDING, col(DeliveryRow.claimed_by) == claimer,
+                       col(DeliveryRow.batch) == None)  # noqa: E711
                 .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
             )
             # A batch goes back to waiting with its batch, due now.
             batches = session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.status == SENDING, DeliveryRow.claimed_by == claimer,
-                       DeliveryRow.batch != None)  # noqa: E711
+                .where(col(DeliveryRow.status) == SENDING, col(DeliveryRow.claimed_by) == claimer,
+                       col(DeliveryRow.batch) != None)  # noqa: E711
                 .values(status=HELD, claimed_until=None, claimed_by=None, next_attempt_at=now)
             )
             notices = session.execute(
                 update(NoticeRow)
-                .where(NoticeRow.status == SENDING, NoticeRow.claimed_by == claimer)
+                .where(col(NoticeRow.status) == SENDING, col(NoticeRow.claimed_by) == claimer)
                 .values(status=PENDING, claimed_until=None, claimed_by=None, next_attempt_at=now)
             )
             session.commit()
-            return sum(int(r.rowcount or 0)  # type: ignore[attr-defined]
-                       for r in (result, batches, notices))
+            return sum(_rowcount(r) for r in (result, batches, notices))
 
     def _finish(self, delivery_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
-            session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id)
+            session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)
                             .values(**values))
             session.commit()
 
@@ -1566,26 +1580,26 @@ class Store:
         with Session(self._engine) as session:
             pending = session.exec(
                 select(func.min(DeliveryRow.next_attempt_at))
-                .where(DeliveryRow.status.in_((PENDING, HELD)))  # type: ignore[attr-defined]
+                .where(col(DeliveryRow.status).in_((PENDING, HELD)))
             ).one()
             sending = session.exec(
                 select(func.min(DeliveryRow.claimed_until))
-                .where(DeliveryRow.status == SENDING)
+                .where(col(DeliveryRow.status) == SENDING)
             ).one()
         candidates = [_aware(v) for v in (pending, sending) if v is not None]
-        return min(candidates) if candidates else None  # type: ignore[type-var]
+        return min(candidates) if candidates else None
 
     def deliveries(self, *, status: str | None = None) -> list[dict[str, Any]]:
         """Deliveries with their hit, item and feed, for tests and the CLI."""
         statement = (
             select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
-            .join(HitRow, HitRow.id == DeliveryRow.hit_id)  # type: ignore[arg-type]
-            .join(ItemRow, ItemRow.id == HitRow.item_id)  # type: ignore[arg-type]
-            .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
-            .order_by(DeliveryRow.id)  # type: ignore[arg-type]
+            .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
+            .join(ItemRow, col(ItemRow.id) == HitRow.item_id)
+            .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
+            .order_by(col(DeliveryRow.id))
         )
         if status is not None:
-            statement = statement.where(DeliveryRow.status == status)
+            statement = statement.where(col(DeliveryRow.status) == status)
         with Session(self._engine) as session:
             rows = session.exec(statement).all()
         return [
@@ -1611,7 +1625,7 @@ class Store:
             .values(key=key, notifier=notifier, title=title, body=body, severity=severity,
                     status=PENDING, next_attempt_at=now, created_at=now)
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(NoticeRow.id)  # type: ignore[arg-type]
+            .returning(NoticeRow.id)
         )
         with Session(self._engine) as session:
             inserted = session.execute(statement).scalar()
@@ -1621,10 +1635,10 @@ class Store:
     def claim_notices(self, *, now: datetime, lease: timedelta, claimer: str,
                       limit: int = 20, notifier: str | None = None) -> list[ClaimedNotice]:
         """Claim due notices, like :meth:`claim_deliveries`."""
-        ids_query = select(NoticeRow.id).where(_due(NoticeRow, now=now))
+        ids_query = select(col(NoticeRow.id)).where(_due(NoticeRow, now=now))
         if notifier is not None:
-            ids_query = ids_query.where(NoticeRow.notifier == notifier)
-        ids_query = ids_query.order_by(NoticeRow.id).limit(limit)  # type: ignore[arg-type]
+            ids_query = ids_query.where(col(NoticeRow.notifier) == notifier)
+        ids_query = ids_query.order_by(col(NoticeRow.id)).limit(limit)
         with Session(self._engine) as session:
             rows = self._lease(
                 session, NoticeRow, ids_query, now=now, lease=lease, claimer=claimer,
@@ -1636,7 +1650,7 @@ class Store:
         claimed = [
             ClaimedNotice(id=r[0], key=r[1], notifier=r[2], title=r[3], body=r[4],
                           severity=r[5], attempts=r[6],
-                          created_at=_aware(r[7]))  # type: ignore[arg-type]
+                          created_at=_aware(r[7]))
             for r in rows
         ]
         return sorted(claimed, key=lambda n: n.id)
@@ -1655,26 +1669,27 @@ class Store:
 
     def _finish_notice(self, notice_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
-            session.execute(update(NoticeRow).where(NoticeRow.id == notice_id).values(**values))
+            session.execute(update(NoticeRow).where(col(NoticeRow.id) == notice_id)
+                            .values(**values))
             session.commit()
 
     def next_notice_due(self) -> datetime | None:
         """When the earliest unsent notice may next be attempted."""
         with Session(self._engine) as session:
             pending = session.exec(
-                select(func.min(NoticeRow.next_attempt_at)).where(NoticeRow.status == PENDING)
+                select(func.min(NoticeRow.next_attempt_at)).where(col(NoticeRow.status) == PENDING)
             ).one()
             sending = session.exec(
-                select(func.min(NoticeRow.claimed_until)).where(NoticeRow.status == SENDING)
+                select(func.min(NoticeRow.claimed_until)).where(col(NoticeRow.status) == SENDING)
             ).one()
         candidates = [_aware(v) for v in (pending, sending) if v is not None]
-        return min(candidates) if candidates else None  # type: ignore[type-var]
+        return min(candidates) if candidates else None
 
     def notices(self, *, status: str | None = None) -> list[dict[str, Any]]:
         """Notices as plain dicts, oldest first, for tests and the CLI."""
-        statement = select(NoticeRow).order_by(NoticeRow.id)  # type: ignore[arg-type]
+        statement = select(NoticeRow).order_by(col(NoticeRow.id))
         if status is not None:
-            statement = statement.where(NoticeRow.status == status)
+            statement = statement.where(col(NoticeRow.status) == status)
         with Session(self._engine) as session:
             rows = session.exec(statement).all()
         return [
@@ -1693,14 +1708,14 @@ class Store:
         with Session(self._engine) as session:
             return int(session.exec(
                 select(func.count()).select_from(DeliveryRow)
-                .where(DeliveryRow.status.notin_((SENT, FAILED)))  # type: ignore[attr-defined]
+                .where(col(DeliveryRow.status).notin_((SENT, FAILED)))
             ).one())
 
     def failing_feeds(self) -> int:
         with Session(self._engine) as session:
             return int(session.exec(
                 select(func.count()).select_from(FeedRow)
-                .where(FeedRow.enabled == True, FeedRow.consecutive_failures > 0)  # noqa: E712
+                .where(col(FeedRow.enabled) == True, col(FeedRow.consecutive_failures) > 0)  # noqa: E712
             ).one())
 
     def hit_records(self, *, since: datetime, rule: str | None = None,
@@ -1708,14 +1723,14 @@ class Store:
         """Hits stored at or after ``since`` (newest first) with their item and deliveries."""
         statement = (
             select(HitRow, ItemRow, FeedRow.name)
-            .join(ItemRow, ItemRow.id == HitRow.item_id)  # type: ignore[arg-type]
-            .join(FeedRow, FeedRow.id == ItemRow.feed_id)  # type: ignore[arg-type]
-            .where(HitRow.created_at >= since)
-            .order_by(HitRow.created_at.desc(), HitRow.id.desc())  # type: ignore[attr-defined,union-attr]
+            .join(ItemRow, col(ItemRow.id) == HitRow.item_id)
+            .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
+            .where(col(HitRow.created_at) >= since)
+            .order_by(col(HitRow.created_at).desc(), col(HitRow.id).desc())
             .limit(limit)
         )
         if rule is not None:
-            statement = statement.where(HitRow.rule == rule)
+            statement = statement.where(col(HitRow.rule) == rule)
         with Session(self._engine) as session:
             rows = session.exec(statement).all()
             ids = [h.id for h, _, _ in rows]
@@ -1723,13 +1738,13 @@ class Store:
             if ids:
                 for hit_id, notifier, status in session.exec(
                     select(DeliveryRow.hit_id, DeliveryRow.notifier, DeliveryRow.status)
-                    .where(DeliveryRow.hit_id.in_(ids))  # type: ignore[attr-defined]
+                    .where(col(DeliveryRow.hit_id).in_(ids))
                 ):
                     by_hit.setdefault(hit_id, {})[notifier] = status
         return [
             dict(id=h.id, created_at=_aware(h.created_at), rule=h.rule, severity=h.severity,
                  feed=feed_name, title=i.title, link=i.link, item_key=i.item_key,
-                 published_at=_aware(i.published_at), deliveries=by_hit.get(h.id, {}))
+                 published_at=_aware(i.published_at), deliveries=by_hit.get(_row_id(h.id), {}))
             for h, i, feed_name in rows
         ]
 
@@ -1755,7 +1770,7 @@ class Store:
             day = func.date(DeliveryRow.created_at)
             for value, status, count in session.exec(
                 select(day, DeliveryRow.status, func.count())
-                .where(DeliveryRow.created_at >= since).group_by(day, DeliveryRow.status)
+                .where(col(DeliveryRow.created_at) >= since).group_by(day, DeliveryRow.status)
             ):
                 add(value, f"deliveries_{status}", count)
         return dict(sorted(days.items()))
@@ -1787,7 +1802,7 @@ class Store:
 
         def run(table: Any, statement: Any) -> None:
             result = session.execute(statement)
-            counts[table.name] = counts.get(table.name, 0) + int(result.rowcount or 0)
+            counts[table.name] = counts.get(table.name, 0) + _rowcount(result)
 
         with Session(self._engine) as session:
             run(deliveries, delete(deliveries).where(
@@ -1844,6 +1859,19 @@ def _unreferenced(table: Any, *, owned: Sequence[str] = ()) -> list[Any]:
     return conditions
 
 
+def _rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE or DELETE matched."""
+    # sqlmodel types Session.execute as returning a plain Result; for a DML statement
+    # SQLAlchemy returns a CursorResult, which is what carries rowcount.
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _row_id(value: int | None) -> int:
+    """The primary key of a row read from the database (None only before its insert)."""
+    assert value is not None
+    return value
+
+
 def _success_values(update_: FeedUpdate) -> dict[str, Any]:
     """A successful poll ends a failing episode and records redirect evidence."""
     values: dict[str, Any] = dict(
@@ -1861,7 +1889,7 @@ def _feed_state(row: FeedRow) -> FeedState:
         id=row.id, name=row.name, url=row.url, effective_url=row.effective_url,
         enabled=row.enabled, disabled_reason=row.disabled_reason, etag=row.etag,
         last_modified=row.last_modified, body_hash=row.body_hash,
-        next_poll_at=_aware(row.next_poll_at),  # type: ignore[arg-type]
+        next_poll_at=_aware(row.next_poll_at),
         last_polled_at=_aware(row.last_polled_at), last_success_at=_aware(row.last_success_at),
         last_new_item_at=_aware(row.last_new_item_at), last_status=row.last_status,
         last_error=row.last_error, consecutive_failures=row.consecutive_failures,
@@ -1882,7 +1910,7 @@ def _stored_item(row: ItemRow, feed_name: str, tags: tuple[str, ...]) -> StoredI
         link=row.link, title=row.title, summary=row.summary, content=row.content,
         author=row.author, categories=tuple(json.loads(row.categories or "[]")),
         published_at=_aware(row.published_at),
-        first_seen_at=_aware(row.first_seen_at),  # type: ignore[arg-type]
+        first_seen_at=_aware(row.first_seen_at),
     )
 
 
