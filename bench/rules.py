@@ -57,6 +57,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rules import Document, RuleSet, RuleSpec, compile_rules
 from rules.compile import Prepared
@@ -419,7 +420,7 @@ EXPLAIN_SAMPLE = 100  # items whose hits are explained, and compared in full wit
 
 def run(
     rule_counts: list[int], item_count: int, seed: int, naive_sample: int, passes: int = 3
-) -> dict:
+) -> dict[str, Any]:
     rng = random.Random(seed)
     corpus = read_corpus()
     items = make_items(corpus, item_count, rng)

@@ -182,7 +182,7 @@ class ArticleFetcher:
         try:
             async with self._client.stream("GET", url) as response:
                 if response.status_code in _REDIRECTS:
-                    location = response.headers.get("location")
+                    location: str | None = response.headers.get("location")
                     if not location:
                         raise ArticleError(f"HTTP {response.status_code} without a Location")
                     return urljoin(url, location)

@@ -219,7 +219,7 @@ class BurstConfig(BaseModel):
 
     model_config = _MODEL
 
-    max: int = Field(10, ge=1)
+    max: int = Field(default=10, ge=1)
     window: Duration = timedelta(minutes=10)
 
 

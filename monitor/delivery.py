@@ -88,8 +88,10 @@ class Backoff:
     maximum: timedelta = MAX_RETRY
 
     def delay(self, attempts: int, *, rng: random.Random | None = None) -> timedelta:
-        base = min(self.first * (2 ** max(0, attempts - 1)), self.maximum)
-        return base / 2 + (base / 2) * (rng or random).random()
+        doubling: int = 2 ** max(0, attempts - 1)
+        base = min(self.first * doubling, self.maximum)
+        jitter = rng.random() if rng is not None else random.random()
+        return base / 2 + (base / 2) * jitter
 
 
 def retry_delay(attempts: int, *, rng: random.Random | None = None) -> timedelta:

@@ -69,9 +69,9 @@ class DeliveryPolicy:
                 return Hold(batch=quiet_batch(end), until=end)
         if channel.burst is not None:
             sent, first = admitted_since(notifier, rule, now - channel.burst.window)
-            until = channel.burst.summary_time(sent_alone=sent, first_sent_at=first)
-            if until is not None:
-                return Hold(batch=burst_batch(rule, until), until=until)
+            summary_at = channel.burst.summary_time(sent_alone=sent, first_sent_at=first)
+            if summary_at is not None:
+                return Hold(batch=burst_batch(rule, summary_at), until=summary_at)
         return None
 
 

@@ -204,10 +204,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"{host} has no address")
         # A name with a mix of public and refused answers is used by its public ones only.
         last: Exception | None = None
-        for address in allowed:
+        for allowed_address in allowed:
             try:
                 return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address,
+                    allowed_address, port, timeout=timeout, local_address=local_address,
                     socket_options=socket_options,
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import rules
 from monitor.cadence import Cadence
 from monitor.config import Config
+from rules import RuleSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class RulePlan:
 class Plan:
     feeds: dict[str, FeedPlan]
     rules: dict[str, RulePlan]
-    ruleset: rules.RuleSet
+    ruleset: RuleSet
     max_bytes: int
     concurrency: int
     notifiers: tuple[str, ...]

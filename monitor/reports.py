@@ -96,23 +96,22 @@ DELIVERY_STATUSES = ("sent", "pending", "sending", "held", "failed")
 
 def stats_json(store: Store, *, since: datetime, now: datetime) -> dict[str, Any]:
     days = store.daily_counts(since=since)
-    rows = []
+    rows: list[dict[str, object]] = []
+    totals_deliveries: dict[str, int] = {}
     for day, counts in days.items():
         deliveries = {k.removeprefix("deliveries_"): v for k, v in counts.items()
                       if k.startswith("deliveries_")}
         rows.append({"day": day, "items": counts.get("items", 0), "hits": counts.get("hits", 0),
                      "deliveries": dict(sorted(deliveries.items()))})
-    totals_deliveries: dict[str, int] = {}
-    for row in rows:
-        for status, count in row["deliveries"].items():
+        for status, count in deliveries.items():
             totals_deliveries[status] = totals_deliveries.get(status, 0) + count
     feeds = store.feeds()
     return {
         "since": _iso(since),
         "until": _iso(now),
         "totals": {
-            "items": sum(r["items"] for r in rows),
-            "hits": sum(r["hits"] for r in rows),
+            "items": sum(counts.get("items", 0) for counts in days.values()),
+            "hits": sum(counts.get("hits", 0) for counts in days.values()),
             "deliveries": dict(sorted(totals_deliveries.items())),
         },
         "feeds": {"enabled": sum(1 for f in feeds if f.enabled),

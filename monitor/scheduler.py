@@ -92,7 +92,7 @@ def next_fire_time(cron: str, timezone: str, *, after: datetime) -> datetime:
     trigger = CronTrigger.from_crontab(cron, timezone=timezone)
     # The trigger answers "at or after now", rounded up to whole seconds; a microsecond
     # later makes it "strictly after".
-    fire = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
     if fire is None:  # pragma: no cover - a 5-field crontab line always fires again
         raise ValueError(f"cron {cron!r} never fires after {after.isoformat()}")
     return fire
