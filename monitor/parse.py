@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import feedparser  # type: ignore[import-untyped]  # ships no type hints
+import feedparser  # ships no type hints (pyproject.toml, [tool.mypy])
 
 from monitor.htmltext import collapse_whitespace, html_to_text
 
