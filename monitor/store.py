@@ -528,6 +528,9 @@ class ClaimedStoryUpdate:
     original_external_id: str | None
     original_sent_at: datetime | None
     original_hit_id: int
+    #: When the original is due to go out (its hold for a digest, or its retry):
+    #: an update waiting for an unsent original need not look again before then.
+    original_due_at: datetime
 
 
 # ----------------------------------------------------------------------------- store
@@ -1218,15 +1221,23 @@ class Store:
                 new_feed=m.feed, new_seen_at=_aware(m.seen_at),
                 original_status=d.status, original_external_id=d.external_id,
                 original_sent_at=_aware(d.sent_at), original_hit_id=a.hit_id,
+                original_due_at=_aware(d.next_attempt_at),
             )
             for u, a, m, d in rows
         ]
 
     def finish_story_update(self, update_id: int, *, status: str, now: datetime,
                             reason: str | None = None, external_id: str | None = None,
-                            retry_at: datetime | None = None) -> None:
-        """Record an update's outcome: SENT, FAILED, or PENDING again at ``retry_at``."""
+                            retry_at: datetime | None = None, attempted: bool = True) -> None:
+        """Record an update's outcome: SENT, FAILED, or PENDING again at ``retry_at``.
+
+        ``attempted=False``: nothing was tried (the original alert is not out yet),
+        so the claim does not count as an attempt, and the backoff of a later real
+        failure starts from its first step, however long the update waited.
+        """
         values: dict[str, Any] = dict(status=status, claimed_until=None, last_error=reason)
+        if not attempted:
+            values["attempts"] = col(StoryUpdateRow.attempts) - 1
         if status == SENT:
             values.update(sent_at=now, external_id=external_id)
         if retry_at is not None:
@@ -1245,7 +1256,8 @@ class Store:
                 .order_by(col(StoryUpdateRow.id))
             ).all()
         return [dict(id=u.id, rule=rule, notifier=u.notifier, mode=u.mode, status=u.status,
-                     attempts=u.attempts, last_error=u.last_error, external_id=u.external_id)
+                     attempts=u.attempts, last_error=u.last_error, external_id=u.external_id,
+                     next_attempt_at=_aware(u.next_attempt_at))
                 for u, rule in rows]
 
     def next_story_update_due(self) -> datetime | None:

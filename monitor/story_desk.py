@@ -273,8 +273,11 @@ async def _send_update(
         summary.failed += 1
         return
     if row.original_status != SENT:
-        # The original is still on its way (held for a digest, retrying): wait for it.
-        finish(PENDING, "waiting for the original alert", retry_at=now + LEASE / 4)
+        # The original is still on its way (held for a digest, retrying): wait for it,
+        # looking again when it is due rather than every half minute until a morning
+        # digest. A wait is not an attempt at sending.
+        finish(PENDING, "waiting for the original alert", attempted=False,
+               retry_at=max(now + LEASE / 4, row.original_due_at))
         summary.retrying += 1
         return
     if row.original_sent_at is not None and row.original_sent_at >= row.new_seen_at:

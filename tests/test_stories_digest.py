@@ -238,3 +238,36 @@ def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
     assert "Also" not in str(alert.body)
     assert reply.body["thread_ts"] == alert.response["ts"]  # type: ignore[index]
     assert reply.body["text"] == "Also reported by: b (+1 min)"
+
+
+def test_an_update_waits_for_its_digest_without_counting_or_churning(
+    store: Store, slack_standin: SlackStandIn, smtp_server: SmtpServer,
+) -> None:
+    """An update behind an alert held for the 08:00 digest is looked at again at 08:00,
+    not every half minute all night, and its waiting is not counted as attempts."""
+    notifiers = notifiers_for(slack_standin, smtp_server)
+    policy = policy_for("notifier")
+    with time_machine.travel(berlin(7), tick=False) as clock:
+        desk = StoryDesk.load(store, update_modes={"desk": "thread", "mail": "thread"})
+        poll(store, desk, "a")
+        deliver(store, notifiers, policy)
+        clock.move_to(berlin(7, 4))
+        poll(store, desk, "b")
+        deliver(store, notifiers, policy)
+        waiting = store.story_updates()
+        assert [(u["status"], u["last_error"]) for u in waiting] == [
+            ("pending", "waiting for the original alert")] * 2
+        assert {u["next_attempt_at"] for u in waiting} == {berlin(8).astimezone(UTC)}
+        assert {u["attempts"] for u in waiting} == {0}
+
+        for minute in (5, 30, 59):  # passes before the digest leave them alone
+            clock.move_to(berlin(7, minute))
+            deliver(store, notifiers, policy)
+        assert store.story_updates() == waiting
+        assert slack_standin.calls == [] and smtp_server.messages == []
+
+        clock.move_to(berlin(8))
+        deliver(store, notifiers, policy)
+    # b is in the digest: both updates are settled as listed, one attempt each.
+    assert [(u["status"], u["last_error"], u["attempts"]) for u in store.story_updates()] == [
+        ("sent", "listed in the original alert", 1)] * 2
