@@ -41,6 +41,8 @@ def render_console(alert: Alert) -> str:
         f"  feed:      {one_line(alert.feed)}",
         f"  published: {format_published(alert.published_at)}",
     ]
+    if alert.other_sources:
+        lines.append(f"  also:      {', '.join(one_line(s) for s in alert.other_sources)}")
     if snippet.strip():
         lines.append(f"  snippet:   {one_line(snippet)}")
     return "\n".join(lines) + "\n\n"
@@ -62,6 +64,8 @@ def render_console_digest(digest: Digest) -> str:
             link = one_line(alert.link) if alert.link else "(no link)"
             lines.append(f"    - {one_line(alert.title) or '(no title)'} <{link}>"
                          f" ({one_line(alert.feed)})")
+            if alert.other_sources:
+                lines.append(f"      also: {', '.join(one_line(s) for s in alert.other_sources)}")
     return "\n".join(lines) + "\n\n"
 
 

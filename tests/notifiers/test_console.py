@@ -57,6 +57,8 @@ def test_prints_one_readable_block_per_alert_and_flushes() -> None:
         pytest.param({"link": None}, "  link:      (none)", id="no-link"),
         pytest.param({"published_at": None}, "  published: unknown", id="no-date"),
         pytest.param({"severity": "high"}, "[wirewatch] csto-exit (high)", id="severity"),
+        pytest.param({"other_sources": ("DW (first)", "Reuters\n(+4 min)")},
+                     "  also:      DW (first), Reuters (+4 min)", id="story-sources"),
     ],
 )
 def test_untrusted_or_missing_fields(changes: dict[str, object], expected_line: str) -> None:

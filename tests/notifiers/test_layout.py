@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from email import message_from_bytes, policy
 
 import pytest
@@ -194,4 +195,15 @@ def test_console_digest() -> None:
         "[wirewatch] 2 more matches for rule-0",
         "  rule-0 (2)",
         "    - Story 0 <b>& <https://news.example/0> (regional-wire)",
+    ]
+
+
+def test_console_digest_names_story_sources() -> None:
+    stream = io.StringIO()
+    sourced = replace(digest(1), alerts=(replace(digest(1).alerts[0],
+                                                 other_sources=("DW (+4 min)",)),))
+    ConsoleNotifier(name="screen", stream=stream).send_digest(sourced)
+    assert stream.getvalue().splitlines()[2:4] == [
+        "    - Story 0 <b>& <https://news.example/0> (regional-wire)",
+        "      also: DW (+4 min)",
     ]
