@@ -142,6 +142,8 @@ def test_run_once_stopped_by_sigint_mid_send_hands_the_alert_back(
     assert slack_standin.token is not None
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
     try:
+        # Polled: its database file exists (tests/dbs.py then leaves it on SQLite).
+        feed_server.wait_for_requests(1, timeout=20)
         assert _wait_for_status(db, "sending"), "the send never started"
         code = daemon.stop(signal.SIGINT, timeout=30)
     finally:
