@@ -11,9 +11,10 @@ which time-machine moves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -163,17 +164,21 @@ def test_digest_lists_the_sources_known_when_sent_and_later_ones_update_once(
     assert len(store.story_updates()) == 6
 
 
-class PollDuringDigest(SlackNotifier):
+class PollWhileSending(SlackNotifier):
     """The Slack notifier, with another source of the story stored a minute later
-    while the digest is on its way (another instance's poll, say)."""
+    while a digest or an alert is on its way (another instance's poll, say)."""
 
-    def __init__(self, *, during: object, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, during: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._during = during
 
     def send_digest(self, digest: Digest) -> Receipt:
-        self._during()  # type: ignore[operator]
+        self._during()
         return super().send_digest(digest)
+
+    def send(self, alert: Alert) -> Receipt:
+        self._during()
+        return super().send(alert)
 
 
 def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
@@ -188,7 +193,7 @@ def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
             clock.shift(timedelta(minutes=1))
             poll(store, desk, "b", ("desk",))
 
-        slack = PollDuringDigest(during=another_source, name="desk", channel="#desk",
+        slack = PollWhileSending(during=another_source, name="desk", channel="#desk",
                                  token=slack_standin.token, base_url=slack_standin.base_url)
         poll(store, desk, "a", ("desk",))
         deliver(store, {"desk": slack}, policy)
@@ -202,19 +207,6 @@ def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
     assert reply.body["text"] == f"Also reported by: b (+1 h 1 min): {TITLE}"
 
 
-class PollDuringSend(SlackNotifier):
-    """The Slack notifier, with another source of the story stored a minute later
-    while an immediate alert is on its way."""
-
-    def __init__(self, *, during: object, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._during = during
-
-    def send(self, alert: Alert) -> Receipt:
-        self._during()  # type: ignore[operator]
-        return super().send(alert)
-
-
 def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
     store: Store, slack_standin: SlackStandIn,
 ) -> None:
@@ -225,7 +217,7 @@ def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
             clock.shift(timedelta(minutes=1))
             poll(store, desk, "b", ("desk",))
 
-        slack = PollDuringSend(during=another_source, name="desk", channel="#desk",
+        slack = PollWhileSending(during=another_source, name="desk", channel="#desk",
                                token=slack_standin.token, base_url=slack_standin.base_url)
         poll(store, desk, "a", ("desk",))
         deliver(store, {"desk": slack}, DeliveryPolicy())

@@ -18,10 +18,7 @@ database: "sqlite:///{db}"
 defaults:
   timeout: 60s
 feeds:
-  - name: caucasus
-    url: {world}
-  - name: stuck
-    url: {stuck}
+{feeds}
 notifiers:
   desk:
     type: slack
@@ -42,9 +39,9 @@ def test_sigterm_with_a_fetch_and_a_send_in_flight_exits_0_within_the_grace(
     slack_standin.fail_next(status=500, delay=25, method="chat.postMessage")
     db = tmp_path / "w.db"
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(db=db, world=feed_server.url("/world.rss"),
-                                    stuck=feed_server.url("/stuck.rss"),
-                                    slack=slack_standin.base_url))
+    config.write_text(CONFIG.format(db=db, feeds=feeds_yaml(
+        caucasus=feed_server.url("/world.rss"), stuck=feed_server.url("/stuck.rss")),
+        slack=slack_standin.base_url))
     assert slack_standin.token is not None
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token})
     try:
@@ -78,22 +75,10 @@ def _wait_for_status(db: Path, status: str, timeout: float = 20.0) -> bool:
     return False
 
 
-ONCE_CONFIG = """\
-database: "sqlite:///{db}"
-defaults:
-  timeout: 60s
-feeds:
-{feeds}
-notifiers:
-  desk:
-    type: slack
-    token: ${{SLACK_BOT_TOKEN}}
-    channel: "#world-desk"
-    base_url: {slack}
-rules:
-  - name: csto-exit
-    query: CSTO AND withdraw*
-"""
+
+
+def feeds_yaml(**urls: str) -> str:
+    return "\n".join(f"  - name: {name}\n    url: {url}" for name, url in urls.items())
 
 
 def _feed_leases(db: Path) -> dict[str, str | None]:
@@ -113,9 +98,8 @@ def test_run_once_stopped_by_sigterm_mid_poll_hands_its_feed_leases_back(
     feed_server.set_route("/stuck.rss", Response(body=b"<rss/>", delay=45))
     db = tmp_path / "w.db"
     config = tmp_path / "config.yaml"
-    config.write_text(ONCE_CONFIG.format(
-        db=db, feeds=f"  - name: stuck\n    url: {feed_server.url('/stuck.rss')}",
-        slack=slack_standin.base_url))
+    config.write_text(CONFIG.format(db=db, feeds=feeds_yaml(stuck=feed_server.url("/stuck.rss")),
+                                    slack=slack_standin.base_url))
     assert slack_standin.token is not None
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
     try:
@@ -136,8 +120,8 @@ def test_run_once_stopped_by_sigint_mid_send_hands_the_alert_back(
     slack_standin.fail_next(status=500, delay=25, method="chat.postMessage")
     db = tmp_path / "w.db"
     config = tmp_path / "config.yaml"
-    config.write_text(ONCE_CONFIG.format(
-        db=db, feeds=f"  - name: caucasus\n    url: {feed_server.url('/world.rss')}",
+    config.write_text(CONFIG.format(
+        db=db, feeds=feeds_yaml(caucasus=feed_server.url("/world.rss")),
         slack=slack_standin.base_url))
     assert slack_standin.token is not None
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
