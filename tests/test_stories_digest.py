@@ -181,21 +181,28 @@ class PollWhileSending(SlackNotifier):
         return super().send(alert)
 
 
+def story_from_a_then_b_while_sending(store: Store, slack_standin: SlackStandIn,
+                                      clock: time_machine.Traveller) -> PollWhileSending:
+    """Feed a carries the story now; the Slack notifier returned stores feed b's copy
+    a minute later, while its first message is on its way."""
+    desk = StoryDesk.load(store, update_modes={"desk": "thread"})
+
+    def another_source() -> None:
+        clock.shift(timedelta(minutes=1))
+        poll(store, desk, "b", ("desk",))
+
+    poll(store, desk, "a", ("desk",))
+    return PollWhileSending(during=another_source, name="desk", channel="#desk",
+                            token=slack_standin.token, base_url=slack_standin.base_url)
+
+
 def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
     store: Store, slack_standin: SlackStandIn,
 ) -> None:
     policy = DeliveryPolicy(channels={"desk": ChannelPolicy(
         digest=DigestSchedule(DAILY, "Europe/Berlin"))})
     with time_machine.travel(berlin(7), tick=False) as clock:
-        desk = StoryDesk.load(store, update_modes={"desk": "thread"})
-
-        def another_source() -> None:
-            clock.shift(timedelta(minutes=1))
-            poll(store, desk, "b", ("desk",))
-
-        slack = PollWhileSending(during=another_source, name="desk", channel="#desk",
-                                 token=slack_standin.token, base_url=slack_standin.base_url)
-        poll(store, desk, "a", ("desk",))
+        slack = story_from_a_then_b_while_sending(store, slack_standin, clock)
         deliver(store, {"desk": slack}, policy)
         clock.move_to(berlin(8))
         deliver(store, {"desk": slack}, policy)
@@ -211,15 +218,7 @@ def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
     store: Store, slack_standin: SlackStandIn,
 ) -> None:
     with time_machine.travel(berlin(7), tick=False) as clock:
-        desk = StoryDesk.load(store, update_modes={"desk": "thread"})
-
-        def another_source() -> None:
-            clock.shift(timedelta(minutes=1))
-            poll(store, desk, "b", ("desk",))
-
-        slack = PollWhileSending(during=another_source, name="desk", channel="#desk",
-                               token=slack_standin.token, base_url=slack_standin.base_url)
-        poll(store, desk, "a", ("desk",))
+        slack = story_from_a_then_b_while_sending(store, slack_standin, clock)
         deliver(store, {"desk": slack}, DeliveryPolicy())
         clock.shift(timedelta(minutes=1))
         deliver(store, {"desk": slack}, DeliveryPolicy())

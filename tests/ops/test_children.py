@@ -81,9 +81,7 @@ def test_daemon_stopped_by_signal_after_a_rejected_reload_and_a_worker_crash_lea
     config = write_config(tmp_path, {"world": serve_changing_feed(feed_server)}, interval="1s")
     daemon = Daemon(config, env={})
     try:
-        daemon.wait_for_log(PARSED)
-        children = descendants(daemon.process.pid)
-        assert parse_workers(daemon), "no parse worker is running"
+        children = once_parsing(daemon)
 
         # An operator's broken edit is rejected; the daemon goes on with the old config.
         good = config.read_text()
@@ -107,6 +105,14 @@ def test_daemon_stopped_by_signal_after_a_rejected_reload_and_a_worker_crash_lea
     assert_none_left(children)
 
 
+def once_parsing(daemon: Daemon) -> set[ProcessId]:
+    """The daemon's descendants once it has parsed a feed (its parse workers among them)."""
+    daemon.wait_for_log(PARSED)
+    children = descendants(daemon.process.pid)
+    assert parse_workers(daemon), "no parse worker is running"
+    return children
+
+
 def test_daemon_killed_with_sigkill_leaves_nothing(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
@@ -115,9 +121,7 @@ def test_daemon_killed_with_sigkill_leaves_nothing(
     feed_server.serve_file("/world.rss", DATA / "world.rss", content_type="application/rss+xml")
     daemon = Daemon(write_config(tmp_path, {"world": feed_server.url("/world.rss")}), env={})
     try:
-        daemon.wait_for_log(PARSED)
-        children = descendants(daemon.process.pid)
-        assert parse_workers(daemon), "no parse worker is running"
+        children = once_parsing(daemon)
         daemon.stop(signal.SIGKILL)
     finally:
         daemon.close()
@@ -133,9 +137,7 @@ def test_run_once_leaves_nothing(tmp_path: Path, feed_server: FeedServer) -> Non
                                      "slow": feed_server.url("/slow.rss")})
     daemon = Daemon(config, env={}, args=("--once",))
     try:
-        daemon.wait_for_log(PARSED)
-        children = descendants(daemon.process.pid)
-        assert parse_workers(daemon), "no parse worker is running"
+        children = once_parsing(daemon)
         code = daemon.process.wait(timeout=60)
     finally:
         daemon.close()
@@ -153,9 +155,7 @@ def test_run_once_stopped_by_sigterm_mid_pass_leaves_nothing(
                                      "stuck": feed_server.url("/stuck.rss")})
     daemon = Daemon(config, env={}, args=("--once",))
     try:
-        daemon.wait_for_log(PARSED)
-        children = descendants(daemon.process.pid)
-        assert parse_workers(daemon), "no parse worker is running"
+        children = once_parsing(daemon)
         daemon.stop(signal.SIGTERM)
     finally:
         daemon.close()
