@@ -291,14 +291,24 @@ class Deliverer:
 
     # ------------------------------------------------------------------- sending
 
-    async def _paced(self, notifier: Notifier, send: Callable[[], Receipt]) -> Receipt:
+    async def _paced(
+        self, notifier: Notifier, send: Callable[[], Receipt]
+    ) -> tuple[Receipt, datetime]:
         """Wait for the channel's slot, send in a worker thread; a Retry-After holds
-        the channel back for exactly that long."""
+        the channel back for exactly that long.
+
+        Returns the receipt and the moment the slot came. A message counts as sent
+        as of that moment: ``send`` reads its story's sources after it, so a source
+        stored during the pacing wait is listed in the message, and one stored while
+        the message is on its way gets a story update of its own. (Read before the
+        wait and marked sent after the send, such a source would be in neither.)
+        """
         key = getattr(notifier, "pacing_key", None)
         interval = float(getattr(notifier, "min_interval", 0.0))
         await self._pacer.wait(key, interval)
+        as_of = self._clock()
         try:
-            return await asyncio.to_thread(send)
+            return await asyncio.to_thread(send), as_of
         except NotifyError as exc:
             if exc.retry_after is not None:
                 self._pacer.defer(key, exc.retry_after)
@@ -331,21 +341,10 @@ class Deliverer:
                 )
                 return
             self._store.admit_delivery(delivery.id, now=now)
-        as_of = self._clock()
-
-        def send() -> Receipt:
-            # The story's other sources as of the channel's slot ("Also: DW (first),
-            # Reuters (+4 min)"), and the alert counts as sent as of then, as a digest
-            # does: a source stored during the pacing wait is listed, one stored while
-            # the message is on its way gets its own story update. Read before the
-            # wait and marked after the send, such a source was in neither.
-            nonlocal as_of
-            as_of = self._clock()
-            return notifier.send(with_story(self._store, alert_for(delivery),
-                                            hit_id=delivery.hit_id))
-
         try:
-            receipt = await self._paced(notifier, send)
+            # With the story's other sources: "Also: DW (first), Reuters (+4 min)".
+            receipt, as_of = await self._paced(notifier, lambda: notifier.send(
+                with_story(self._store, alert_for(delivery), hit_id=delivery.hit_id)))
         except Exception as exc:
             self._handle_error([delivery], _as_notify_error(notifier.name, exc), summary)
             return
@@ -359,19 +358,10 @@ class Deliverer:
         self, notifier: Notifier, rows: list[ClaimedDelivery], summary: DeliverySummary
     ) -> None:
         ids = [row.id for row in rows]
-        as_of = self._clock()
-
-        def send() -> Receipt:
-            # Each entry names its story's sources as of the channel's slot, and the
-            # batch counts as sent as of then: a source stored after that moment gets
-            # its own story update, one stored before it is in the digest.
-            nonlocal as_of
-            as_of = self._clock()
-            digest = digest_with_stories(self._store, digest_for(rows), [r.hit_id for r in rows])
-            return notifier.send_digest(digest)
-
         try:
-            receipt = await self._paced(notifier, send)
+            # Each entry with its story's sources, as an immediate alert has them.
+            receipt, as_of = await self._paced(notifier, lambda: notifier.send_digest(
+                digest_with_stories(self._store, digest_for(rows), [r.hit_id for r in rows])))
         except Exception as exc:
             self._handle_error(rows, _as_notify_error(notifier.name, exc), summary)
             return
@@ -470,7 +460,7 @@ class Deliverer:
             severity=row.severity,
         )
         try:
-            receipt = await self._paced(notifier, lambda: notifier.send_notice(notice))
+            receipt, _ = await self._paced(notifier, lambda: notifier.send_notice(notice))
         except Exception as exc:
             error = _as_notify_error(notifier.name, exc)
             now = self._clock()
