@@ -164,6 +164,14 @@ def one_line(text: str) -> str:
     return " ".join(strip_control_chars(" ".join(text.split())).split())
 
 
+def other_sources_text(alert: Alert) -> str:
+    """The story's other sources on one line: "DW (first), Reuters (+4 min)" ("" if none).
+
+    Every channel shows this after "Also"; each formats and escapes it its own way.
+    """
+    return ", ".join(one_line(source) for source in alert.other_sources)
+
+
 def _normalised_marks(length: int, marks: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
     """Clip marks to the text, drop empty ones, and merge overlaps, in order."""
     clipped = ((max(0, start), min(length, end)) for start, end in marks)

@@ -19,6 +19,7 @@ from notifiers.base import (
     format_published,
     group_by_rule,
     one_line,
+    other_sources_text,
     split_marked,
     strip_control_chars,
 )
@@ -42,7 +43,7 @@ def render_console(alert: Alert) -> str:
         f"  published: {format_published(alert.published_at)}",
     ]
     if alert.other_sources:
-        lines.append(f"  also:      {', '.join(one_line(s) for s in alert.other_sources)}")
+        lines.append(f"  also:      {other_sources_text(alert)}")
     if snippet.strip():
         lines.append(f"  snippet:   {one_line(snippet)}")
     return "\n".join(lines) + "\n\n"
@@ -65,7 +66,7 @@ def render_console_digest(digest: Digest) -> str:
             lines.append(f"    - {one_line(alert.title) or '(no title)'} <{link}>"
                          f" ({one_line(alert.feed)})")
             if alert.other_sources:
-                lines.append(f"      also: {', '.join(one_line(s) for s in alert.other_sources)}")
+                lines.append(f"      also: {other_sources_text(alert)}")
     return "\n".join(lines) + "\n\n"
 
 

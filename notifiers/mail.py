@@ -40,6 +40,7 @@ from notifiers.base import (
     format_published,
     group_by_rule,
     one_line,
+    other_sources_text,
     safe_link,
     split_marked,
     strip_control_chars,
@@ -101,11 +102,6 @@ def thread_headers(earlier: Sequence[str]) -> dict[str, str]:
     return {"In-Reply-To": ids[-1], "References": " ".join(ids)}
 
 
-def _also(alert: Alert) -> str:
-    """The story's other sources: "DW (first), Reuters (+4 min)" ("" when none)."""
-    return ", ".join(one_line(s) for s in alert.other_sources)
-
-
 def _text_body(alert: Alert) -> str:
     snippet = "".join(
         f"**{piece}**" if marked else piece
@@ -126,7 +122,7 @@ def _text_body(alert: Alert) -> str:
     if alert.severity != "normal":
         lines.append(f"Severity:  {one_line(alert.severity)}")
     if alert.other_sources:
-        lines.append(f"Also:      {_also(alert)}")
+        lines.append(f"Also:      {other_sources_text(alert)}")
     if snippet.strip():
         lines += ["", one_line(snippet)]
     lines += ["", "-- ", "Sent by wirewatch."]
@@ -155,7 +151,7 @@ def _html_body(alert: Alert) -> str:
     if alert.severity != "normal":
         rows.append(("Severity", one_line(alert.severity)))
     if alert.other_sources:
-        rows.append(("Also", _also(alert)))
+        rows.append(("Also", other_sources_text(alert)))
     details = Markup("").join(
         Markup('<tr><th align="left" style="padding-right:1em">{}</th><td>{}</td></tr>').format(
             label, value
@@ -225,11 +221,11 @@ def build_digest_email(
         for alert in alerts:
             title = one_line(alert.title) or "(no title)"
             link = safe_link(alert.link)
+            others = other_sources_text(alert)
             text.append(f"  - {title} ({one_line(alert.feed)})" + (f"\n    {link}" if link else "")
-                        + (f"\n    Also: {_also(alert)}" if alert.other_sources else ""))
+                        + (f"\n    Also: {others}" if others else ""))
             label = Markup('<a href="{}">{}</a>').format(link, title) if link else escape(title)
-            also = (Markup("<br><small>Also: {}</small>").format(_also(alert))
-                    if alert.other_sources else Markup(""))
+            also = Markup("<br><small>Also: {}</small>").format(others) if others else Markup("")
             items.append(Markup("<li>{} <small>({})</small>{}</li>").format(
                 label, one_line(alert.feed), also))
         text.append("")

@@ -34,6 +34,7 @@ from notifiers.base import (
     format_published,
     group_by_rule,
     one_line,
+    other_sources_text,
     safe_link,
     split_marked,
     strip_control_chars,
@@ -260,7 +261,7 @@ def build_slack_message(alert: Alert, *, mention: str | None = None) -> dict[str
     if snippet:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": snippet}})
     if alert.other_sources:
-        others = ", ".join(escape_mrkdwn(one_line(s)) for s in alert.other_sources)
+        others = escape_mrkdwn(other_sources_text(alert))
         blocks.append(
             {
                 "type": "context",
@@ -280,9 +281,9 @@ def build_slack_message(alert: Alert, *, mention: str | None = None) -> dict[str
 
 def _also_mrkdwn(alert: Alert, limit: int) -> str:
     """"Also: DW (first), Reuters (+4 min)", escaped, within ``limit`` characters."""
-    return _fit(lambda n: "Also: " + escape_mrkdwn(truncate_words(
-        ", ".join(one_line(s) for s in alert.other_sources), n)),
-        sum(len(s) + 2 for s in alert.other_sources), limit)
+    others = other_sources_text(alert)
+    return _fit(lambda n: "Also: " + escape_mrkdwn(truncate_words(others, n)), len(others),
+                limit)
 
 
 def _digest_line(alert: Alert) -> str:
