@@ -9,6 +9,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -19,15 +20,17 @@ from tests.scale.cluster import FeedFarm, Instance, config_text
 from tests.support import FeedServer
 
 FEEDS, RULES = 300, 50
-# 300 feeds every 4 s is 75 polls/s for three daemons and PostgreSQL on two cores; at
-# 2 s (150 polls/s) the machine saturated and polls ran seconds late.
-INTERVAL = 4.0  # seconds; jitter adds up to 10 %
+# 300 feeds every 6 s is 50 polls/s for three daemons, PostgreSQL and this process's feed
+# server on two cores. At 2 s (150 polls/s) the machine saturated and polls ran seconds
+# late; at 4 s a poll still came 2 s late now and then.
+INTERVAL = 6.0  # seconds; jitter adds up to 10 %
 LEASE = 3.0  # seconds (WIREWATCH_FEED_LEASE_SECONDS)
 TICK = 1.0  # the daemon's scheduler tick
 # A feed is due INTERVAL (+ up to 10 % jitter) after its last poll, and picked up by the
 # next tick of some instance; the rest is slack for three daemons on two shared cores.
-# A skipped poll shows as a gap of at least 2 * INTERVAL (8 s), beyond this bound.
-MAX_GAP = INTERVAL * 1.1 + TICK + 2.0
+# A skipped poll shows as a gap of at least 2 * INTERVAL (12 s), beyond this bound.
+SLACK = 3.0
+MAX_GAP = INTERVAL * 1.1 + TICK + SLACK
 
 
 def wait_until(condition: Callable[[], object], *, timeout: float, what: str,
@@ -37,6 +40,11 @@ def wait_until(condition: Callable[[], object], *, timeout: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def epoch(stored: datetime) -> float:
+    """A timestamp as the store keeps it (naive UTC) in seconds since the epoch."""
+    return stored.replace(tzinfo=UTC).timestamp() if stored.tzinfo is None else stored.timestamp()
 
 
 def gaps(times: list[float]) -> list[float]:
@@ -76,8 +84,9 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
         held: list[tuple] = []  # type: ignore[type-arg]
 
         def victim_holds_leases() -> bool:
-            held[:] = sql("SELECT name FROM feeds WHERE lease_owner = :o",
-                          o=victim.instance_id)
+            # Leases on feeds still due: polls in flight or queued, the ones to take over.
+            held[:] = sql("SELECT name FROM feeds WHERE lease_owner = :o AND next_poll_at <= :t",
+                          o=victim.instance_id, t=datetime.now(UTC).replace(tzinfo=None))
             return bool(held)
 
         wait_until(victim_holds_leases, timeout=30, every=0.005,
@@ -86,6 +95,12 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
                         f"{sql('SELECT DISTINCT last_polled_by FROM feeds')})")
         victim.kill()
         killed_at = time.time()
+        # A dead process renews nothing, so what it holds now is what it held when it died:
+        # each feed with the time it is next due (in the past for a poll in flight or
+        # queued; in the future for one its pass had already polled).
+        dead_held = {int(name[1:]): epoch(due) for name, due in sql(
+            "SELECT name, next_poll_at FROM feeds WHERE lease_owner = :o",
+            o=victim.instance_id)}
         in_flight = {(rule, link) for rule, link in sql(
             "SELECT h.rule, i.link FROM deliveries d JOIN hits h ON h.id = d.hit_id "
             "JOIN items i ON i.id = h.item_id WHERE d.status = 'sending' AND d.claimed_by = :o",
@@ -146,14 +161,26 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
             f"feed {n} polled twice: {gaps(times)}"
         assert max(spans) <= MAX_GAP, f"feed {n} polled late: {spans}"
 
-    # After the kill, every feed (the victim's leased ones too) is polled again by a
-    # survivor within two lease periods, and still never twice at once.
+    # After the kill, a feed the victim held while it was due (a poll in flight or queued)
+    # is polled by a survivor within two lease periods; one it held already polled is
+    # polled when next due; every other feed keeps its interval (polled just before the
+    # kill, its next poll is up to MAX_GAP away). And no feed is polled twice at once.
     after = farm.poll_times(since=killed_at)
-    late = {n for n, times in after.items() if not [t for t in times
-                                                    if t <= killed_at + 2 * LEASE]}
-    assert not late, f"not taken over within {2 * LEASE}s: {sorted(late)[:10]}"
+    taken_over = [n for n, due in dead_held.items() if due <= killed_at]
+    for n, times in after.items():
+        if n in taken_over:
+            bound, why = 2 * LEASE, "held by the victim while due"
+        elif n in dead_held:
+            bound = dead_held[n] - killed_at + TICK + SLACK
+            why = "held by the victim, already polled"
+        else:
+            bound, why = MAX_GAP, "not held by the victim"
+        first = min(times, default=None)
+        assert first is not None and first - killed_at <= bound, (
+            f"feed {n} ({why}) first polled {first and round(first - killed_at, 2)}s "
+            f"after the kill, bound {bound:.2f}s")
     # Feeds the victim held may see its unfinished request, then the survivor's.
-    interrupted = {int(name[1:]) for (name,) in held}
+    interrupted = {int(name[1:]) for (name,) in held} | set(dead_held)
     for n, times in farm.poll_times(since=steady_from).items():
         if n not in interrupted:
             assert min(gaps(times), default=INTERVAL) >= INTERVAL / 2, \
