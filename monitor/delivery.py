@@ -341,14 +341,22 @@ class Deliverer:
                 )
                 return
             self._store.admit_delivery(delivery.id, now=now)
+        named: tuple[str, ...] = ()
+
+        def send() -> Receipt:
+            # With the story's other sources: "Also: DW (first), Reuters (+4 min)". What
+            # the message names is recorded, so updates add exactly the sources it lacks.
+            nonlocal named
+            alert, named = with_story(self._store, alert_for(delivery), hit_id=delivery.hit_id)
+            return notifier.send(alert)
+
         try:
-            # With the story's other sources: "Also: DW (first), Reuters (+4 min)".
-            receipt, as_of = await self._paced(notifier, lambda: notifier.send(
-                with_story(self._store, alert_for(delivery), hit_id=delivery.hit_id)))
+            receipt, as_of = await self._paced(notifier, send)
         except Exception as exc:
             self._handle_error([delivery], _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=as_of)
+        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=as_of,
+                              listed_sources=named)
         summary.sent += 1
         self._observe([delivery], "sent")
         log.info("notifier=%s rule=%s delivery=%d sent", notifier.name, delivery.rule,
@@ -358,14 +366,21 @@ class Deliverer:
         self, notifier: Notifier, rows: list[ClaimedDelivery], summary: DeliverySummary
     ) -> None:
         ids = [row.id for row in rows]
-        try:
+        named: list[tuple[str, ...]] = []
+
+        def send() -> Receipt:
             # Each entry with its story's sources, as an immediate alert has them.
-            receipt, as_of = await self._paced(notifier, lambda: notifier.send_digest(
-                digest_with_stories(self._store, digest_for(rows), [r.hit_id for r in rows])))
+            digest, named[:] = digest_with_stories(self._store, digest_for(rows),
+                                                   [r.hit_id for r in rows])
+            return notifier.send_digest(digest)
+
+        try:
+            receipt, as_of = await self._paced(notifier, send)
         except Exception as exc:
             self._handle_error(rows, _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=as_of)
+        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=as_of,
+                                    listed_sources=named)
         summary.sent += len(rows)
         self._observe(rows, "sent")
         log.info("notifier=%s batch=%s deliveries=%d sent", notifier.name, rows[0].batch,

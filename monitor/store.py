@@ -214,6 +214,10 @@ class DeliveryRow(OutboxState, table=True):
     held_until: datetime | None = None
     #: When the channel's policy let this row go out on its own (flood control counts these).
     admitted_at: datetime | None = Field(default=None, index=True)
+    #: The feeds the sent message named for its story (its own and the "Also" ones), as a
+    #: JSON list: a story update for one of them has nothing to add. NULL for rows sent
+    #: before this was recorded; those compare times instead.
+    listed_sources: str | None = None
 
 
 class NoticeRow(OutboxState, table=True):
@@ -528,6 +532,9 @@ class ClaimedStoryUpdate:
     original_external_id: str | None
     original_sent_at: datetime | None
     original_hit_id: int
+    #: The feeds the original message named for the story; None if it was sent before
+    #: that was recorded (then its send time tells).
+    original_listed_sources: tuple[str, ...] | None
     #: When the original is due to go out (its hold for a digest, or its retry):
     #: an update waiting for an unsent original need not look again before then.
     original_due_at: datetime
@@ -1221,6 +1228,8 @@ class Store:
                 new_feed=m.feed, new_seen_at=_aware(m.seen_at),
                 original_status=d.status, original_external_id=d.external_id,
                 original_sent_at=_aware(d.sent_at), original_hit_id=a.hit_id,
+                original_listed_sources=(None if d.listed_sources is None
+                                         else tuple(json.loads(d.listed_sources))),
                 original_due_at=_aware(d.next_attempt_at),
             )
             for u, a, m, d in rows
@@ -1505,9 +1514,21 @@ class Store:
         return self._claimed(sorted(claimed))
 
     def mark_batch_sent(self, delivery_ids: Sequence[int], *, external_id: str | None,
-                        now: datetime) -> None:
-        self._finish_many(delivery_ids, status=SENT, external_id=external_id, sent_at=now,
-                          claimed_until=None, last_error=None)
+                        now: datetime,
+                        listed_sources: Sequence[Sequence[str]] | None = None) -> None:
+        """Mark a batch message's rows sent; ``listed_sources``: per row, in order, the
+        feeds its entry named."""
+        if listed_sources is None:
+            self._finish_many(delivery_ids, status=SENT, external_id=external_id, sent_at=now,
+                              claimed_until=None, last_error=None)
+            return
+        with Session(self._engine) as session:
+            for delivery_id, feeds in zip(delivery_ids, listed_sources, strict=True):
+                session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)
+                                .values(status=SENT, external_id=external_id, sent_at=now,
+                                        claimed_until=None, last_error=None,
+                                        listed_sources=json.dumps(list(feeds))))
+            session.commit()
 
     def schedule_batch_retry(self, delivery_ids: Sequence[int], *, at: datetime,
                              reason: str) -> None:
@@ -1536,9 +1557,13 @@ class Store:
             ).all()
         return sorted({c for c in (*deliveries, *notices) if c})
 
-    def mark_sent(self, delivery_id: int, *, external_id: str | None, now: datetime) -> None:
+    def mark_sent(self, delivery_id: int, *, external_id: str | None, now: datetime,
+                  listed_sources: Sequence[str] | None = None) -> None:
+        """Mark a delivery sent as of ``now``; ``listed_sources``: the feeds its message
+        named for the story."""
+        listed = None if listed_sources is None else json.dumps(list(listed_sources))
         self._finish(delivery_id, status=SENT, external_id=external_id, sent_at=now,
-                     claimed_until=None, last_error=None)
+                     claimed_until=None, last_error=None, listed_sources=listed)
 
     def mark_failed(self, delivery_id: int, *, reason: str) -> None:
         self._finish(delivery_id, status=FAILED, last_error=reason, claimed_until=None)

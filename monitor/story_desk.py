@@ -186,21 +186,26 @@ def other_sources(sources: Sequence[StorySource], *, own_feed: str) -> tuple[str
     )
 
 
-def with_story(store: Store, alert: Alert, *, hit_id: int) -> Alert:
-    """The alert with its story's other sources as known now (unchanged for one source)."""
+def with_story(store: Store, alert: Alert, *, hit_id: int) -> tuple[Alert, tuple[str, ...]]:
+    """The alert with its story's other sources as known now (unchanged for one source),
+    and the feeds it names for the story: its own and those others."""
     story_id = store.story_of_hit(hit_id)
     if story_id is None:
-        return alert
-    return replace(alert, other_sources=other_sources(store.story_sources(story_id),
-                                                      own_feed=alert.feed))
+        return alert, (alert.feed,)
+    sources = store.story_sources(story_id)
+    named = (alert.feed, *(s.feed for s in sources if s.feed != alert.feed))
+    return replace(alert, other_sources=other_sources(sources, own_feed=alert.feed)), named
 
 
-def digest_with_stories(store: Store, digest: Digest, hit_ids: Sequence[int]) -> Digest:
+def digest_with_stories(store: Store, digest: Digest, hit_ids: Sequence[int]
+                        ) -> tuple[Digest, list[tuple[str, ...]]]:
     """The digest with each entry's story sources as known now, as :func:`with_story`
-    gives an immediate alert; ``hit_ids`` are the entries' hits, in order."""
-    return replace(digest, alerts=tuple(
-        with_story(store, alert, hit_id=hit_id)
-        for alert, hit_id in zip(digest.alerts, hit_ids, strict=True)))
+    gives an immediate alert, and the feeds each entry names; ``hit_ids`` are the
+    entries' hits, in order."""
+    entries = [with_story(store, alert, hit_id=hit_id)
+               for alert, hit_id in zip(digest.alerts, hit_ids, strict=True)]
+    return (replace(digest, alerts=tuple(alert for alert, _ in entries)),
+            [named for _, named in entries])
 
 
 # ----------------------------------------------------------------------------- updates
@@ -280,8 +285,14 @@ async def _send_update(
                retry_at=max(now + LEASE / 4, row.original_due_at))
         summary.retrying += 1
         return
-    if row.original_sent_at is not None and row.original_sent_at >= row.new_seen_at:
-        # The original went out after this source was known: it already names it.
+    if row.original_listed_sources is not None:
+        listed = row.new_feed in row.original_listed_sources
+    else:
+        # Sent before messages recorded what they named: one that went out after this
+        # source was seen named it, all but a poll stored just after the send read
+        # its sources.
+        listed = row.original_sent_at is not None and row.original_sent_at >= row.new_seen_at
+    if listed:
         finish(SENT, "listed in the original alert")
         summary.skipped += 1
         return
