@@ -1,0 +1,297 @@
+"""Checks that span sections of config.yaml: unique names, references from rules to feeds,
+tags and notifiers, interval bounds, ``feed_lease`` against ``defaults.timeout``, empty
+lists, SMTP passwords sent in clear, and the compilation of every rule query.
+
+They read the raw data rather than the validated models, so that they still report when
+some other part failed validation: a config's problems all come out in one go.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from monitor.config.model import CONSOLE_NOTIFIER
+from monitor.config.reporting import Loading, did_you_mean
+from monitor.config.sections import TAG_PREFIX, Defaults, FeedConfig
+from monitor.durations import DurationError, format_duration, parse_duration
+from monitor.yamlsource import Path
+from rules import RuleError, RuleSet, RuleSetError, RuleSpec, compile_rules
+
+
+@dataclass
+class CrossChecks:
+    """Checks that span sections; they run on the raw data so that they report even when
+    some other part failed validation (every problem in one go)."""
+
+    loading: Loading
+    data: dict[str, Any]
+
+    def run(self) -> None:
+        feeds = list(self._entries("feeds"))
+        rules_ = list(self._entries("rules"))
+        self._check_unique(feeds, "feed")
+        self._check_unique(rules_, "rule")
+        self._check_intervals(feeds)
+        self._check_feed_lease()
+        notifiers = self._notifier_names()
+        tags = {tag for _, feed in feeds for tag in _strings(feed.get("tags"))}
+        feed_names = [name for _, feed in feeds if isinstance(name := feed.get("name"), str)]
+        for index, rule in rules_:
+            for position, ref in _indexed_strings(rule.get("feeds")):
+                self._check_feed_ref(("rules", index, "feeds", position), ref, feed_names, tags)
+            for position, name in _indexed_strings(rule.get("notify")):
+                self._check_notifier_ref(("rules", index, "notify", position), name, notifiers)
+        ops = self.data.get("ops_notify")
+        if isinstance(ops, str):
+            self._check_notifier_ref(("ops_notify",), ops, notifiers)
+        self._check_lists()
+        self._check_email_security()
+
+    def _entries(self, section: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        items = self.data.get(section)
+        if isinstance(items, list):
+            for index, item in enumerate(items):
+                if isinstance(item, dict):
+                    yield index, item
+
+    def _notifier_names(self) -> list[str]:
+        configured = self.data.get("notifiers")
+        if isinstance(configured, dict) and configured:
+            return list(configured)
+        return [CONSOLE_NOTIFIER]
+
+    def _check_unique(self, entries: list[tuple[int, dict[str, Any]]], kind: str) -> None:
+        first: dict[str, int] = {}
+        for index, entry in entries:
+            name = entry.get("name")
+            if not isinstance(name, str):
+                continue
+            path = (f"{kind}s", index, "name")
+            if name in first:
+                first_line = self.loading.lines.get((f"{kind}s", first[name], "name"))
+                self.loading.add(
+                    path,
+                    f"duplicate {kind} name {self.loading.show(path, name)} "
+                    f"(first used on line {first_line})",
+                )
+            else:
+                first[name] = index
+
+    def _check_intervals(self, feeds: list[tuple[int, dict[str, Any]]]) -> None:
+        """min_interval ≤ max_interval (an error); an interval outside them (a warning).
+
+        A feed that sets none of the three follows the defaults, checked once for all.
+        """
+        defaults = _quietly(Defaults, self.data.get("defaults") or {}) or Defaults()
+        self._check_bounds(
+            ("defaults",),
+            defaults.interval,
+            defaults.min_interval,
+            defaults.max_interval,
+            interval_path=("defaults", "interval"),
+            subject="the default interval",
+        )
+        for index, raw in feeds:
+            feed = _quietly(FeedConfig, raw)
+            if feed is None or (feed.interval, feed.min_interval, feed.max_interval) == (
+                None,
+                None,
+                None,
+            ):
+                continue
+            own = ("feeds", index, "interval")
+            name = self.loading.show(("feeds", index, "name"), feed.name)
+            self._check_bounds(
+                ("feeds", index),
+                feed.interval or defaults.interval,
+                feed.min_interval or defaults.min_interval,
+                feed.max_interval or defaults.max_interval,
+                interval_path=own if feed.interval else ("feeds", index),
+                subject=f"the interval of feed {name}",
+            )
+
+    def _check_feed_lease(self) -> None:
+        """``feed_lease`` ≥ ``defaults.timeout``.
+
+        A pass renews its leases every third of a lease, but a lease must also
+        outlast one fetch on its own: otherwise one late or failed renewal (a busy
+        event loop, a database hiccup) hands a feed to another instance mid-fetch.
+        """
+        raw = self.data.get("feed_lease")
+        defaults = _quietly(Defaults, self.data.get("defaults") or {})
+        if not isinstance(raw, str) or defaults is None:
+            return  # unset, or a problem the model already reported
+        try:
+            lease = parse_duration(raw)
+        except DurationError:
+            return
+        if lease < defaults.timeout:
+            timeout = format_duration(defaults.timeout)
+            self.loading.add(
+                ("feed_lease",),
+                f"{self.loading.show(('feed_lease',), raw)} is shorter than defaults.timeout "
+                f"({timeout}): another instance could take a feed over while its fetch still "
+                f"runs; set feed_lease to at least {timeout}, or leave it out for the default "
+                "(twice defaults.timeout plus 1m)",
+            )
+
+    def _check_bounds(
+        self,
+        path: Path,
+        interval: timedelta,
+        low: timedelta,
+        high: timedelta,
+        *,
+        interval_path: Path,
+        subject: str,
+    ) -> None:
+        if low > high:
+            self.loading.add(
+                path,
+                f"min_interval ({format_duration(low)}) is longer than "
+                f"max_interval ({format_duration(high)})",
+            )
+        elif interval < low:
+            self.loading.warn(
+                interval_path,
+                f"{subject} ({format_duration(interval)}) is below min_interval "
+                f"({format_duration(low)}); it will be polled every {format_duration(low)} "
+                "(lower min_interval to allow it)",
+            )
+        elif interval > high:
+            self.loading.warn(
+                interval_path,
+                f"{subject} ({format_duration(interval)}) is above max_interval "
+                f"({format_duration(high)}); it will be polled every {format_duration(high)}",
+            )
+
+    def _check_feed_ref(self, path: Path, ref: str, feed_names: list[str], tags: set[str]) -> None:
+        shown = self.loading.show(path, ref)
+        if ref.startswith(TAG_PREFIX):
+            tag = ref[len(TAG_PREFIX) :]
+            if tag not in tags:
+                hint = did_you_mean(tag, tags)
+                self.loading.add(path, f"no feed has the tag {self.loading.show(path, tag)}{hint}")
+        elif ref not in feed_names:
+            hint = did_you_mean(ref, feed_names) or " (write tag:NAME to select feeds by tag)"
+            self.loading.add(path, f"unknown feed {shown}{hint}")
+
+    def _check_notifier_ref(self, path: Path, name: str, notifiers: list[str]) -> None:
+        if name not in notifiers:
+            known = ", ".join(notifiers)
+            self.loading.add(
+                path,
+                f"unknown notifier {self.loading.show(path, name)}"
+                f"{did_you_mean(name, notifiers)}; notifiers are: {known}",
+            )
+
+    def _check_lists(self) -> None:
+        lists = self.data.get("lists")
+        if not isinstance(lists, dict):
+            return
+        for name, terms in lists.items():
+            if isinstance(terms, list) and not terms:
+                self.loading.add(("lists", name), "a list needs at least one term")
+
+    def _check_email_security(self) -> None:
+        notifiers = self.data.get("notifiers")
+        if not isinstance(notifiers, dict):
+            return
+        for name, raw in notifiers.items():
+            if (
+                isinstance(raw, dict)
+                and raw.get("type") == "email"
+                and raw.get("security") == "none"
+                and raw.get("password") is not None
+            ):
+                self.loading.warn(
+                    ("notifiers", name, "security"),
+                    "security: none sends the SMTP password unencrypted",
+                )
+
+    def compiled_rules(self) -> RuleSet | None:
+        """Compile every rule query; each error becomes a problem at that query's line.
+
+        Returns None when any rule failed. A rule whose name repeats an earlier one (already
+        reported above) is compiled on its own, so its query is still checked.
+        """
+        batches: list[dict[str, tuple[int, RuleSpec]]] = [{}]
+        for index, rule in self._entries("rules"):
+            name, query = rule.get("name"), rule.get("query")
+            if isinstance(query, str):
+                query = query.rstrip()  # as RuleConfig stores it
+            if isinstance(name, str) and isinstance(query, str) and query:
+                line = self.loading.lines.get(("rules", index, "query"))
+                spec = RuleSpec(name, query, line)
+                if name in batches[0]:
+                    batches.append({name: (index, spec)})
+                else:
+                    batches[0][name] = (index, spec)
+        compiled: list[RuleSet] = []
+        for batch in batches:
+            try:
+                ruleset = compile_rules(
+                    [spec for _, spec in batch.values()], lists=self._usable_lists()
+                )
+            except RuleSetError as exc:
+                for error in exc.errors:
+                    self._add_rule_error(batch, error)
+                continue
+            compiled.append(ruleset)
+            for warning in ruleset.warnings:
+                self.loading.warn(self._query_path(batch, warning.rule), warning.message)
+        return compiled[0] if len(compiled) == len(batches) else None
+
+    def _add_rule_error(self, batch: Mapping[str, tuple[int, RuleSpec]], error: RuleError) -> None:
+        path = self._query_path(batch, error.rule)
+        if self.loading.expanded.get(path):
+            # The query took text from the environment: do not print it.
+            message = f"rule '{error.rule}': {error.message} (at column {error.column})"
+        else:
+            # The problem's prefix gives file and line; render() adds the caret.
+            message = error.for_rule(error.rule or "?", None).render()
+        self.loading.add(path, message)
+
+    @staticmethod
+    def _query_path(batch: Mapping[str, tuple[int, RuleSpec]], rule: str | None) -> Path:
+        if rule is not None and rule in batch:
+            return ("rules", batch[rule][0], "query")
+        return ("rules",)
+
+    def _usable_lists(self) -> dict[str, list[str]]:
+        """The `lists:` entries that are well-formed (the others are reported elsewhere)."""
+        lists = self.data.get("lists")
+        if not isinstance(lists, dict):
+            return {}
+        return {
+            name: terms
+            for name, terms in lists.items()
+            if isinstance(terms, list) and all(isinstance(term, str) for term in terms)
+        }
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _indexed_strings(value: Any) -> list[tuple[int, str]]:
+    if not isinstance(value, list):
+        return []
+    return [(index, item) for index, item in enumerate(value) if isinstance(item, str)]
+
+
+_M = typing.TypeVar("_M", bound=BaseModel)
+
+
+def _quietly(model: type[_M], data: Any) -> _M | None:
+    """Validate one part on its own; its errors were already reported by the full pass."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
