@@ -91,12 +91,13 @@ def instance_id() -> str:
 
 
 #: Seconds a claimed feed stays leased to this instance, over the config's
-#: ``feed_lease`` (docs/scaling.md). Not held to ``defaults.timeout`` as the key is:
-#: tests and experiments use a few seconds so that takeover after a crash is fast.
+#: ``feed_lease`` (docs/scaling.md). Not held to ``defaults.timeout`` as the key is (a
+#: shorter value is only warned about): tests and experiments use a few seconds so that
+#: takeover after a crash is fast.
 FEED_LEASE_ENV = "WIREWATCH_FEED_LEASE_SECONDS"
 
 
-def feed_lease(environ: dict[str, str]) -> timedelta | None:
+def feed_lease(environ: dict[str, str], config: Config) -> timedelta | None:
     value = environ.get(FEED_LEASE_ENV)
     if not value:
         return None
@@ -106,6 +107,14 @@ def feed_lease(environ: dict[str, str]) -> timedelta | None:
         seconds = 0.0
     if not seconds > 0:
         raise CommandError(f"{FEED_LEASE_ENV}={value!r}: expected a number of seconds above 0")
+    # Not refused, as a short feed_lease is, but an operator who set it in production
+    # should hear what it risks.
+    timeout = config.defaults.timeout.total_seconds()
+    if seconds < timeout:
+        logging.getLogger("wirewatch").warning(
+            "%s=%s is shorter than defaults.timeout (%gs): a feed whose fetch runs that "
+            "long may be polled by another instance too (one extra request, never a second "
+            "alert); unset it or set at least %g", FEED_LEASE_ENV, value, timeout, timeout)
     return timedelta(seconds=seconds)
 
 
@@ -137,7 +146,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
             store=store,
             notifiers=build_notifiers(config, stdout=ctx.stdout),
             instance_id=instance_id(),
-            feed_lease=feed_lease(ctx.environ),
+            feed_lease=feed_lease(ctx.environ, config),
         )
         if args.once:
             return asyncio.run(_run_once(monitor, args, ctx))

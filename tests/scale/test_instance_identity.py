@@ -60,6 +60,18 @@ def test_a_bad_lease_setting_is_refused(tmp_path: Path, value: str) -> None:
     assert "WIREWATCH_FEED_LEASE_SECONDS" in err
 
 
+@pytest.mark.parametrize(("value", "warned"), [("3", True), ("20", False), ("120", False)])
+def test_a_lease_setting_shorter_than_the_timeout_is_warned_about(
+    tmp_path: Path, value: str, warned: bool
+) -> None:
+    config = write_config(tmp_path / "config.yaml", f"sqlite:///{tmp_path / 'w.db'}",
+                          "http://127.0.0.1:9/wire.xml")  # defaults.timeout: 20 s
+    code, _, err = cli(config, "run", "--once", environ={"WIREWATCH_FEED_LEASE_SECONDS": value})
+    assert code == 0, err
+    warning = ("WIREWATCH_FEED_LEASE_SECONDS=3 is shorter than defaults.timeout (20s)")
+    assert (warning in err) is warned, err
+
+
 def test_metrics_name_the_instance() -> None:
     text = Metrics(instance_id="desk-1:4242").render().decode()
     assert 'wirewatch_instance_info{instance_id="desk-1:4242"} 1.0' in text
