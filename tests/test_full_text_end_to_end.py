@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,11 +94,11 @@ def feeds_json(config: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def server() -> FeedServer:
+def server() -> Iterator[FeedServer]:
     with FeedServer() as server:
         server.set_route("/story", Response(headers=HTML,
                                             body=(ARTICLES / "armenia-csto.html").read_bytes()))
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def test_full_text_matches_the_story_and_not_the_page_around_it(

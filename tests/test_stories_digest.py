@@ -95,7 +95,7 @@ def deliver(store: Store, notifiers: dict[str, Notifier], policy: DeliveryPolicy
 
 def slack_also(message: dict[str, object]) -> list[str]:
     """The "Also:" lines of a Slack digest's entries."""
-    sections = [b["text"]["text"] for b in message["blocks"]  # type: ignore[attr-defined, index]
+    sections = [b["text"]["text"] for b in message["blocks"]  # type: ignore[attr-defined]
                 if b["type"] == "section"]
     return [line.strip() for text in sections for line in text.splitlines()
             if line.strip().startswith("Also:")]

@@ -121,8 +121,8 @@ def test_one_alert_per_rule_and_channel_then_updates(
     run_once(config, environ)
     posted = slack_standin.calls_to("chat.postMessage")
     assert len(posted) == 4 and all("thread_ts" not in c.body for c in posted)
-    originals = {(c.response["channel"], _rule(c.body["text"])): c.response["ts"]
-                 for c in posted}  # type: ignore[index]
+    originals = {(c.response["channel"], _rule(c.body["text"])):  # type: ignore[index]
+                 c.response["ts"] for c in posted}  # type: ignore[index]
     assert set(originals) == {(ch, rule) for ch in (desk, night)
                               for rule in ("csto", "armenia-russia")}
     mails = smtp_server.messages

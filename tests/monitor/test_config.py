@@ -309,7 +309,7 @@ def test_rule_warnings_are_not_errors() -> None:
 def test_config_is_frozen() -> None:
     config = load(FEEDS)
     with pytest.raises(ValueError):
-        config.feeds[0].name = "other"  # type: ignore[misc]
+        config.feeds[0].name = "other"
 
 
 def test_error_is_raised_for_an_unknown_list_even_with_other_lists_broken() -> None:

@@ -46,7 +46,7 @@ def test_numbers_in_quotes_stay_text_and_expansion_stays_text() -> None:
     assert document.data == {"a": "5", "b": "5", "c": 5}
 
 
-PROBLEMS = [
+PROBLEMS: list[tuple[str, str, dict[str, str], SourceProblem]] = [
     (
         "duplicate key",
         "a: 1\nb: 2\na: 3\n",

@@ -64,7 +64,7 @@ def test_defaults_apply_when_the_keys_are_absent() -> None:
 
 def test_every_delivery_key_is_read_into_the_policy() -> None:
     config = load(FULL)
-    assert config.notifiers["desk"].mention == "@here"  # type: ignore[union-attr]
+    assert config.notifiers["desk"].mention == "@here"
     policy = policy_from_config(config)
     desk, editors, screen = (policy.channels[n] for n in ("desk", "editors", "screen"))
     assert desk.burst == Burst(max=5, window=timedelta(minutes=30))
@@ -76,7 +76,7 @@ def test_every_delivery_key_is_read_into_the_policy() -> None:
     assert policy.rule_digests == {
         "weekly": DigestSchedule("0 9 * * mon", "America/New_York", rule="weekly"),
     }
-    assert config.rule_named("war").severity == "critical"  # type: ignore[union-attr]
+    assert config.rule_named("war").severity == "critical"
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ from monitor.store import FAILED, PENDING, SENT, FeedSpec, FeedUpdate, NewHit, N
 from notifiers import (
     Alert,
     ConsoleNotifier,
+    Digest,
     EmailNotifier,
     Notice,
+    Notifier,
     NotifyError,
     Receipt,
     SlackNotifier,
@@ -55,6 +57,9 @@ class Recording:
             raise self.fail_notices
         self.notices.append(notice)
         return Receipt(external_id=notice.notice_id)
+
+    def send_digest(self, digest: Digest) -> Receipt:
+        raise AssertionError("no digest is due in these tests")
 
     def close(self) -> None:
         pass
@@ -169,7 +174,7 @@ def test_notices_reach_every_real_channel(
 ) -> None:
     store = Store.open(f"sqlite:///{tmp_path}/n.db")
     stream = io.StringIO()
-    channels = {
+    channels: dict[str, Notifier] = {
         "screen": ConsoleNotifier(name="screen", stream=stream),
         "desk": SlackNotifier(name="desk", channel="#ops", token=slack_standin.token,
                               base_url=slack_standin.base_url),

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlmodel import col
 
 from monitor.config import load_config
 from monitor.fetch import make_client
@@ -36,7 +37,7 @@ def test_a_feed_due_behind_a_slow_poll_is_polled_during_it(
     store.sync_feeds([FeedSpec(name=f.name, url=f.url) for f in config.feeds], now=now)
     # "soon" falls due one second into the pass, while "slow" is still being fetched.
     with store.engine.begin() as connection:
-        connection.execute(update(FeedRow).where(FeedRow.name == "soon")
+        connection.execute(update(FeedRow).where(col(FeedRow.name) == "soon")
                            .values(next_poll_at=now + timedelta(seconds=1)))
 
     async def one_pass() -> None:

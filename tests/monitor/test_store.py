@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,7 +41,8 @@ def store(database_url: str) -> Iterator[Store]:  # noqa: F811
     opened.close()
 
 
-def hits_for(rule: str, notifiers: Sequence[str] = ("slack",)):
+def hits_for(rule: str, notifiers: Sequence[str] = ("slack",)
+             ) -> Callable[[Sequence[NewItem]], list[NewHit]]:
     def match(new_items: Sequence[NewItem]) -> list[NewHit]:
         return [NewHit(rule=rule, item_key=i.item_key, severity="normal", matched_terms=(),
                        snippet=i.title, marks=(), notifiers=tuple(notifiers))

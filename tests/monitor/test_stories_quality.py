@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,12 +27,12 @@ INDEPENDENT = "natural_same_event"
 T0 = datetime(2026, 2, 18, 6, 0, tzinfo=UTC)
 
 
-def load_pairs() -> list[dict]:
+def load_pairs() -> list[dict[str, Any]]:
     lines = PAIRS.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines[1:] if line.strip()]
 
 
-def background(pairs: list[dict]) -> list[tuple[str, str, str]]:
+def background(pairs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """The items of the set as other stories in the window, as (title, lead, url).
 
     Items of "same" pairs are left out: in a running index they would already be
@@ -48,7 +49,7 @@ def background(pairs: list[dict]) -> list[tuple[str, str, str]]:
     return [(t, lead, url) for (t, lead), url in seen.items()]
 
 
-def predict(pairs: list[dict]) -> list[bool]:
+def predict(pairs: list[dict[str, Any]]) -> list[bool]:
     items = background(pairs)
     base = StoryIndex()
     ids: dict[tuple[str, str], int] = {}
@@ -78,7 +79,8 @@ def predict(pairs: list[dict]) -> list[bool]:
     return predicted
 
 
-def scores(pairs: list[dict], predicted: list[bool]) -> tuple[float, float, int, int, int]:
+def scores(pairs: list[dict[str, Any]], predicted: list[bool]
+           ) -> tuple[float, float, int, int, int]:
     tp = sum(1 for p, y in zip(pairs, predicted, strict=True) if y and p["label"] == "same")
     fp = sum(1 for p, y in zip(pairs, predicted, strict=True) if y and p["label"] != "same")
     fn = sum(1 for p, y in zip(pairs, predicted, strict=True) if not y and p["label"] == "same")
@@ -86,7 +88,7 @@ def scores(pairs: list[dict], predicted: list[bool]) -> tuple[float, float, int,
 
 
 @pytest.fixture(scope="module")
-def judged() -> tuple[list[dict], list[bool]]:
+def judged() -> tuple[list[dict[str, Any]], list[bool]]:
     pairs = load_pairs()
     return pairs, predict(pairs)
 
@@ -106,7 +108,7 @@ def is_held_out(position: int) -> bool:
     return position % 5 == 0
 
 
-def test_precision_and_recall(judged: tuple[list[dict], list[bool]]) -> None:
+def test_precision_and_recall(judged: tuple[list[dict[str, Any]], list[bool]]) -> None:
     pairs, predicted = judged
     print()
     for kind in sorted({p["kind"] for p in pairs}):

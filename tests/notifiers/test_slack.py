@@ -265,7 +265,7 @@ def test_wrong_token_is_refused_by_the_server_as_invalid_auth(
 def test_rate_limit_then_success_on_the_next_attempt(slack_standin: SlackStandIn) -> None:
     slack_standin.fail_next(status=429, headers={"Retry-After": "1"}, times=2)
     notifier = bot(slack_standin)
-    outcomes = []
+    outcomes: list[float | bool | None] = []
     for _ in range(3):
         try:
             outcomes.append(notifier.send(make_alert()).external_id is not None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules import Document, MatchedTerm, RuleSpec, compile_rules
+from rules import Document, Hit, MatchedTerm, RuleSpec, compile_rules
 from rules.hits import make_snippet
 
 ITEM = Document(
@@ -16,7 +16,7 @@ ITEM = Document(
 )
 
 
-def only_hit(query: str, doc: Document = ITEM):
+def only_hit(query: str, doc: Document = ITEM) -> Hit:
     (hit,) = compile_rules([RuleSpec("r", query)]).match(doc)
     return hit
 

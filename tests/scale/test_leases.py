@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.store import FeedSpec, FeedUpdate, Store
+from monitor.store import FeedSpec, FeedState, FeedUpdate, Store
 from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ def store(database_url: str) -> Iterator[Store]:  # noqa: F811
     opened.close()
 
 
-def names(states: list) -> set[str]:
+def names(states: list[FeedState]) -> set[str]:
     return {s.name for s in states}
 
 

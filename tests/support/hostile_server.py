@@ -307,7 +307,7 @@ class HostileServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: Writer) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             lines = head.decode("latin-1").split("\r\n")
@@ -329,7 +329,7 @@ class HostileServer:
         except asyncio.CancelledError:
             pass  # the server is stopping; endless answers end here
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
 
