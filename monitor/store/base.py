@@ -1,0 +1,113 @@
+"""What the query groups stand on: ``StoreBase``, holding the engine and its dialect,
+with the statements more than one group builds (a dialect's INSERT, the lease that
+claims outbox rows), and the helpers they share.
+
+Also here: ``StoreError``, ``utcnow``, the SQLite connection settings, and the
+readers of what the database hands back (``_aware``, ``_rowcount``, ``_row_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast, overload
+
+from sqlalchemy import Engine, event, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlmodel import Session, SQLModel, col
+from sqlmodel.sql.expression import SelectOfScalar
+
+from monitor.store.tables import SENDING, OutboxTable
+
+
+class StoreError(Exception):
+    """The database could not be opened or answered with an error."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; everything we store is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _install_sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, open transactions, so
+        # every write transaction is BEGIN IMMEDIATE: a CLI command run next to
+        # the daemon then waits for the write lock instead of failing with
+        # "database is locked" half-way through a transaction.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class StoreBase:
+    """The engine every query group runs on; the groups and ``Store`` extend it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    def _insert(self, table: type[SQLModel]) -> Any:
+        dialect = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    def _lease(self, session: Session, table: OutboxTable, ids_query: SelectOfScalar[int | None],
+               *, now: datetime, lease: timedelta, claimer: str,
+               returning: Sequence[Any] | None = None) -> Result[*tuple[Any, ...]]:
+        """Claim the outbox rows ``ids_query`` selects: one UPDATE … RETURNING.
+
+        On PostgreSQL the selected rows are locked with SKIP LOCKED, so instances
+        claiming at once take disjoint rows instead of waiting for each other.
+        """
+        if self._dialect == "postgresql":
+            ids_query = ids_query.with_for_update(skip_locked=True)
+        return session.execute(
+            update(table)
+            .where(col(table.id).in_(ids_query.scalar_subquery()))
+            .values(status=SENDING, claimed_until=now + lease, claimed_by=claimer,
+                    attempts=col(table.attempts) + 1)
+            .returning(*(returning or (col(table.id),)))
+        )
+
+
+def _rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE or DELETE matched."""
+    # sqlmodel types Session.execute as returning a plain Result; for a DML statement
+    # SQLAlchemy returns a CursorResult, which is what carries rowcount.
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _row_id(value: int | None) -> int:
+    """The primary key of a row read from the database (None only before its insert)."""
+    assert value is not None
+    return value
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it reaches a message."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
