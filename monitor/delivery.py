@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from monitor.holds import DeliveryPolicy, batch_kind
-from monitor.pacing import Pacer
+from monitor.pacing import Pacer, Pacing, SharedPacer
 from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
 from monitor.story_desk import digest_with_stories, send_story_updates, with_story
 from notifiers import Alert, Digest, Notice, Notifier, NotifyError, Receipt
@@ -167,7 +167,7 @@ class Deliverer:
         max_age: timedelta = MAX_AGE,
         ops_notifier: str | None = None,
         policy: DeliveryPolicy | None = None,
-        pacer: Pacer | None = None,
+        pacer: Pacing | None = None,
         backoff: Backoff | None = None,
         lease: timedelta = LEASE,
     ) -> None:
@@ -178,7 +178,10 @@ class Deliverer:
         self._max_age = max_age
         self._ops_notifier = ops_notifier
         self._policy = policy or DeliveryPolicy()
-        self._pacer = pacer or Pacer()
+        # Several instances on one PostgreSQL database share each channel's slots.
+        self._pacer: Pacing = pacer or (SharedPacer(store)
+                                        if store.engine.dialect.name == "postgresql"
+                                        else Pacer())
         self._backoff = backoff or Backoff()
         self._lease = lease
         self._lock = asyncio.Lock()

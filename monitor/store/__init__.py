@@ -33,6 +33,7 @@ One module per job, each importing only those listed above it::
     outbox      OutboxQueries: deliveries claimed, held for batches, sent or retried
     notices     NoticeQueries: operational notices, one per episode
     operations  OperationQueries: health, metrics, retention, cluster-wide job runs
+    slots       ChannelSlotQueries: each channel's next send slot, shared by instances
 
 ``Store``, here, is all of the query groups over one engine.
 """
@@ -70,6 +71,7 @@ from monitor.store.records import (
     StorySource,
     WindowItem,
 )
+from monitor.store.slots import ChannelSlotQueries
 from monitor.store.stories import STORY_LOCK_KEY, StoryQueries
 from monitor.store.tables import (
     FAILED,
@@ -78,6 +80,7 @@ from monitor.store.tables import (
     SENDING,
     SENT,
     ArticleRow,
+    ChannelSlotRow,
     DeliveryRow,
     FeedRow,
     HitRow,
@@ -103,6 +106,7 @@ __all__ = [
     "ArticleRow",
     "ArticleState",
     "AwaitingItem",
+    "ChannelSlotRow",
     "ClaimedDelivery",
     "ClaimedNotice",
     "ClaimedStoryUpdate",
@@ -139,7 +143,7 @@ __all__ = [
 # ArticleQueries extends ItemQueries, which extends StoryQueries: each is listed
 # before the group it builds on, as Python's method order requires.
 class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQueries,
-            NoticeQueries, OperationQueries):
+            NoticeQueries, OperationQueries, ChannelSlotQueries):
     """Every query wirewatch makes, over one SQLAlchemy engine."""
 
     @classmethod

@@ -251,3 +251,13 @@ class JobRunRow(SQLModel, table=True):
     run_key: str = Field(max_length=200)
     owner: str = Field(max_length=200)
     claimed_at: datetime
+
+
+class ChannelSlotRow(SQLModel, table=True):
+    """A channel's next free send slot (its pacing key's), shared by every instance on
+    the database so that together they keep the channel's pace (monitor.pacing)."""
+
+    __tablename__ = "channel_slots"
+
+    key: str = Field(primary_key=True, max_length=200)
+    next_at: datetime

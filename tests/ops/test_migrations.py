@@ -116,7 +116,7 @@ def test_new_database_is_created_and_stamped_at_head(empty_url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0003"])
+@pytest.mark.parametrize("revision", ["0001", "0002", "0003", "0004"])
 def test_versioned_database_upgrades_from_each_revision(empty_url: str,
                                                         revision: str) -> None:
     engine = create_engine(empty_url)

@@ -1,0 +1,140 @@
+"""Two instances on one PostgreSQL database sending to one Slack channel space their
+messages as one sender would: each channel's next free slot lives in the database
+(``SharedPacer``), not in each process.
+
+Real PostgreSQL, the real slack-sdk client against the Slack stand-in, which records
+when each message arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel
+
+from monitor.delivery import Deliverer
+from monitor.pacing import Pacer, Pacing, SharedPacer
+from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
+from notifiers import SlackNotifier
+from notifiers.slack import MIN_INTERVAL
+from tests.dbs import postgres_url  # noqa: F401  (fixture)
+from tests.support import SlackStandIn
+
+# Loopback and thread start-up jitter, well below the gap two unshared pacers leave
+# (next to nothing: both instances send at once).
+TOLERANCE = 0.2
+
+
+@pytest.fixture
+def url(postgres_url: str) -> Iterator[str]:  # noqa: F811
+    """The run's PostgreSQL database, emptied (shared slots are a PostgreSQL feature)."""
+    engine = create_engine(postgres_url)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    yield postgres_url
+
+
+def publish(store: Store, keys: Sequence[str]) -> None:
+    """The wire feed brings ``keys``; one rule matches each for the "desk" channel."""
+    now = datetime.now(UTC)
+    feed_id = next(s.id for s in store.due_feeds(now=now, force=True) if s.name == "wire")
+
+    def match(items: Sequence[NewItem]) -> list[NewHit]:
+        return [NewHit(rule="csto", item_key=i.item_key, severity="normal", matched_terms=(),
+                       snippet=i.title, marks=(), notifiers=("desk",)) for i in items]
+
+    items = [NewItem(item_key=k, guid=k, link=f"https://wire.example/{k}", title=f"Story {k}",
+                     summary="", content="", author="", categories=(), published_at=now)
+             for k in keys]
+    store.store_poll(feed_id, items, match=match, update_=FeedUpdate(
+        polled_at=now, next_poll_at=now + timedelta(minutes=5), status=200, error=None))
+
+
+def desk(slack_standin: SlackStandIn) -> SlackNotifier:
+    return SlackNotifier(name="desk", channel="#desk", token=slack_standin.token,
+                         base_url=slack_standin.base_url)
+
+
+def run_two_instances(url: str, slack_standin: SlackStandIn,
+                      pacers: Sequence[Pacing] | None) -> list[float]:
+    """Instance A starts sending three alerts; once its first is out, three more arrive
+    and instance B, started then, claims and sends them while A is still sending.
+    Returns the arrival times of all six messages at the stand-in."""
+    stores = [Store.open(url), Store.open(url)]
+    try:
+        stores[0].sync_feeds([FeedSpec("wire", "http://127.0.0.1:1/wire")],
+                             now=datetime.now(UTC))
+        publish(stores[0], ["a1", "a2", "a3"])
+
+        def instance(k: int) -> None:
+            pacer = None if pacers is None else pacers[k]
+            deliverer = Deliverer(store=stores[k], notifiers={"desk": desk(slack_standin)},
+                                  instance_id=f"host-{k}:1", pacer=pacer)
+            asyncio.run(deliverer.deliver_due())
+
+        a = threading.Thread(target=instance, args=(0,))
+        a.start()
+        slack_standin.wait_for_messages(1)
+        publish(stores[1], ["b1", "b2", "b3"])
+        b = threading.Thread(target=instance, args=(1,))
+        b.start()
+        a.join(30)
+        b.join(30)
+        messages = slack_standin.wait_for_messages(6)
+    finally:
+        for store in stores:
+            store.close()
+    assert {str(m.body["text"]).split("Story ")[-1][:2] for m in messages} == {
+        "a1", "a2", "a3", "b1", "b2", "b3"}
+    return sorted(m.received_at for m in messages)
+
+
+def test_two_instances_space_their_messages_to_one_channel(
+    url: str, slack_standin: SlackStandIn
+) -> None:
+    # The deliverer's own choice on PostgreSQL: no pacer given.
+    arrivals = run_two_instances(url, slack_standin, pacers=None)
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= MIN_INTERVAL - TOLERANCE, gaps
+
+
+def test_unshared_pacers_would_send_together(url: str, slack_standin: SlackStandIn) -> None:
+    """What the shared slots prevent: two processes pacing alone post to the channel at
+    the same moments (the measurement above can tell the two apart)."""
+    arrivals = run_two_instances(url, slack_standin, pacers=[Pacer(), Pacer()])
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) < MIN_INTERVAL - TOLERANCE, gaps
+
+
+def test_a_database_failure_falls_back_to_pacing_in_the_process() -> None:
+    """Slots that cannot be read or written never stop a send, nor undo one."""
+
+    class Down:
+        def reserve_channel_slot(self, key: str, *, now: datetime,
+                                 spacing: timedelta) -> datetime:
+            raise ConnectionError("database unreachable")
+
+        def push_channel_slot(self, key: str, *, not_before: datetime) -> None:
+            raise ConnectionError("database unreachable")
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    pacer = SharedPacer(Down(), sleep=sleep)
+
+    async def two_sends() -> None:
+        for _ in range(2):
+            await pacer.wait("slack:desk", 1.0)
+            pacer.sent("slack:desk", 1.0)
+
+    asyncio.run(two_sends())
+    # The second send waited for the first's local slot, about a second.
+    assert len(slept) == 1 and 0.5 <= slept[0] <= 1.0
