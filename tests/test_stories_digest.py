@@ -181,37 +181,52 @@ class PollWhileSending(SlackNotifier):
         return super().send(alert)
 
 
+DIGEST_AT_8 = DeliveryPolicy(channels={"desk": ChannelPolicy(
+    digest=DigestSchedule(DAILY, "Europe/Berlin"))})
+
+
 def story_from_a_then_b_while_sending(store: Store, slack_standin: SlackStandIn,
-                                      clock: time_machine.Traveller) -> PollWhileSending:
+                                      clock: time_machine.Traveller, *,
+                                      b_fetched_before: bool = False) -> PollWhileSending:
     """Feed a carries the story now; the Slack notifier returned stores feed b's copy
-    a minute later, while its first message is on its way."""
+    while its first message is on its way: fetched a minute later, or (``b_fetched_
+    before``) a minute before the message's slot came two minutes on, as by a poll that
+    was still parsing and matching while the message's sources were read."""
     desk = StoryDesk.load(store, update_modes={"desk": "thread"})
 
     def another_source() -> None:
-        clock.shift(timedelta(minutes=1))
+        clock.shift(timedelta(minutes=-1 if b_fetched_before else 1))
         poll(store, desk, "b", ("desk",))
+        if b_fetched_before:
+            clock.shift(timedelta(minutes=1))
 
     poll(store, desk, "a", ("desk",))
+    if b_fetched_before:
+        clock.shift(timedelta(minutes=2))
     return PollWhileSending(during=another_source, name="desk", channel="#desk",
                             token=slack_standin.token, base_url=slack_standin.base_url)
+
+
+def reply_to_the_only_message(slack_standin: SlackStandIn) -> str:
+    """The text of the one thread reply to the one message, which did not name b: b was
+    not known when its sources were read, so b gets its reply rather than being dropped
+    as "listed in the original alert"."""
+    original, reply = slack_standin.messages
+    assert "Also" not in str(original.body)
+    assert reply.body["thread_ts"] == original.response["ts"]  # type: ignore[index]
+    return str(reply.body["text"])
 
 
 def test_a_source_stored_while_the_digest_is_sent_gets_its_update(
     store: Store, slack_standin: SlackStandIn,
 ) -> None:
-    policy = DeliveryPolicy(channels={"desk": ChannelPolicy(
-        digest=DigestSchedule(DAILY, "Europe/Berlin"))})
     with time_machine.travel(berlin(7), tick=False) as clock:
         slack = story_from_a_then_b_while_sending(store, slack_standin, clock)
-        deliver(store, {"desk": slack}, policy)
+        deliver(store, {"desk": slack}, DIGEST_AT_8)
         clock.move_to(berlin(8))
-        deliver(store, {"desk": slack}, policy)
-
-    digest, reply = slack_standin.messages
-    # b was not known when the digest's entries were read, so it gets its reply.
-    assert slack_also(digest.body) == []
-    assert reply.body["thread_ts"] == digest.response["ts"]  # type: ignore[index]
-    assert reply.body["text"] == f"Also reported by: b (+1 h 1 min): {TITLE}"
+        deliver(store, {"desk": slack}, DIGEST_AT_8)
+    assert reply_to_the_only_message(slack_standin) == (
+        f"Also reported by: b (+1 h 1 min): {TITLE}")
 
 
 def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
@@ -222,32 +237,7 @@ def test_a_source_stored_while_an_alert_is_sent_gets_its_update(
         deliver(store, {"desk": slack}, DeliveryPolicy())
         clock.shift(timedelta(minutes=1))
         deliver(store, {"desk": slack}, DeliveryPolicy())
-
-    alert, reply = slack_standin.messages
-    # b was not known when the alert was composed: not listed, so it gets its reply
-    # rather than being dropped as "listed in the original alert".
-    assert "Also" not in str(alert.body)
-    assert reply.body["thread_ts"] == alert.response["ts"]  # type: ignore[index]
-    assert reply.body["text"] == "Also reported by: b (+1 min)"
-
-
-def story_from_a_then_b_fetched_before_the_send(store: Store, slack_standin: SlackStandIn,
-                                                clock: time_machine.Traveller
-                                                ) -> PollWhileSending:
-    """Feed a carries the story now. The Slack notifier returned stores feed b's copy
-    while its message is on its way, but as fetched a minute before the message's slot
-    came: a poll that was parsing and matching while the message's sources were read."""
-    desk = StoryDesk.load(store, update_modes={"desk": "thread"})
-
-    def another_source() -> None:
-        clock.shift(timedelta(minutes=-1))
-        poll(store, desk, "b", ("desk",))
-        clock.shift(timedelta(minutes=1))
-
-    poll(store, desk, "a", ("desk",))
-    clock.shift(timedelta(minutes=2))
-    return PollWhileSending(during=another_source, name="desk", channel="#desk",
-                            token=slack_standin.token, base_url=slack_standin.base_url)
+    assert reply_to_the_only_message(slack_standin) == "Also reported by: b (+1 min)"
 
 
 def test_a_source_fetched_before_an_alert_went_out_but_stored_after_gets_its_update(
@@ -256,35 +246,27 @@ def test_a_source_fetched_before_an_alert_went_out_but_stored_after_gets_its_upd
     """b was seen before the alert's send time yet not named in it: the update is sent
     (judged by what the message named, not by comparing times)."""
     with time_machine.travel(berlin(7), tick=False) as clock:
-        slack = story_from_a_then_b_fetched_before_the_send(store, slack_standin, clock)
+        slack = story_from_a_then_b_while_sending(store, slack_standin, clock,
+                                                  b_fetched_before=True)
         deliver(store, {"desk": slack}, DeliveryPolicy())
         clock.shift(timedelta(minutes=1))
         deliver(store, {"desk": slack}, DeliveryPolicy())
-
-    alert, reply = slack_standin.messages
-    assert "Also" not in str(alert.body)
-    assert reply.body["thread_ts"] == alert.response["ts"]  # type: ignore[index]
-    assert reply.body["text"] == "Also reported by: b (+1 min)"
+    assert reply_to_the_only_message(slack_standin) == "Also reported by: b (+1 min)"
     assert [(u["status"], u["last_error"]) for u in store.story_updates()] == [("sent", None)]
 
 
 def test_a_source_fetched_before_a_digest_went_out_but_stored_after_gets_its_update(
     store: Store, slack_standin: SlackStandIn,
 ) -> None:
-    policy = DeliveryPolicy(channels={"desk": ChannelPolicy(
-        digest=DigestSchedule(DAILY, "Europe/Berlin"))})
     with time_machine.travel(berlin(7, 56), tick=False) as clock:
-        slack = story_from_a_then_b_fetched_before_the_send(store, slack_standin, clock)
-        deliver(store, {"desk": slack}, policy)  # 07:58: held for the 08:00 digest
+        slack = story_from_a_then_b_while_sending(store, slack_standin, clock,
+                                                  b_fetched_before=True)
+        deliver(store, {"desk": slack}, DIGEST_AT_8)  # 07:58: held for the 08:00 digest
         clock.move_to(berlin(8))
-        deliver(store, {"desk": slack}, policy)  # b stored during the send, seen 07:59
+        deliver(store, {"desk": slack}, DIGEST_AT_8)  # b stored during the send, seen 07:59
         clock.move_to(berlin(8, 1))
-        deliver(store, {"desk": slack}, policy)
-
-    digest, reply = slack_standin.messages
-    assert slack_also(digest.body) == []
-    assert reply.body["thread_ts"] == digest.response["ts"]  # type: ignore[index]
-    assert reply.body["text"] == f"Also reported by: b (+3 min): {TITLE}"
+        deliver(store, {"desk": slack}, DIGEST_AT_8)
+    assert reply_to_the_only_message(slack_standin) == f"Also reported by: b (+3 min): {TITLE}"
 
 
 def test_an_alert_sent_before_messages_recorded_their_sources_is_judged_by_its_time(
