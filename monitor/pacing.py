@@ -87,6 +87,14 @@ class Pacer:
         return self._next.get(key)
 
 
+#: The longest a send waits for a shared slot, beyond its own process's pace. Slots
+#: are wall-clock times: a host whose clock stepped back, or slots written by an
+#: instance whose clock runs ahead, could otherwise hold a claimed batch of deliveries
+#: until its claim expired and another instance sent them again. A send that goes
+#: early at worst earns a 429, which is obeyed.
+MAX_SHARED_WAIT = 15.0
+
+
 class ChannelSlots(Protocol):
     """Where a :class:`SharedPacer` keeps each key's next free slot (the database)."""
 
@@ -135,17 +143,19 @@ class SharedPacer:
         """Wait for ``key``'s next slot across all instances and take it."""
         if key is None:
             return
+        # This process's own pace and Retry-After first, on the monotonic clock, exactly
+        # as without sharing; then the slot all instances share.
+        await self._local.wait(key, interval)
         try:
             slot = await asyncio.to_thread(self._slots.reserve_channel_slot, key,
                                            now=self._clock(), spacing=self._spacing(interval))
         except Exception as exc:  # any database failure: pace locally
             log.warning("pacing key=%s: shared slot unavailable, pacing in this process "
                         "only: %s", key, exc)
-            await self._local.wait(key, interval)
             return
         delay = (slot - self._clock()).total_seconds()
         if delay > 0:
-            await self._sleep(delay)
+            await self._sleep(min(delay, MAX_SHARED_WAIT))
 
     def sent(self, key: str | None, interval: float) -> None:
         """As :meth:`Pacer.sent`, for every instance."""

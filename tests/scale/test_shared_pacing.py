@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-from monitor.delivery import Deliverer
-from monitor.pacing import Pacer, Pacing, SharedPacer
+from monitor.delivery import LEASE, PASS_BUDGET, Deliverer
+from monitor.pacing import MAX_SHARED_WAIT, Pacer, Pacing, SharedPacer
 from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
 from notifiers import SlackNotifier
 from notifiers.slack import MIN_INTERVAL
@@ -138,3 +138,27 @@ def test_a_database_failure_falls_back_to_pacing_in_the_process() -> None:
     asyncio.run(two_sends())
     # The second send waited for the first's local slot, about a second.
     assert len(slept) == 1 and 0.5 <= slept[0] <= 1.0
+
+
+def test_a_slot_far_ahead_is_not_waited_for_beyond_the_cap() -> None:
+    """A slot a clock skew put ten minutes ahead holds a send one minute at most, well
+    inside the delivery's claim, so no other instance takes the delivery over."""
+
+    class Ahead:
+        def reserve_channel_slot(self, key: str, *, now: datetime,
+                                 spacing: timedelta) -> datetime:
+            return now + timedelta(minutes=10)
+
+        def push_channel_slot(self, key: str, *, not_before: datetime) -> None:
+            pass
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    asyncio.run(SharedPacer(Ahead(), sleep=sleep).wait("slack:desk", 1.0))
+    assert slept == [MAX_SHARED_WAIT]
+    # A paced channel claims what it can send in PASS_BUDGET; all of it waiting the
+    # longest still ends inside the claim.
+    assert LEASE.total_seconds() > PASS_BUDGET / MIN_INTERVAL * MAX_SHARED_WAIT
