@@ -23,7 +23,7 @@ from monitor.pacing import MAX_SHARED_WAIT, Pacer, Pacing, SharedPacer
 from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
 from notifiers import SlackNotifier
 from notifiers.slack import MIN_INTERVAL
-from tests.dbs import postgres_url  # noqa: F401  (fixture)
+from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 from tests.support import SlackStandIn
 
 # Loopback and thread start-up jitter, well below the gap two unshared pacers leave
@@ -162,3 +162,27 @@ def test_a_slot_far_ahead_is_not_waited_for_beyond_the_cap() -> None:
     # A paced channel claims what it can send in PASS_BUDGET; all of it waiting the
     # longest still ends inside the claim.
     assert LEASE.total_seconds() > PASS_BUDGET / MIN_INTERVAL * MAX_SHARED_WAIT
+
+
+def test_slots_are_taken_in_turn_and_only_pushed_later(database_url: str) -> None:  # noqa: F811
+    store = Store.open(database_url)
+    t0 = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    try:
+        # Slots follow each other a spacing apart, however early they are asked for.
+        assert store.reserve_channel_slot("k", now=t0, spacing=second) == t0
+        assert store.reserve_channel_slot("k", now=t0, spacing=second) == t0 + second
+        # Another key has slots of its own.
+        assert store.reserve_channel_slot("other", now=t0, spacing=second) == t0
+        # A Retry-After pushes the next slot out; an earlier time never pulls it back.
+        store.push_channel_slot("k", not_before=t0 + 30 * second)
+        store.push_channel_slot("k", not_before=t0 + 5 * second)
+        assert store.reserve_channel_slot("k", now=t0, spacing=second) == t0 + 30 * second
+        # Asked after its next slot, a key's slot is now.
+        later = t0 + timedelta(minutes=5)
+        assert store.reserve_channel_slot("k", now=later, spacing=second) == later
+        # A key pushed before it was ever used starts there.
+        store.push_channel_slot("new", not_before=later)
+        assert store.reserve_channel_slot("new", now=t0, spacing=second) == later
+    finally:
+        store.close()
