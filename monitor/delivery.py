@@ -294,24 +294,18 @@ class Deliverer:
 
     # ------------------------------------------------------------------- sending
 
-    async def _paced(
-        self, notifier: Notifier, send: Callable[[], Receipt]
-    ) -> tuple[Receipt, datetime]:
+    async def _paced(self, notifier: Notifier, send: Callable[[], Receipt]) -> Receipt:
         """Wait for the channel's slot, send in a worker thread; a Retry-After holds
         the channel back for exactly that long.
 
-        Returns the receipt and the moment the slot came. A message counts as sent
-        as of that moment: ``send`` reads its story's sources after it, so a source
-        stored during the pacing wait is listed in the message, and one stored while
-        the message is on its way gets a story update of its own. (Read before the
-        wait and marked sent after the send, such a source would be in neither.)
+        ``send`` composes its message after the wait, so a story source stored while
+        it waited is in the message.
         """
         key = getattr(notifier, "pacing_key", None)
         interval = float(getattr(notifier, "min_interval", 0.0))
         await self._pacer.wait(key, interval)
-        as_of = self._clock()
         try:
-            return await asyncio.to_thread(send), as_of
+            return await asyncio.to_thread(send)
         except NotifyError as exc:
             if exc.retry_after is not None:
                 self._pacer.defer(key, exc.retry_after)
@@ -354,11 +348,11 @@ class Deliverer:
             return notifier.send(alert)
 
         try:
-            receipt, as_of = await self._paced(notifier, send)
+            receipt = await self._paced(notifier, send)
         except Exception as exc:
             self._handle_error([delivery], _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=as_of,
+        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=self._clock(),
                               listed_sources=named)
         summary.sent += 1
         self._observe([delivery], "sent")
@@ -378,11 +372,11 @@ class Deliverer:
             return notifier.send_digest(digest)
 
         try:
-            receipt, as_of = await self._paced(notifier, send)
+            receipt = await self._paced(notifier, send)
         except Exception as exc:
             self._handle_error(rows, _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=as_of,
+        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=self._clock(),
                                     listed_sources=named)
         summary.sent += len(rows)
         self._observe(rows, "sent")
@@ -478,7 +472,7 @@ class Deliverer:
             severity=row.severity,
         )
         try:
-            receipt, _ = await self._paced(notifier, lambda: notifier.send_notice(notice))
+            receipt = await self._paced(notifier, lambda: notifier.send_notice(notice))
         except Exception as exc:
             error = _as_notify_error(notifier.name, exc)
             now = self._clock()

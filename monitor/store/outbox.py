@@ -145,14 +145,9 @@ class OutboxQueries(StoreBase):
         return self._claimed(sorted(claimed))
 
     def mark_batch_sent(self, delivery_ids: Sequence[int], *, external_id: str | None,
-                        now: datetime,
-                        listed_sources: Sequence[Sequence[str]] | None = None) -> None:
+                        now: datetime, listed_sources: Sequence[Sequence[str]]) -> None:
         """Mark a batch message's rows sent; ``listed_sources``: per row, in order, the
         feeds its entry named."""
-        if listed_sources is None:
-            self._finish_many(delivery_ids, status=SENT, external_id=external_id, sent_at=now,
-                              claimed_until=None, last_error=None)
-            return
         with Session(self._engine) as session:
             for delivery_id, feeds in zip(delivery_ids, listed_sources, strict=True):
                 session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)

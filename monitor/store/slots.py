@@ -23,10 +23,7 @@ class ChannelSlotQueries(StoreBase):
         take the same slot; on SQLite the write transaction is ``BEGIN IMMEDIATE``.
         """
         with Session(self._engine) as session:
-            session.execute(self._insert(ChannelSlotRow).values(key=key, next_at=now)
-                            .on_conflict_do_nothing(index_elements=["key"]))
-            row = session.exec(select(ChannelSlotRow).where(col(ChannelSlotRow.key) == key)
-                               .with_for_update()).one()
+            row = self._locked_slot(session, key, created_at=now)
             slot = max(now, _aware(row.next_at))
             row.next_at = slot + spacing
             session.add(row)
@@ -37,11 +34,17 @@ class ChannelSlotQueries(StoreBase):
         """Move ``key``'s next free slot to ``not_before``, unless it is later already
         (a send just finished, or the channel answered 429 with a Retry-After)."""
         with Session(self._engine) as session:
-            session.execute(self._insert(ChannelSlotRow).values(key=key, next_at=not_before)
-                            .on_conflict_do_nothing(index_elements=["key"]))
-            row = session.exec(select(ChannelSlotRow).where(col(ChannelSlotRow.key) == key)
-                               .with_for_update()).one()
+            row = self._locked_slot(session, key, created_at=not_before)
             if _aware(row.next_at) < not_before:
                 row.next_at = not_before
                 session.add(row)
             session.commit()
+
+    def _locked_slot(self, session: Session, key: str, *, created_at: datetime
+                     ) -> ChannelSlotRow:
+        """``key``'s row, created at ``created_at`` if missing (a no-op when another
+        instance just did), locked until ``session`` commits."""
+        session.execute(self._insert(ChannelSlotRow).values(key=key, next_at=created_at)
+                        .on_conflict_do_nothing(index_elements=["key"]))
+        return session.exec(select(ChannelSlotRow).where(col(ChannelSlotRow.key) == key)
+                            .with_for_update()).one()
