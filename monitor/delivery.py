@@ -318,13 +318,19 @@ class Deliverer:
     ) -> None:
         if not delivery.admitted:
             now = self._clock()
-            hold = self._policy.hold_for(
+            # Counted and admitted in one locked step: instances sharing the database
+            # never both send the alert that fills a burst.
+            hold = self._store.admit_unless_held(
+                delivery.id,
                 notifier=delivery.notifier,
                 rule=delivery.rule,
-                severity=delivery.severity,
                 now=now,
-                admitted_since=lambda n, r, since: self._store.admitted_since(
-                    notifier=n, rule=r, since=since
+                hold=lambda admitted: self._policy.hold_for(
+                    notifier=delivery.notifier,
+                    rule=delivery.rule,
+                    severity=delivery.severity,
+                    now=now,
+                    admitted_since=lambda _notifier, _rule, since: admitted(since),
                 ),
             )
             if hold is not None:
@@ -337,7 +343,6 @@ class Deliverer:
                     hold.until.isoformat(timespec="seconds"),
                 )
                 return
-            self._store.admit_delivery(delivery.id, now=now)
         named: tuple[str, ...] = ()
 
         def send() -> Receipt:

@@ -5,9 +5,9 @@ messages (digests, quiet hours, flood summaries), then marked sent, failed or re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -27,6 +27,13 @@ from monitor.store.tables import (
     NoticeRow,
     _due,
 )
+
+#: ``since`` -> (alerts of one rule sent alone on one channel after it, the first one's time)
+AdmittedCount = Callable[[datetime], tuple[int, datetime | None]]
+H = TypeVar("H")
+# First key of the two-key advisory locks on admissions ("ww" in ASCII); the two-key
+# space never overlaps the one-key locks (story assignment, upgrades).
+ADMISSION_LOCK_CLASS = 0x7777
 
 
 class OutboxQueries(StoreBase):
@@ -101,21 +108,39 @@ class OutboxQueries(StoreBase):
         self._finish(delivery_id, status=HELD, batch=batch, held_until=until,
                      next_attempt_at=until, claimed_until=None, attempts=0)
 
-    def admit_delivery(self, delivery_id: int, *, now: datetime) -> None:
-        """Record that the channel's policy lets this row go out on its own."""
-        self._finish(delivery_id, admitted_at=now)
+    def admit_unless_held(self, delivery_id: int, *, notifier: str, rule: str, now: datetime,
+                          hold: Callable[[AdmittedCount], H | None]) -> H | None:
+        """Decide whether a row goes out alone, one instance at a time per rule and channel.
 
-    def admitted_since(self, *, notifier: str, rule: str,
-                       since: datetime) -> tuple[int, datetime | None]:
-        """How many of ``rule``'s alerts went out alone on ``notifier`` after ``since``,
-        and when the first of them did."""
+        ``hold`` is asked with the rule's admissions on the channel as this transaction
+        counts them (``since`` -> alerts sent alone after it, the first one's time); when
+        it answers None the row is marked admitted before the lock is released.  Counting
+        and admitting apart, two instances could both take the last place of a burst.
+        The lock is a PostgreSQL transaction-level advisory lock per (notifier, rule) (a
+        hash collision only makes two pairs wait for each other); on SQLite every
+        transaction is ``BEGIN IMMEDIATE`` and so runs alone already.
+        """
         with Session(self._engine) as session:
-            count, first = session.exec(
-                select(func.count(), func.min(DeliveryRow.admitted_at))
-                .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
-                .where(col(DeliveryRow.notifier) == notifier, col(HitRow.rule) == rule,
-                       col(DeliveryRow.admitted_at) > since)
-            ).one()
+            if self._dialect == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(
+                    ADMISSION_LOCK_CLASS, func.hashtext(f"{notifier}\n{rule}"))))
+            held = hold(lambda since: self._admitted_since(session, notifier=notifier,
+                                                           rule=rule, since=since))
+            if held is None:
+                session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)
+                                .values(admitted_at=now))
+            session.commit()
+        return held
+
+    @staticmethod
+    def _admitted_since(session: Session, *, notifier: str, rule: str,
+                        since: datetime) -> tuple[int, datetime | None]:
+        count, first = session.exec(
+            select(func.count(), func.min(DeliveryRow.admitted_at))
+            .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
+            .where(col(DeliveryRow.notifier) == notifier, col(HitRow.rule) == rule,
+                   col(DeliveryRow.admitted_at) > since)
+        ).one()
         return int(count), _aware(first)
 
     def claim_batch(self, *, now: datetime, lease: timedelta, claimer: str,
