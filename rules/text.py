@@ -148,6 +148,54 @@ _UTF8_SEPARATORS = bytes(
 _NON_ASCII_SEPARATOR = re.compile(rf"[^\w\x00-\x7f{_MARKS}]")
 
 
+# Characters a text can be folded around without cutting it first: separators (a
+# separator stays one) and word characters that fold to themselves and never combine
+# with a neighbour.  Text of ASCII and such characters only needs its ASCII letters
+# lowered, and then cuts into exactly the words that cutting first and folding word by
+# word gives.  Chinese and Japanese news is mostly such text: ideographs, kana, CJK and
+# full-width punctuation.  The unified ideographs have no decompositions and no case
+# (the tests check every one); the other blocks are checked here, character by character.
+IDEOGRAPHS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
+_CHECKED_BLOCKS = ((0x00A0, 0x00BF), (0x2000, 0x206F), (0x3000, 0x30FF), (0xFF00, 0xFFEF))
+_MARK = re.compile(f"[{_MARKS}]")
+
+
+def folds_in_place(ch: str) -> bool:
+    """Whether ``ch`` may stay as it is while the ASCII letters around it are lowered."""
+    if unicodedata.category(ch).startswith("M") or _MARK.match(ch):
+        return False  # a mark composes with the character before it
+    if _WORD_OR_CJK.match(ch) is None:
+        return True  # a separator: it only cuts, whatever it is
+    return (
+        unicodedata.normalize("NFKC", ch) == ch
+        and ch.casefold() == ch
+        and ch.lower() == ch
+        and fold(ch) == ch
+    )
+
+
+def _ranges(codes: list[int]) -> list[tuple[int, int]]:
+    """Sorted code points as (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1] = (runs[-1][0], code)
+        else:
+            runs.append((code, code))
+    return runs
+
+
+FOLDED_IN_PLACE = (
+    *_ranges([c for a, b in _CHECKED_BLOCKS for c in range(a, b + 1) if folds_in_place(chr(c))]),
+    *IDEOGRAPHS,
+)
+_NOT_FOLDED_IN_PLACE = re.compile(
+    "[^\\x00-\\x7f"
+    + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in FOLDED_IN_PLACE)
+    + "]"
+)
+
+
 def tokenize(text: str) -> list[str]:
     """The folded words of ``text``, in order: ``fold`` of each ``word_pattern`` match.
 
@@ -175,6 +223,10 @@ def tokenize(text: str) -> list[str]:
                 spaced = spaced.replace(ch, ascii_form)
             return spaced.split()
     if has_cjk(text):
+        if _NOT_FOLDED_IN_PLACE.search(text) is None:
+            # One regex pass over the folded text, instead of cutting, joining, folding
+            # and cutting again (a string per character, twice).
+            return _WORD_OR_CJK.findall(text.lower())
         raw = _WORD_OR_CJK.findall(text)
     else:
         spaced = encoded.translate(_UTF8_SEPARATORS).decode("utf-8", "surrogatepass")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.text import fold, tokenize, word_pattern
+from rules.text import FOLDED_IN_PLACE, fold, folds_in_place, tokenize, word_pattern
 
 
 def reference(text: str) -> list[str]:
@@ -68,3 +68,33 @@ ALPHABETIC = st.sampled_from(
 @given(st.lists(ALPHABETIC, max_size=40).map("".join))
 def test_tokenize_matches_the_reference_on_random_alphabetic_text(text: str) -> None:
     assert tokenize(text) == reference(text)
+
+
+# Chinese and Japanese text, mostly of characters that fold in place (one pass over the
+# whole folded text), with some that do not (the text then goes word by word).
+CJK_TEXT = st.sampled_from(
+    list("北京会议的年月日のカガがー・")
+    + list("aZ9 ,.\n")
+    + list("　、。「」『』（）！？：；，．＂＃／［］｛｝～“”‘’…—·\u00a0\u2009\u200b")
+    + list("ＣＳＴＯｓ０１")
+    + list("ｶﾞ゛゜\u3099々〸㈱①½éÅД\u0301\u200d")
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(CJK_TEXT, max_size=40).map("".join))
+def test_tokenize_matches_the_reference_on_random_cjk_text(text: str) -> None:
+    assert tokenize(text) == reference(text)
+
+
+def test_every_character_said_to_fold_in_place_does() -> None:
+    """Including every unified ideograph, which the module takes on trust."""
+    for first, last in FOLDED_IN_PLACE:
+        for code in range(first, last + 1):
+            assert folds_in_place(chr(code)), f"U+{code:04X}"
+
+
+def test_word_characters_that_fold_to_something_else_are_not_folded_in_place() -> None:
+    # Half-width katakana and a voicing mark compose with their neighbours; ½ folds to
+    # 1⁄2, Ｃ to c,々 stays.  A separator stays one however it would fold (㍿, ，).
+    assert [ch for ch in "ｶﾞ\u3099½Ｃ々㍿，" if folds_in_place(ch)] == ["々", "㍿", "，"]
