@@ -12,13 +12,18 @@ analytics add to a link without changing the page it points to:
   ``mc_eid``, ``ocid``, ``cmpid``, ... see ``TRACKING_PARAMS``) are dropped; the rest are
   sorted, since their order does not change the page;
 - AMP copies: an ``amp.`` host prefix, an ``/amp`` path segment, an ``.amp`` file
-  suffix and ``outputType=amp`` / ``amp=1`` parameters are dropped;
+  suffix (also before ``.html``: NYT's ``story.amp.html``) and ``outputType=amp`` /
+  ``amp=1`` parameters are dropped;
 - ``www.`` is dropped (the bare and www hosts of a news site serve the same pages,
-  and an AMP host ``amp.example.com`` would otherwise never meet ``www.example.com``);
+  and an AMP host ``amp.example.com`` would otherwise never meet ``www.example.com``),
+  and so are the mobile-site prefixes ``m.`` and ``mobile.`` (``m.bbc.com``), for the
+  same reason;
 - trailing slashes are dropped (``/world/`` and ``/world`` are one page on every news
   site we know; the root path becomes empty);
 - percent-escapes use upper-case hex (RFC 3986 §6.2.2.1) and unreserved characters
-  are decoded (§6.2.2.2).
+  are decoded (§6.2.2.2); a path written with raw non-ASCII characters (an IRI,
+  ``/café``) is percent-encoded as UTF-8 (RFC 3987 §3.1), so it meets the same path
+  written escaped (``/caf%C3%A9``).
 
 Anything that is not an absolute http(s) URL (a ``urn:`` guid, a relative path) is
 returned trimmed but otherwise as given: it can still equal itself.
@@ -39,6 +44,9 @@ TRACKING_PARAMS = frozenset(
         "guccounter", "_ga", "_gl", "traffic_source", "wt_mc", "ref_src", "ftag", "taid",
         # The New York Times tags its RSS links "?partner=rss&emc=rss".
         "partner", "emc",
+        # Deutsche Welle tags each feed's links with its own "?maca=en-rss-en-all-1573-rdf",
+        # so one article in two DW feeds would otherwise have two URLs.
+        "maca",
     }
 )
 #: Parameter name prefixes of tracking families: utm_source, at_medium (BBC), ns_mchannel.
@@ -75,12 +83,15 @@ def _normalise_escapes(text: str) -> str:
 
 
 def _canonical_path(path: str) -> str:
-    path = _normalise_escapes(quote(unquote(path), safe=_SAFE_PATH)) if "%" in path else path
+    if "%" in path or not path.isascii():
+        path = _normalise_escapes(quote(unquote(path), safe=_SAFE_PATH))
     segments = [s for s in path.split("/")]
     # "/news/amp/story" and "/news/story/amp" are the AMP twins of "/news/story".
     segments = [s for s in segments if s.lower() != "amp"]
     if segments and segments[-1].lower().endswith(".amp"):
         segments[-1] = segments[-1][: -len(".amp")]
+    elif segments and segments[-1].lower().endswith(".amp.html"):
+        segments[-1] = segments[-1][: -len(".amp.html")] + ".html"
     path = "/".join(segments)
     while "//" in path:
         path = path.replace("//", "/")
@@ -96,7 +107,7 @@ def _canonical_host(netloc: str, scheme: str) -> str:
     elif ":" in hostport:
         host, _, port = hostport.partition(":")
     host = host.lower().rstrip(".")
-    for prefix in ("amp.", "www."):
+    for prefix in ("amp.", "www.", "m.", "mobile."):
         if host.startswith(prefix) and host.count(".") >= 2:
             host = host[len(prefix) :]
     if port and (not port.isdigit() or int(port) == _DEFAULT_PORTS.get(scheme)):

@@ -36,6 +36,13 @@ CASES = [
     ("amp. host prefix dropped", "https://amp.example.com/a", "https://example.com/a"),
     (".amp suffix dropped", "https://www.bbc.co.uk/news/world-123.amp", "https://bbc.co.uk/news/world-123"),
     ("www. dropped", "https://www.example.com/a", "https://example.com/a"),
+    ("mobile m. dropped", "https://m.bbc.com/news/articles/cp81", "https://bbc.com/news/articles/cp81"),
+    ("mobile. dropped", "https://mobile.example.com/a", "https://example.com/a"),
+    ("NYT .amp.html folded", "https://www.nytimes.com/2026/02/18/world/x.amp.html",
+     "https://nytimes.com/2026/02/18/world/x.html"),
+    ("DW maca dropped", "https://www.dw.com/en/x/a-75182003?maca=en-rss-en-all-1573-rdf",
+     "https://dw.com/en/x/a-75182003"),
+    ("raw non-ASCII path encoded", "https://example.com/café", "https://example.com/caf%C3%A9"),
     ("a bare two-label host keeps amp.", "https://amp.dev/a", "https://amp.dev/a"),
     ("percent-escape hex upper-cased", "https://example.com/caf%c3%a9", "https://example.com/caf%C3%A9"),
     ("escaped unreserved decoded", "https://example.com/%7Euser", "https://example.com/~user"),
@@ -58,8 +65,16 @@ def test_canonical_url(url: str, expected: str) -> None:
         ("https://example.com/a?utm_source=x", "http://www.example.com/a/"),
         ("https://amp.example.com/a/amp", "https://example.com/a#x"),
         ("https://example.com/a?outputType=amp", "https://example.com/a"),
+        ("http://m.bbc.com/news/articles/cwyknjnd706o/",
+         "https://www.bbc.com/news/articles/cwyknjnd706o?at_medium=RSS&at_campaign=rss"),
+        ("https://www.dw.com/en/x/a-75182003?maca=en-rss-en-all-1573-rdf",
+         "https://www.dw.com/en/x/a-75182003?maca=en-rss-en-world-4025-rdf"),
+        ("https://example.com/caf%c3%a9", "https://example.com/café"),
+        ("https://www.nytimes.com/2026/02/18/world/x.amp.html",
+         "https://www.nytimes.com/2026/02/18/world/x.html?partner=rss&emc=rss"),
     ],
-    ids=["utm vs http+www+slash", "amp host+segment vs fragment", "outputType"],
+    ids=["utm vs http+www+slash", "amp host+segment vs fragment", "outputType",
+         "mobile host vs desktop", "two DW feeds", "IRI vs escaped", "NYT amp.html"],
 )
 def test_variants_meet(a: str, b: str) -> None:
     assert canonical_url(a) == canonical_url(b)
@@ -71,8 +86,11 @@ def test_variants_meet(a: str, b: str) -> None:
         ("https://example.com/a?id=1", "https://example.com/a?id=2"),
         ("https://example.com/world/a", "https://example.com/sport/a"),
         ("https://example.com/a", "https://example.org/a"),
+        ("https://example.com/caf%C3%A9", "https://example.com/cafe"),
+        ("https://m.example.com/a", "https://m.example.com/b"),
     ],
-    ids=["different id", "different section", "different site"],
+    ids=["different id", "different section", "different site", "accent matters",
+         "mobile host, other page"],
 )
 def test_different_pages_stay_apart(a: str, b: str) -> None:
     assert canonical_url(a) != canonical_url(b)
