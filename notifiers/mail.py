@@ -24,8 +24,10 @@ import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 from typing import Literal
 
@@ -170,13 +172,32 @@ def _html_body(alert: Alert) -> str:
     )
 
 
+class _EncodedSubject(str):
+    """A non-ASCII Subject that folds itself as RFC 2047 encoded words.
+
+    `policy.SMTP`'s own folder (CPython 3.11) drops the space at a fold between two
+    encoded words, and decoders join adjacent encoded words without one (RFC 2047
+    §6.2), so a Korean or Chinese headline reached the reader with words glued
+    together ("핵 협상 진전" as "핵 협상진전"). `email.header.Header` keeps every
+    space inside an encoded word. The policy uses an object as the header itself when
+    it has a matching `name`, and folds it with its `fold`.
+    """
+
+    name = "Subject"
+
+    def fold(self, *, policy: Policy) -> str:
+        encoded = Header(str(self), "utf-8", header_name=self.name).encode(
+            linesep=policy.linesep)
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
 def _new_message(subject: str, *, sender: str, recipients: Sequence[str],
                  now: datetime | None, message_key: str) -> EmailMessage:
     """The headers every wirewatch mail carries; ``subject`` is already one line."""
     message = EmailMessage(policy=policy.SMTP)
     if len(subject) > _MAX_SUBJECT:
         subject = subject[: _MAX_SUBJECT - 1].rstrip() + "…"
-    message["Subject"] = subject
+    message["Subject"] = subject if subject.isascii() else _EncodedSubject(subject)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime((now or datetime.now(UTC)).astimezone(UTC))

@@ -149,6 +149,29 @@ def test_feed_text_is_escaped_in_html(
     assert not_in_html not in html
 
 
+@pytest.mark.parametrize(
+    "title",
+    [
+        pytest.param('윤 대통령 "북한 도발 즉각 대응" 지시 한미 연합훈련 확대 검토 국방부 발표',
+                     id="korean"),
+        pytest.param('북한, 동해상으로 탄도미사일 발사…합참 "정밀 분석 중" 한미 정보당국 긴밀 공조',
+                     id="korean-2"),
+        pytest.param("中国宣布 CSTO 新措施 🚨 — 北京", id="chinese-emoji"),
+        pytest.param("Überschwemmung in Zürich: Pegel steigt " * 4, id="german-long"),
+        pytest.param("إيران تعلن انسحابها من منظمة معاهدة الأمن الجماعي بعد اجتماع طارئ",
+                     id="arabic"),
+    ],
+)
+def test_non_ascii_subject_arrives_with_every_space(smtp_server: SmtpServer, title: str) -> None:
+    mailer(smtp_server).send(make_alert(title=title))
+
+    (mail,) = smtp_server.messages
+    assert mail.message["Subject"] == f"[wirewatch] csto-exit: {' '.join(title.split())}"
+    header_block = mail.raw.split(b"\r\n\r\n", 1)[0]
+    assert header_block.isascii()
+    assert max(len(line) for line in header_block.split(b"\r\n")) <= 78
+
+
 def test_long_title_is_cut_in_the_subject() -> None:
     message = build_email(make_alert(title="word " * 200), sender=SENDER, recipients=[DESK])
     subject = message["Subject"]
