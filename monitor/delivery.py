@@ -29,6 +29,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from monitor.holds import DeliveryPolicy, batch_kind
@@ -150,7 +151,23 @@ def _is_local_process_gone(claimer: str, *, own: str) -> bool:
         return True
     except OSError:  # PermissionError: alive, someone else's
         return False
-    return False
+    return _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and only waits for its parent to reap it.
+
+    Signal 0 still reaches such a process, so a claimer killed a moment ago (its
+    parent, a shell or a supervisor, not yet woken) would otherwise count as alive and
+    its claims wait for the lease.  Where there is no /proc, the process counts as alive.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 class Deliverer:
