@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -55,6 +56,9 @@ _MAX_TITLE = 300
 # Slack's limits: https://api.slack.com/reference/block-kit/blocks
 _MAX_HEADER = 150  # header block, plain_text
 _MAX_SECTION = 3000  # section block text
+# Longest link target kept: with a title (_MAX_TITLE, even fully escaped) and the
+# source it stays within a section. News links are a tenth of it.
+_MAX_LINK = 1000
 _MAX_BLOCKS = 50  # blocks per message
 # A digest entry's "Also:" line: a story in fifty outlets must not crowd the others out.
 _MAX_DIGEST_ALSO = 500
@@ -216,10 +220,27 @@ def _published_mrkdwn(alert: Alert) -> str:
 
 
 def _headline(title: str, link: str | None) -> str:
-    if link:
+    target = _fitting_link_target(link) if link else None
+    if target:
         label = _link_label(title).replace("*", _ASTERISK_LOOKALIKE)
-        return f"*<{_link_target(link)}|{label}>*"
+        return f"*<{target}|{label}>*"
     return _bold(title)
+
+
+def _fitting_link_target(link: str) -> str | None:
+    """``link`` as a link target short enough to share a section with its title.
+
+    A section over 3,000 characters makes Slack refuse the whole message, and cutting
+    the text would cut the link's markup. Links that long carry their bulk in the
+    query (tracking and session parameters): without it the link usually fits and
+    still leads to the page. Otherwise the title is shown without a link.
+    """
+    target = _link_target(link)
+    if len(target) <= _MAX_LINK:
+        return target
+    parts = urlsplit(link)
+    target = _link_target(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
+    return target if len(target) <= _MAX_LINK else None
 
 
 def build_slack_message(alert: Alert, *, mention: str | None = None) -> dict[str, Any]:
@@ -313,7 +334,8 @@ def build_digest_message(digest: Digest) -> dict[str, Any]:
     for rule, alerts in group_by_rule(digest.alerts):
         lines = [f"*{escape_mrkdwn(one_line(rule))}* ({len(alerts)})"]
         for alert in alerts:
-            line = _digest_line(alert)
+            # A line alone must fit a section: Slack refuses the whole message otherwise.
+            line = _shorten(_digest_line(alert), _MAX_SECTION)
             if sum(len(x) + 1 for x in lines) + len(line) > _MAX_SECTION:
                 if len(blocks) - 1 >= room:
                     break

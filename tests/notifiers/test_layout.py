@@ -207,3 +207,20 @@ def test_console_digest_names_story_sources() -> None:
         "    - Story 0 <b>& <https://news.example/0> (regional-wire)",
         "      also: DW (+4 min)",
     ]
+
+
+def test_a_link_too_long_for_a_section_loses_its_query_or_its_link_not_the_message() -> None:
+    page = "https://news.example/world/2026/03/csto-summit"
+    tracked = make_alert(title="CSTO & co " * 30, link=page + "?session=" + "x" * 5000)
+    hopeless = make_alert(title="CSTO", link="https://news.example/" + "p" * 5000)
+    message = build_slack_message(tracked)
+    headline = message["blocks"][1]["text"]["text"]
+    assert headline.startswith(f"*<{page}|CSTO &amp; co")
+    assert build_slack_message(hopeless)["blocks"][1]["text"]["text"].startswith("*CSTO*\n")
+    for built in (message, build_slack_message(hopeless),
+                  build_digest_message(Digest(digest_id="d", kind="digest", title="Digest",
+                                              alerts=(tracked, hopeless)))):
+        sections = [b["text"]["text"] for b in built["blocks"] if b["type"] == "section"]
+        assert sections and all(len(text) <= 3000 for text in sections)
+        # Every link that is shown is whole: its markup opens and closes.
+        assert all(text.count("<") == text.count(">") for text in sections)
