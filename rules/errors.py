@@ -12,6 +12,7 @@ matches nearly everything, is legal but almost certainly not what was meant.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 
@@ -60,11 +61,25 @@ class RuleError(ValueError):
         if line_end == -1:
             line_end = len(self.query)
         shown = self.query[line_start:line_end].replace("\t", " ")
-        caret = " " * (offset - line_start) + "^"
+        caret = " " * _display_width(shown[: offset - line_start]) + "^"
         return f"{header}\n  {shown}\n  {caret}"
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: the caret must line up under what the editor sees.
+
+    A Han, kana or emoji character fills two columns, a combining accent or a
+    zero-width character none, so counting characters drifts off the problem.
+    """
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
 
 
 class RuleSetError(ValueError):

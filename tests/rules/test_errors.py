@@ -83,3 +83,24 @@ def test_compile_rules_lists_every_bad_rule_in_order() -> None:
 
 def test_rule_errors_are_value_errors() -> None:
     assert issubclass(RuleError, ValueError) and issubclass(RuleSetError, ValueError)
+
+
+# (query, column of the problem, the caret line a terminal must show under the query)
+WIDE_AND_ZERO_WIDTH = [
+    ("北京 AND (中国 OR )", 15, " " * 18 + "^"),  # Han characters fill two columns
+    ("北京中国 AND wi*", 12, " " * 15 + "^"),
+    ("😀x AND wi*", 10, " " * 10 + "^"),  # so does an emoji
+    ("e\u0301te\u0301 AND wi*", 13, " " * 10 + "^"),  # combining accents fill none
+    ("CSTO\u200b AND wi*", 13, " " * 11 + "^"),  # neither does a zero-width space
+    ("Пашинян AND ՀԱՊԿ AND wi*", 24, " " * 23 + "^"),  # Cyrillic, Armenian: one each
+]
+
+
+@pytest.mark.parametrize(("query", "column", "caret"), WIDE_AND_ZERO_WIDTH)
+def test_caret_lines_up_under_wide_and_zero_width_characters(
+    query: str, column: int, caret: str
+) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_query(query)
+    assert caught.value.column == column
+    assert caught.value.render().splitlines()[-1] == "  " + caret
