@@ -121,6 +121,7 @@ _CLOSE_QUOTES = '"\u201d\u201c'
 _RUN = re.compile(r'[^\s()"\u201c\u201d\u201e]+')
 _MODIFIER = re.compile(r"([A-Za-z]+):")
 _NEAR = re.compile(r"(O?NEAR)(?:/(\d*))?")
+_NEAR_LIKE = re.compile(r"O?NEAR/")
 _MODIFIERS = (*FIELDS, "case")
 _RAW_VALUE_FIELDS = ("url", "feed")
 
@@ -223,6 +224,15 @@ def _lex(query: str) -> list[_Tok]:
             tokens.append(_Tok("NEAR", run, col, distance=distance, ordered=ordered))
             i = j
             continue
+        if _NEAR_LIKE.match(run):
+            # NEAR/5x or NEAR/-1 is a mistyped operator; read as words it would
+            # quietly search for the text "near 5x".
+            operator = run.split("/")[0]
+            raise RuleError(
+                f"{operator} needs a distance in words, like {operator}/5",
+                query=query,
+                column=col,
+            )
         tokens.append(_Tok("WORD", run, col))
         i = j
     tokens.append(_Tok("EOF", "", n + 1))
@@ -325,7 +335,14 @@ class _Parser:
         if tok.kind != "NEAR":
             return left
         self.advance()
-        if self.peek().kind not in _STARTS_OPERAND - {"NOT", "MINUS"}:
+        if self.peek().kind in ("NOT", "MINUS"):
+            # There is a term after NEAR, so "expected a term" would mislead.
+            raise self.error(
+                f"{tok.text.split('/')[0]} works on terms, phrases, wildcards "
+                "or OR-groups of them, not on NOT",
+                self.peek().column,
+            )
+        if self.peek().kind not in _STARTS_OPERAND:
             raise self.expected_after(tok)
         right = self.primary(depth, _Scope())
         for operand in (left, right):
@@ -348,8 +365,9 @@ class _Parser:
             nxt = self.peek()
             adjacent = nxt.column == tok.column + len(tok.text) + 1
             if nxt.kind not in {"(", "WORD", "PHRASE", "LIST", "FIELD"} or not adjacent:
+                hint = "" if adjacent or nxt.kind == "EOF" else " (no space between)"
                 raise self.error(
-                    f"expected a term after {tok.text}: (no space between)",
+                    f"expected a term after {tok.text}:{hint}",
                     tok.column + len(tok.text) + 1,
                 )
             if tok.text == "case":

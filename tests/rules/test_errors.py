@@ -35,6 +35,11 @@ BAD_QUERIES = [
     ("bad list entry", "x @broken", "in list @broken, entry 'ab*': wildcard needs at least 3", 3),
     ("punctuation only", "a AND !!!", "'!!!' has no letters or digits to search for", 7),
     ("empty phrase", 'a ""', "empty phrase", 3),
+    ("NEAR with letters in distance", "a NEAR/5x b", "NEAR needs a distance in words", 3),
+    ("NEAR with negative distance", "a NEAR/-1 b", "NEAR needs a distance in words", 3),
+    ("ONEAR with word distance", "a ONEAR/five b", "ONEAR needs a distance in words", 3),
+    ("NEAR on NOT", "a NEAR/3 NOT b", "NEAR works on terms, phrases", 10),
+    ("NEAR on -term", "a ONEAR/3 -b", "ONEAR works on terms, phrases", 11),
 ]
 
 
@@ -104,3 +109,17 @@ def test_caret_lines_up_under_wide_and_zero_width_characters(
         parse_query(query)
     assert caught.value.column == column
     assert caught.value.render().splitlines()[-1] == "  " + caret
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("title:-x", "expected a term after title:"),
+        ("title:", "expected a term after title:"),
+        ("title: x", "expected a term after title: (no space between)"),
+    ],
+)
+def test_space_hint_only_when_a_space_follows_the_field(query: str, message: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_query(query)
+    assert caught.value.message == message
