@@ -2,7 +2,8 @@
 
 ``rules test QUERY [--title TEXT] [--file PATH | -]``
     Matches one query against a piece of text.  Exit 0 MATCH, 1 NO MATCH,
-    2 the query is invalid (the caret message goes to stderr).
+    2 the query is invalid (the caret message goes to stderr) or the file
+    cannot be read.
 
 ``rules backtest NAME_OR_QUERY [--since 7d]``
     Replays the items in the database through one rule (a configured rule's
@@ -27,6 +28,7 @@ from monitor.progress import Advance, progress_bar
 from rules import Document, Hit, RuleSet, RuleSetError, RuleSpec, compile_rules
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_BAD_QUERY = 0, 1, 2
+EXIT_UNREADABLE = 2  # the usage-error code: neither MATCH nor NO MATCH
 TAG_PREFIX = "tag:"
 ADHOC_RULE = "query"
 
@@ -82,7 +84,14 @@ def _duration(text: str) -> timedelta:
 
 
 def cmd_rules_test(args: argparse.Namespace, ctx: _Context) -> int:
-    body = _read_body(args.file, stdin=getattr(ctx, "stdin", sys.stdin))
+    try:
+        body = _read_body(args.file, stdin=getattr(ctx, "stdin", sys.stdin))
+    except (OSError, UnicodeDecodeError) as exc:
+        # Not 1: a script reading the exit code must not take this for NO MATCH.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        source = "standard input" if args.file == "-" else args.file
+        print(f"wirewatch: cannot read --file {source}: {reason}", file=ctx.stderr)
+        return EXIT_UNREADABLE
     lists = _config_lists(ctx) if "@" in args.query else {}
     ruleset = _compile_or_report(args.query, lists, ctx.stderr)
     if ruleset is None:

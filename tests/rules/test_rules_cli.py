@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
+from monitor.cli import main
 from monitor.rules_cli import add_rules_commands, backtest
 from monitor.store import FeedSpec, ItemRow, Store, StoredItem
 from rules import RuleSpec, compile_rules
@@ -227,3 +228,35 @@ def test_backtest_streams_items_without_holding_them() -> None:
         assert sum(result.per_day.values()) == result.fired and len(result.examples) == 5
     # Ten times the items; held items would take ten times the memory.
     assert peaks[1] < 2 * peaks[0], peaks
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("missing.txt", None, "No such file or directory"),
+        ("a-directory", "dir", "Is a directory"),
+        ("latin1.txt", b"Pashinyan \xe9tait l\xe0", "can't decode byte 0xe9"),
+    ],
+)
+def test_rules_test_unreadable_file_is_a_message_not_a_traceback(
+    tmp_path: Path, name: str, content: bytes | str | None, reason: str
+) -> None:
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["--config", str(tmp_path / "unused.yaml"), "rules", "test", "CSTO", "--file", str(path)],
+        stdout=out,
+        stderr=err,
+        environ={},
+    )
+    # 1 would read as NO MATCH to a script.
+    assert code == 2
+    assert out.getvalue() == ""
+    message = err.getvalue()
+    assert message.startswith(f"wirewatch: cannot read --file {path}: ")
+    assert reason in message
+    assert "Traceback" not in message
