@@ -418,14 +418,11 @@ class _Parser:
         for entry in entries:
             try:
                 alternatives.append(
-                    build_term(
+                    parse_list_entry(
                         str(entry),
-                        str(entry),
-                        1,
-                        scope.field_name,
-                        scope.exact,
-                        phrase=any(c.isspace() for c in str(entry)),
-                        cache=self.terms,
+                        field_name=scope.field_name,
+                        exact_case=scope.exact,
+                        term_cache=self.terms,
                     )
                 )
             except RuleError as exc:
@@ -588,6 +585,29 @@ def _build_term(
             column=column - 1 if phrase else column,
         )
     return Seq(tuple(tokens), fields, exact_case, text, phrase)
+
+
+def parse_list_entry(
+    entry: str,
+    *,
+    field_name: str | None = None,
+    exact_case: bool = False,
+    term_cache: TermCache | None = None,
+) -> Node:
+    """One entry of a ``lists:`` list as a leaf: a word, or a phrase when it has a space.
+
+    Raises RuleError with the column within the entry, so a config check can
+    point at a bad entry where it is written, whether or not a rule uses its list.
+    """
+    return build_term(
+        entry,
+        entry,
+        1,
+        field_name,
+        exact_case,
+        phrase=any(c.isspace() for c in entry),
+        cache=term_cache,
+    )
 
 
 def parse_query(

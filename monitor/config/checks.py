@@ -21,7 +21,7 @@ from monitor.config.reporting import Loading, did_you_mean
 from monitor.config.sections import TAG_PREFIX, Defaults, FeedConfig
 from monitor.durations import DurationError, format_duration, parse_duration
 from monitor.yamlsource import Path
-from rules import RuleError, RuleSet, RuleSetError, RuleSpec, compile_rules
+from rules import RuleError, RuleSet, RuleSetError, RuleSpec, compile_rules, parse_list_entry
 
 
 @dataclass
@@ -198,6 +198,21 @@ class CrossChecks:
         for name, terms in lists.items():
             if isinstance(terms, list) and not terms:
                 self.loading.add(("lists", name), "a list needs at least one term")
+            # Every entry is checked where it is written, whether a rule uses the list
+            # or not: an unused list is still part of the config.
+            for index, entry in _indexed_strings(terms):
+                try:
+                    parse_list_entry(entry)
+                except RuleError as exc:
+                    path = ("lists", name, index)
+                    if self.loading.expanded.get(path):
+                        # The entry came from the environment: do not print it.
+                        message = f"{exc.message} ({self.loading.show(path, entry)})"
+                    elif repr(entry) in exc.message or exc.column <= 1:
+                        message = exc.message
+                    else:
+                        message = exc.render()  # the entry with a caret under the problem
+                    self.loading.add(path, message)
 
     def _check_email_security(self) -> None:
         notifiers = self.data.get("notifiers")
@@ -265,15 +280,34 @@ class CrossChecks:
         return ("rules",)
 
     def _usable_lists(self) -> dict[str, list[str]]:
-        """The `lists:` entries that are well-formed (the others are reported elsewhere)."""
+        """Each list as rules may use it: its well-formed entries.
+
+        A bad entry is reported at its own line (_check_lists), so rules are compiled
+        without it rather than repeating it, and a list with a bad entry still exists:
+        a rule naming it must not hear "unknown list".
+        """
         lists = self.data.get("lists")
         if not isinstance(lists, dict):
             return {}
-        return {
-            name: terms
-            for name, terms in lists.items()
-            if isinstance(terms, list) and all(isinstance(term, str) for term in terms)
-        }
+        usable: dict[str, list[str]] = {}
+        for name, terms in lists.items():
+            if isinstance(terms, str):
+                terms = [terms]  # reported as not a list; read as the one term it names
+            if not isinstance(terms, list):
+                continue
+            strings = [term for term in terms if isinstance(term, str)]
+            good = [term for term in strings if _entry_parses(term)]
+            # With no good entry left, the rule reports the list's first bad one.
+            usable[name] = good or strings
+        return usable
+
+
+def _entry_parses(entry: str) -> bool:
+    try:
+        parse_list_entry(entry)
+    except RuleError:
+        return False
+    return True
 
 
 def _strings(value: Any) -> list[str]:

@@ -314,5 +314,12 @@ def test_config_is_frozen() -> None:
 
 def test_error_is_raised_for_an_unknown_list_even_with_other_lists_broken() -> None:
     with pytest.raises(ConfigError) as raised:
-        load(FEEDS + "lists:\n  csto: CSTO\nrules:\n  - name: r\n    query: '@csto'\n")
+        load(FEEDS + "lists:\n  csto: CSTO\nrules:\n  - name: r\n    query: '@nato'\n")
     assert [p.path for p in raised.value.problems] == ["lists.csto", "rules[0].query"]
+
+
+def test_a_list_written_as_one_term_is_not_unknown_to_its_rules() -> None:
+    # `csto: CSTO` is reported as not a list; its rule must not add "unknown list @csto".
+    with pytest.raises(ConfigError) as raised:
+        load(FEEDS + "lists:\n  csto: CSTO\nrules:\n  - name: r\n    query: '@csto'\n")
+    assert [p.path for p in raised.value.problems] == ["lists.csto"]

@@ -321,6 +321,33 @@ CASES = [
         "    ^",
     ),
     Broken(
+        "a bad list entry is reported where it is written, though no rule uses the list",
+        FEED + 'lists:\n  csto:\n    - CSTO\n    - wi*\n    - "!!!"\n',
+        "config.yaml:7: lists.csto[1]: wildcard needs at least 3 letters before *\n"
+        "  wi*\n"
+        "    ^\n"
+        "config.yaml:8: lists.csto[2]: '!!!' has no letters or digits to search for",
+    ),
+    Broken(
+        "a rule using a list with a bad entry does not repeat it",
+        FEED + "lists:\n  csto: [CSTO, wi*]\nrules:\n  - name: r\n    query: '@csto'\n",
+        "config.yaml:5: lists.csto[1]: wildcard needs at least 3 letters before *\n"
+        "  wi*\n"
+        "    ^",
+    ),
+    Broken(
+        "a bad list entry taken from the environment is not printed",
+        FEED + 'lists:\n  csto: [CSTO, "${EXTRA_TERM}"]\n',
+        "config.yaml:5: lists.csto[1]: wildcard needs at least 3 letters before * "
+        "(the value of ${EXTRA_TERM})",
+        environ={"EXTRA_TERM": "ab*"},
+    ),
+    Broken(
+        "a list with an entry that is not text is still a list its rules may name",
+        FEED + "lists:\n  csto: [CSTO, 5]\nrules:\n  - name: r\n    query: '@csto AND exit'\n",
+        "config.yaml:5: lists.csto[1]: expected text, got 5 (put it in quotes)",
+    ),
+    Broken(
         "an empty term list",
         FEED + "lists:\n  csto: []\n",
         "config.yaml:5: lists.csto: a list needs at least one term",
