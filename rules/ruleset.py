@@ -12,6 +12,7 @@ from rules.errors import RuleError, RuleSetError, RuleWarning
 from rules.hits import Explanation, Hit, MatchedTerm, Snippet, make_snippet
 from rules.index import TermIndex
 from rules.parse import And, Feed, Near, Node, Not, Or, Seq, TermCache, Url, parse_query
+from rules.text import fold
 
 # The snippet is cut from the body first: alerts show the title on their own.
 _SNIPPET_FIELDS = ("summary", "content", "title", "author", "category", "feed", "url")
@@ -197,12 +198,32 @@ def _never_matches(node: Node) -> bool:
                     excluded.update(child.child.children)
         if not excluded:
             return False  # most rules: no NOT, nothing to hash
-        return any(c in excluded for c in node.children if not isinstance(c, Not))
+        required = [c for c in node.children if not isinstance(c, Not)]
+        return any(c in excluded for c in required) or any(
+            _covers(e, c) for c in required for e in excluded
+        )
     if isinstance(node, Or):
         return all(_never_matches(c) for c in node.children)
     if isinstance(node, Near):
         return _never_matches(node.left) or _never_matches(node.right)
     return False
+
+
+def _covers(excluded: Node, required: Node) -> bool:
+    """Whether every occurrence of ``required`` is also one of ``excluded``.
+
+    ``title:CSTO AND NOT CSTO`` and ``case:US -us`` can never match either,
+    though the two terms differ as written: the excluded term looks in more
+    fields, or ignores the case the required one insists on.
+    """
+    if not (isinstance(excluded, Seq) and isinstance(required, Seq)):
+        return False
+    if not set(required.fields) <= set(excluded.fields):
+        return False
+    if excluded.exact:
+        return required.exact and required.tokens == excluded.tokens
+    tokens = tuple(fold(t) for t in required.tokens) if required.exact else required.tokens
+    return tokens == excluded.tokens
 
 
 # ----------------------------------------------------------------- explaining

@@ -75,6 +75,10 @@ def test_snippet_marks_are_sorted_and_disjoint() -> None:
     [
         ("CSTO AND NOT CSTO", "can never match"),
         ("CSTO -(NATO OR CSTO)", "can never match"),
+        ("title:CSTO AND NOT CSTO", "can never match"),  # CSTO is looked for in the title too
+        ("case:US -us", "can never match"),  # -us excludes "US" as well
+        ("Pashinián -pashinian", "can never match"),
+        ('case:"New York" AND NOT "new york"', "can never match"),
         ("NOT sport", "matches nearly every item"),
         ("CSTO OR NOT sport", "matches nearly every item"),
     ],
@@ -87,6 +91,20 @@ def test_warnings(query: str, warning: str) -> None:
 
 def test_sound_rules_have_no_warnings() -> None:
     assert compile_rules([RuleSpec("r", "CSTO NOT sport"), RuleSpec("s", "a OR b")]).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("query", "title", "content"),
+    [
+        ("CSTO AND NOT title:CSTO", "summit", "CSTO"),  # the body may have it
+        ("us -case:US", "tell us", ""),  # "us" in lower case is not excluded
+        ("case:US -case:us", "US", ""),
+    ],
+)
+def test_excluding_a_narrower_term_is_no_warning(query: str, title: str, content: str) -> None:
+    ruleset = compile_rules([RuleSpec("r", query)])
+    assert ruleset.warnings == ()
+    assert [h.rule for h in ruleset.match(Document(title=title, content=content))] == ["r"]
 
 
 def test_rule_without_positive_term_is_still_matched_by_the_index() -> None:
