@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -243,6 +244,16 @@ def cmd_rules_backtest(args: argparse.Namespace, ctx: _Context) -> int:
     configured = rules_by_name.get(args.rule)
     query = configured.query if configured is not None else args.rule
     label = f"rule {args.rule!r}" if configured is not None else f"query {args.rule!r}"
+    if configured is None:
+        # A mistyped rule name is a valid one-word query that fires on nothing:
+        # without a word, "0 items would have fired" reads as the rule's verdict.
+        similar = difflib.get_close_matches(args.rule, list(rules_by_name), n=1, cutoff=0.6)
+        if similar:
+            print(
+                f"note: no rule named {args.rule!r} (did you mean {similar[0]!r}?); "
+                "trying it as a query",
+                file=ctx.stderr,
+            )
     ruleset = _compile_or_report(query, dict(getattr(config, "lists", {}) or {}), ctx.stderr)
     if ruleset is None:
         return EXIT_BAD_QUERY

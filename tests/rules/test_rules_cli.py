@@ -260,3 +260,28 @@ def test_rules_test_unreadable_file_is_a_message_not_a_traceback(
     assert message.startswith(f"wirewatch: cannot read --file {path}: ")
     assert reason in message
     assert "Traceback" not in message
+
+
+def test_backtest_of_a_mistyped_rule_name_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path / 'wirewatch.db'}\n"
+        "feeds:\n  - name: bbc\n    url: http://127.0.0.1:9/bbc.xml\n"
+        "rules:\n  - name: armenia-csto\n    query: CSTO\n",
+        encoding="utf-8",
+    )
+
+    def backtest_of(name: str) -> tuple[str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        argv = ["--config", str(config), "rules", "backtest", name]
+        assert main(argv, stdout=out, stderr=err, environ={}) == 0
+        return out.getvalue(), err.getvalue()
+
+    out, err = backtest_of("armenia-csot")
+    assert out.startswith("query 'armenia-csot': 0 of 0 items")
+    assert err == (
+        "note: no rule named 'armenia-csot' (did you mean 'armenia-csto'?); "
+        "trying it as a query\n"
+    )
+    # An ad-hoc query far from every rule name is tried without a note.
+    assert backtest_of("Pashinyan AND withdraw*")[1] == ""
