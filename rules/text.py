@@ -11,7 +11,8 @@ document word compare equal exactly when an editor would expect them to:
    characters stand together.
 2. *Fold* each word: Unicode NFKC (full-width and compatibility forms), then
    casefold (``Straße`` -> ``strasse``), then drop combining accents
-   (``Pashinián`` -> ``pashinian``, ``Müller`` -> ``muller``, Arabic tashkeel).
+   (``Pashinián`` -> ``pashinian``, ``Müller`` -> ``muller``, Arabic tashkeel)
+   and the strokes that no decomposition removes (``Wałęsa`` -> ``walesa``).
 
 Offsets always refer to the original text, so a hit can quote and mark the
 words exactly as they stand in the item.
@@ -72,6 +73,18 @@ _STRIP = frozenset(
 )
 
 
+# Latin letters whose mark is part of the character and so survives NFD: an
+# editor types Walesa for Wałęsa, Sorensen for Sørensen and Kilicdaroglu for
+# Kılıçdaroğlu exactly as Muller for Müller.  Each folds to one base letter, so
+# no fold changes the number of words.
+_LETTER_FOLDS = {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŧ": "t"}
+_LETTER_RE = re.compile("[" + "".join(_LETTER_FOLDS) + "]")
+
+
+def _fold_letter(match: re.Match[str]) -> str:
+    return _LETTER_FOLDS[match.group()]
+
+
 def has_cjk(text: str) -> bool:
     # The regex scans a character class without making a string per character, which
     # max(text) does: 3-5x faster on Latin or Cyrillic text, and it stops at the first
@@ -105,6 +118,7 @@ def fold_text(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold()
     if folded.isascii():
         return folded
+    folded = _LETTER_RE.sub(_fold_letter, folded)
     decomposed = unicodedata.normalize("NFD", folded)
     return unicodedata.normalize("NFC", _STRIP_RE.sub("", decomposed))
 

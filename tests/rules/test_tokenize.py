@@ -21,6 +21,8 @@ def reference(text: str) -> list[str]:
         ("curly quotes and dashes", "“Withdraw” — Pashinyan’s plan…\u00a0now"),
         ("accents", "Pashinián met Müller in São Paulo"),
         ("letters folding to several", "Straße ǅemal İstanbul ﬁnance ſ"),
+        ("strokes", "Wałęsa Sørensen Kılıçdaroğlu Đoković Guðni ŁÓDŹ"),
+        ("strokes among cyrillic", "Wałęsa и Łódź"),
         ("latin and a mark", "Pashinián e\u0301 café"),
         ("decomposed accent", "Pashinia\u0301n"),
         ("cyrillic and armenian", "ОДКБ и Армения ՀԱՊԿ"),
