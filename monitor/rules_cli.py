@@ -135,7 +135,12 @@ def _compile_or_report(
 
 def describe_hit(hit: Hit) -> str:
     """The matched terms and the snippet, marks shown as **bold**, for a terminal."""
-    terms = ", ".join(f"{t.field}:{t.text!r}" for t in hit.terms) or "(no positive terms)"
+    # Each occurrence is a term of the hit; a word found forty times is listed once.
+    counts = Counter(f"{t.field}:{t.text!r}" for t in hit.terms)
+    terms = ", ".join(
+        term if count == 1 else f"{term} ×{count}" for term, count in counts.items()
+    )
+    terms = terms or "(no positive terms)"
     return f"  terms:   {terms}\n  snippet: {hit.snippet.render('**', '**')}"
 
 

@@ -285,3 +285,11 @@ def test_backtest_of_a_mistyped_rule_name_says_so(tmp_path: Path) -> None:
     )
     # An ad-hoc query far from every rule name is tried without a note.
     assert backtest_of("Pashinyan AND withdraw*")[1] == ""
+
+
+def test_rules_test_lists_a_repeated_term_once_with_its_count(tmp_path: Path) -> None:
+    body = tmp_path / "item.txt"
+    body.write_text("CSTO said. " * 30 + "Armenia will withdraw.", encoding="utf-8")
+    ctx = FakeContext()
+    assert run(["rules", "test", "CSTO AND withdraw*", "--file", str(body)], ctx) == 0
+    assert "  terms:   content:'CSTO' ×30, content:'withdraw'\n" in ctx.stdout.getvalue()
