@@ -317,16 +317,19 @@ def main(
         environ=env,
         redactor=redactor,
     )
+    # A command whose exit 1 means something else (rules test: NO MATCH) names
+    # the code it gives when it cannot run.
+    cannot_run = int(getattr(args, "exit_cannot_run", EXIT_INVALID))
     try:
         return int(args.func(args, ctx))
     except ConfigError as exc:
         count = len(exc.problems)
         print(f"{ctx.config_path}: {count} problem{'s' if count != 1 else ''}:", file=err)
         print(str(exc), file=err)
-        return EXIT_INVALID
+        return cannot_run
     except (CommandError, StoreError) as exc:
         print(f"wirewatch: {exc}", file=err)
-        return EXIT_INVALID
+        return cannot_run
     except KeyboardInterrupt:
         return 130
     finally:

@@ -57,7 +57,8 @@ def add_rules_commands(subparsers: Any) -> None:
     test.add_argument(
         "--file", metavar="PATH", help="the item's body text; '-' reads standard input"
     )
-    test.set_defaults(func=cmd_rules_test)
+    # 1 is NO MATCH here: a config it cannot read (for @lists) must not look like one.
+    test.set_defaults(func=cmd_rules_test, exit_cannot_run=EXIT_UNREADABLE)
 
     backtest = commands.add_parser(
         "backtest", help="how often a rule would have fired on the stored items"

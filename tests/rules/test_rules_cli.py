@@ -293,3 +293,13 @@ def test_rules_test_lists_a_repeated_term_once_with_its_count(tmp_path: Path) ->
     ctx = FakeContext()
     assert run(["rules", "test", "CSTO AND withdraw*", "--file", str(body)], ctx) == 0
     assert "  terms:   content:'CSTO' ×30, content:'withdraw'\n" in ctx.stdout.getvalue()
+
+
+def test_rules_test_with_a_list_and_a_broken_config_is_not_no_match(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("lists:\n  csto: [CSTO]\nfeeds: []\n", encoding="utf-8")
+    for path in (config, tmp_path / "missing.yaml"):
+        err = io.StringIO()
+        argv = ["--config", str(path), "rules", "test", "@csto", "--title", "CSTO"]
+        assert main(argv, stdout=io.StringIO(), stderr=err, environ={}) == 2
+        assert str(path) in err.getvalue()
