@@ -6,6 +6,7 @@ them in); kept here so the command module stays a list of commands.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,6 +36,10 @@ def reloader_for(
         return config
 
     def apply(config: Config) -> None:
+        # As at start-up: an edit that turns a rule into one that matches every item
+        # (or none) is applied, but must not pass unnoticed.
+        for warning in config.warnings:
+            logging.getLogger("wirewatch").warning("config warning: %s", warning)
         monitor.apply_config(config, build_notifiers(config, stdout=stdout))
 
     try:

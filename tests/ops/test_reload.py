@@ -214,3 +214,40 @@ def test_edits_apply_live_without_realerting_and_broken_edits_are_refused(
         assert {d["status"] for d in store.deliveries()} == {"sent"}
     finally:
         store.close()
+
+
+WARNED = """\
+database: "sqlite:///{db}"
+defaults:
+  interval: 1m
+notifiers:
+  out:
+    type: console
+feeds:
+  - name: caucasus
+    url: {world}
+rules:
+  - name: csto-exit
+    query: CSTO AND withdraw*
+"""
+
+
+def test_a_reload_logs_the_warnings_of_the_config_it_applies(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.serve_file("/world.rss", DATA / "world.rss")
+    values = dict(db=tmp_path / "w.db", world=feed_server.url("/world.rss"))
+    config = tmp_path / "config.yaml"
+    config.write_text(WARNED.format(**values))
+    daemon = Daemon(config, env={})
+    try:
+        daemon.wait_for_log("feed=caucasus", timeout=20)
+        assert "config warning" not in daemon.stderr
+        edited = WARNED.replace("CSTO AND withdraw*", "NOT sport")
+        _write(config, edited.format(**values))
+        daemon.wait_for_log("config reloaded", timeout=10)
+        assert (f"config warning: {config}:12: rules[0].query: matches nearly every item"
+                in daemon.stderr)
+        assert daemon.stop() == 0, daemon.stderr
+    finally:
+        daemon.close()
