@@ -31,6 +31,7 @@ TOKEN_FIELDS: tuple[str, ...] = ("title", "summary", "content", "author", "categ
 FIELDS: tuple[str, ...] = (*TOKEN_FIELDS, "feed", "url")
 MIN_WILDCARD_PREFIX = 3
 MAX_NEAR = 1000
+MAX_NESTING = 50  # parentheses and field prefixes, one inside another
 
 
 # ---------------------------------------------------------------- syntax tree
@@ -320,14 +321,17 @@ class _Parser:
         return _flatten(And, children)
 
     def unary(self, depth: int) -> Node:
-        tok = self.peek()
-        if tok.kind in ("NOT", "MINUS"):
+        # A loop, not recursion: a run of NOTs must not exhaust the stack.
+        negated = False
+        while (tok := self.peek()).kind in ("NOT", "MINUS"):
             self.advance()
             if self.peek().kind not in _STARTS_OPERAND:
                 raise self.expected_after(tok)
-            child = self.unary(depth)
-            return child.child if isinstance(child, Not) else Not(child)
-        return self.near(depth)
+            negated = not negated
+        child = self.near(depth)
+        if not negated:
+            return child
+        return child.child if isinstance(child, Not) else Not(child)
 
     def near(self, depth: int) -> Node:
         left = self.primary(depth, _Scope())
@@ -361,6 +365,10 @@ class _Parser:
 
     def primary(self, depth: int, scope: _Scope) -> Node:
         tok = self.advance()
+        if depth > MAX_NESTING:
+            # Far beyond any real query, and each level costs stack frames here and
+            # in the compiler: refuse it rather than crash with a RecursionError.
+            raise self.error(f"nested more than {MAX_NESTING} levels deep", tok.column)
         if tok.kind == "FIELD":
             nxt = self.peek()
             adjacent = nxt.column == tok.column + len(tok.text) + 1
@@ -371,8 +379,10 @@ class _Parser:
                     tok.column + len(tok.text) + 1,
                 )
             if tok.text == "case":
-                return self.primary(depth, _Scope(scope.fields, scope.field_name, exact=True))
-            return self.primary(depth, _Scope((tok.text,), tok.text, scope.exact))
+                return self.primary(
+                    depth + 1, _Scope(scope.fields, scope.field_name, exact=True)
+                )
+            return self.primary(depth + 1, _Scope((tok.text,), tok.text, scope.exact))
         if tok.kind == "(":
             if self.peek().kind == ")":
                 raise self.error("empty parentheses", self.peek().column)

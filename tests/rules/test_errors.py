@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules import RuleError, RuleSetError, RuleSpec, compile_rules, parse_query
+from rules import Document, RuleError, RuleSetError, RuleSpec, compile_rules, parse_query
 
 LISTS = {"csto": ["CSTO", "ОДКБ"], "broken": ["ab*"]}
 
@@ -123,3 +123,28 @@ def test_space_hint_only_when_a_space_follows_the_field(query: str, message: str
     with pytest.raises(RuleError) as caught:
         parse_query(query)
     assert caught.value.message == message
+
+
+def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    query = "(" * 200 + "x" + ")" * 200
+    with pytest.raises(RuleError) as caught:
+        parse_query(query)
+    assert caught.value.message == "nested more than 50 levels deep"
+    assert caught.value.column == 52  # the first '(' beyond the limit
+    with pytest.raises(RuleError) as caught:
+        parse_query("title:" * 200 + "x")
+    assert caught.value.message == "nested more than 50 levels deep"
+
+
+def test_fifty_levels_compile_and_match() -> None:
+    query = "z"
+    for i in range(50):
+        query = f"(w{i} {'OR' if i % 2 else 'AND'} {query})"
+    ruleset = compile_rules([RuleSpec("r", query)])
+    assert [h.rule for h in ruleset.match(Document(title="w49 w48"))] == ["r"]
+
+
+def test_a_long_run_of_nots_is_read_without_recursion() -> None:
+    ruleset = compile_rules([RuleSpec("r", "NOT " * 5001 + "sport AND CSTO")])
+    assert [h.rule for h in ruleset.match(Document(title="CSTO"))] == ["r"]
+    assert ruleset.match(Document(title="CSTO sport")) == []
