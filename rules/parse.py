@@ -568,13 +568,15 @@ def _build_term(
                 query=query,
                 column=column + m.start(),
             )
-        if cut != -1 and cut < MIN_WILDCARD_PREFIX:
+        convert = exact if exact_case else fold
+        # Letters as compared, not code points: a decomposed "e\u0301t*" is two
+        # letters like "ét*", and "ﬁn*" is the three letters of "fin*".
+        if cut != -1 and len(convert(raw[:cut])) < MIN_WILDCARD_PREFIX:
             raise RuleError(
                 f"wildcard needs at least {MIN_WILDCARD_PREFIX} letters before {raw[cut]}",
                 query=query,
                 column=column + m.start() + cut,
             )
-        convert = exact if exact_case else fold
         if cut == -1:
             token = convert(raw)
             if not token:

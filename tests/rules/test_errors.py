@@ -35,6 +35,7 @@ BAD_QUERIES = [
     ("bad list entry", "x @broken", "in list @broken, entry 'ab*': wildcard needs at least 3", 3),
     ("punctuation only", "a AND !!!", "'!!!' has no letters or digits to search for", 7),
     ("empty phrase", 'a ""', "empty phrase", 3),
+    ("decomposed accent counts once", "e\u0301t*", "wildcard needs at least 3 letters", 4),
     ("NEAR with letters in distance", "a NEAR/5x b", "NEAR needs a distance in words", 3),
     ("NEAR with negative distance", "a NEAR/-1 b", "NEAR needs a distance in words", 3),
     ("ONEAR with word distance", "a ONEAR/five b", "ONEAR needs a distance in words", 3),
@@ -148,3 +149,9 @@ def test_a_long_run_of_nots_is_read_without_recursion() -> None:
     ruleset = compile_rules([RuleSpec("r", "NOT " * 5001 + "sport AND CSTO")])
     assert [h.rule for h in ruleset.match(Document(title="CSTO"))] == ["r"]
     assert ruleset.match(Document(title="CSTO sport")) == []
+
+
+def test_wildcard_prefix_counts_letters_as_compared() -> None:
+    # The ligature is the two letters "fi": "ﬁn*" is as wide as "fin*".
+    ruleset = compile_rules([RuleSpec("r", "ﬁn*")])
+    assert [h.rule for h in ruleset.match(Document(title="Finance"))] == ["r"]
