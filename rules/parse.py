@@ -384,9 +384,13 @@ class _Parser:
                 )
             return self.primary(depth + 1, _Scope((tok.text,), tok.text, scope.exact))
         if tok.kind == "(":
-            if self.peek().kind == ")":
-                raise self.error("empty parentheses", self.peek().column)
-            if self.peek().kind not in _STARTS_OPERAND:
+            nxt = self.peek()
+            if nxt.kind == ")":
+                raise self.error("empty parentheses", nxt.column)
+            if nxt.kind in ("AND", "OR", "NEAR"):
+                # As at the start of the query: the operator lacks its left side.
+                raise self.error(f"expected a term before {nxt.text}", nxt.column)
+            if nxt.kind not in _STARTS_OPERAND:
                 raise self.expected_after(tok)
             inner = self.or_expr(depth + 1)
             closing = self.peek()

@@ -35,6 +35,8 @@ BAD_QUERIES = [
     ("bad list entry", "x @broken", "in list @broken, entry 'ab*': wildcard needs at least 3", 3),
     ("punctuation only", "a AND !!!", "'!!!' has no letters or digits to search for", 7),
     ("empty phrase", 'a ""', "empty phrase", 3),
+    ("group starting with OR", "a AND (OR b)", "expected a term before OR", 8),
+    ("group starting with NEAR", "(NEAR/3 b)", "expected a term before NEAR/3", 2),
     ("decomposed accent counts once", "e\u0301t*", "wildcard needs at least 3 letters", 4),
     ("NEAR with letters in distance", "a NEAR/5x b", "NEAR needs a distance in words", 3),
     ("NEAR with negative distance", "a NEAR/-1 b", "NEAR needs a distance in words", 3),
