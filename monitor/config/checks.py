@@ -260,7 +260,9 @@ class CrossChecks:
                 continue
             compiled.append(ruleset)
             for warning in ruleset.warnings:
-                self.loading.warn(self._query_path(batch, warning.rule), warning.message)
+                # Named as errors are: an editor scanning the output looks for the rule.
+                self.loading.warn(self._query_path(batch, warning.rule),
+                                  f"rule '{warning.rule}': {warning.message}")
         return compiled[0] if len(compiled) == len(batches) else None
 
     def _add_rule_error(self, batch: Mapping[str, tuple[int, RuleSpec]], error: RuleError) -> None:

@@ -302,7 +302,8 @@ def test_line_of_maps_paths_back_to_the_file() -> None:
 def test_rule_warnings_are_not_errors() -> None:
     config = load(FEEDS + "rules:\n  - name: never\n    query: CSTO AND NOT CSTO\n")
     assert config.warnings == (
-        "config.yaml:16: rules[0].query: can never match: it requires a term and also excludes it",
+        "config.yaml:16: rules[0].query: rule 'never': can never match: "
+        "it requires a term and also excludes it",
     )
 
 

@@ -246,7 +246,8 @@ def test_a_reload_logs_the_warnings_of_the_config_it_applies(
         edited = WARNED.replace("CSTO AND withdraw*", "NOT sport")
         _write(config, edited.format(**values))
         daemon.wait_for_log("config reloaded", timeout=10)
-        assert (f"config warning: {config}:12: rules[0].query: matches nearly every item"
+        assert (f"config warning: {config}:12: rules[0].query: rule 'csto-exit': matches nearly "
+                "every item"
                 in daemon.stderr)
         assert daemon.stop() == 0, daemon.stderr
     finally:
