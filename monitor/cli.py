@@ -326,6 +326,8 @@ def main(
         count = len(exc.problems)
         print(f"{ctx.config_path}: {count} problem{'s' if count != 1 else ''}:", file=err)
         print(str(exc), file=err)
+        for warning in exc.warnings:
+            print(f"warning: {warning}", file=err)
         return cannot_run
     except (CommandError, StoreError) as exc:
         print(f"wirewatch: {exc}", file=err)

@@ -85,8 +85,12 @@ def _display_width(text: str) -> int:
 class RuleSetError(ValueError):
     """compile_rules refused the rule set; ``errors`` holds every bad rule, in order."""
 
-    def __init__(self, errors: list[RuleError]) -> None:
+    def __init__(self, errors: list[RuleError],
+                 warnings: tuple[RuleWarning, ...] = ()) -> None:
         self.errors = errors
+        # The rules that did compile may still deserve a warning: an editor fixing
+        # the errors should not meet those only on the next check.
+        self.warnings = warnings
         count = len(errors)
         noun = "rule" if count == 1 else "rules"
         super().__init__(f"{count} invalid {noun}:\n" + "\n".join(e.render() for e in errors))

@@ -156,7 +156,7 @@ def _compile_rules(specs: Iterable[RuleSpec], lists: Mapping[str, Sequence[str]]
         rules.append(_Rule(spec.name, matcher))
         nodes.append(node)
     if errors:
-        raise RuleSetError(errors)
+        raise RuleSetError(errors, tuple(warnings))
     return RuleSet(rules, TermIndex.build(nodes), tuple(warnings))
 
 

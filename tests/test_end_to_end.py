@@ -214,6 +214,22 @@ def test_check_lists_problems_and_exit_1(tmp_path: Path) -> None:
     assert "config.yaml:6: rules[0].query" in text
 
 
+def test_check_with_problems_still_shows_the_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("feeds:\n  - name: a\n    url: http://127.0.0.1:1/a\nrules:\n"
+                      "  - name: r\n    query: CSTO AND\n"
+                      "  - name: everything\n    query: NOT sport\n")
+    err = io.StringIO()
+    code = main(["--config", str(config), "check"], stdout=io.StringIO(), stderr=err,
+                environ={})
+    assert code == 1
+    lines = err.getvalue().splitlines()
+    assert lines[1].endswith("rules[0].query: rule 'r': expected a term after AND")
+    assert lines[-1] == (f"warning: {config}:8: rules[1].query: rule 'everything': matches "
+                         "nearly every item: no term is required to be present; add a "
+                         "positive term (NOT only narrows)")
+
+
 def test_missing_config_file_names_the_fix(tmp_path: Path) -> None:
     err = io.StringIO()
     code = main(["run", "--once"], stdout=io.StringIO(), stderr=err,

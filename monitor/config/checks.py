@@ -9,7 +9,7 @@ some other part failed validation: a config's problems all come out in one go.
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,7 +21,15 @@ from monitor.config.reporting import Loading, did_you_mean
 from monitor.config.sections import TAG_PREFIX, Defaults, FeedConfig
 from monitor.durations import DurationError, format_duration, parse_duration
 from monitor.yamlsource import Path
-from rules import RuleError, RuleSet, RuleSetError, RuleSpec, compile_rules, parse_list_entry
+from rules import (
+    RuleError,
+    RuleSet,
+    RuleSetError,
+    RuleSpec,
+    RuleWarning,
+    compile_rules,
+    parse_list_entry,
+)
 
 
 @dataclass
@@ -257,13 +265,18 @@ class CrossChecks:
             except RuleSetError as exc:
                 for error in exc.errors:
                     self._add_rule_error(batch, error)
+                self._warn_rules(batch, exc.warnings)
                 continue
             compiled.append(ruleset)
-            for warning in ruleset.warnings:
-                # Named as errors are: an editor scanning the output looks for the rule.
-                self.loading.warn(self._query_path(batch, warning.rule),
-                                  f"rule '{warning.rule}': {warning.message}")
+            self._warn_rules(batch, ruleset.warnings)
         return compiled[0] if len(compiled) == len(batches) else None
+
+    def _warn_rules(self, batch: Mapping[str, tuple[int, RuleSpec]],
+                    warnings: Iterable[RuleWarning]) -> None:
+        for warning in warnings:
+            # Named as errors are: an editor scanning the output looks for the rule.
+            self.loading.warn(self._query_path(batch, warning.rule),
+                              f"rule '{warning.rule}': {warning.message}")
 
     def _add_rule_error(self, batch: Mapping[str, tuple[int, RuleSpec]], error: RuleError) -> None:
         path = self._query_path(batch, error.rule)

@@ -52,7 +52,7 @@ def load_config(text: str, *, source: str, environ: Mapping[str, str]) -> Config
     checks.run()
     ruleset = checks.compiled_rules()
     if loading.problems or config is None or ruleset is None:
-        raise ConfigError(loading.sorted_problems())
+        raise ConfigError(loading.sorted_problems(), loading.warnings)
     config._source = source
     config._lines = dict(document.lines)
     config._ruleset = ruleset

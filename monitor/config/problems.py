@@ -31,8 +31,11 @@ class ConfigProblem:
 class ConfigError(Exception):
     """The configuration is not valid; ``problems`` lists every problem, in file order."""
 
-    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+    def __init__(self, problems: Iterable[ConfigProblem], warnings: Iterable[str] = ()) -> None:
         self.problems: list[ConfigProblem] = list(problems)
+        # Warnings found beside the problems (a rule that can never match), so an editor
+        # fixing the problems meets them now rather than on the next check.
+        self.warnings: tuple[str, ...] = tuple(warnings)
         super().__init__(str(self))
 
     def __str__(self) -> str:
