@@ -35,6 +35,8 @@ _MAX_NODES = 200_000
 # `$${` is the escape; `${...}` a reference; a lone `${` with no closing brace is malformed.
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The first comment on a line, when no space follows its "#".
+_HASHTAG_COMMENT = re.compile(r"^.*?\s(#\S.*)$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class YamlDocument:
     lines: Mapping[Path, int]
     expanded: Mapping[Path, tuple[str, ...]]
     problems: tuple[SourceProblem, ...]
+    #: Unquoted values followed on their line by a comment that reads like more of the
+    #: value: ``query: CSTO AND #MeToo`` is the value "CSTO AND" and the comment "#MeToo".
+    hashtag_comments: Mapping[Path, str] = field(default_factory=dict)
 
 
 def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
@@ -84,7 +89,7 @@ def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
         return _failed(SourceProblem(None, (), f"invalid YAML: {_first_line(str(exc))}"))
     finally:
         loader.dispose()
-    return _build(loader, root, environ)
+    return _build(loader, root, environ, text)
 
 
 def _compose_quietly(
@@ -96,15 +101,15 @@ def _compose_quietly(
         root = loader.get_single_node()
     finally:
         loader.dispose()
-    return _build(loader, root, environ)
+    return _build(loader, root, environ, text)
 
 
 def _build(
-    loader: yaml.SafeLoader, root: yaml.Node | None, environ: Mapping[str, str]
+    loader: yaml.SafeLoader, root: yaml.Node | None, environ: Mapping[str, str], text: str
 ) -> YamlDocument:
     if root is None:
         return YamlDocument(None, {}, {}, ())
-    builder = _Builder(loader, environ)
+    builder = _Builder(loader, environ, text.splitlines())
     builder.lines[()] = root.start_mark.line + 1
     try:
         data = builder.build(root, ())
@@ -112,7 +117,8 @@ def _build(
         return _failed(
             SourceProblem(None, (), f"the document expands to more than {_MAX_NODES} values")
         )
-    return YamlDocument(data, builder.lines, builder.expanded, tuple(builder.problems))
+    return YamlDocument(data, builder.lines, builder.expanded, tuple(builder.problems),
+                        builder.hashtag_comments)
 
 
 def _failed(problem: SourceProblem) -> YamlDocument:
@@ -142,9 +148,11 @@ class _TooLarge(Exception):
 class _Builder:
     loader: yaml.SafeLoader
     environ: Mapping[str, str]
+    text_lines: list[str]
     lines: dict[Path, int] = field(default_factory=dict)
     expanded: dict[Path, tuple[str, ...]] = field(default_factory=dict)
     problems: list[SourceProblem] = field(default_factory=list)
+    hashtag_comments: dict[Path, str] = field(default_factory=dict)
     _visited: int = 0
     _open: set[int] = field(default_factory=set)
 
@@ -230,9 +238,27 @@ class _Builder:
         except yaml.constructor.ConstructorError as exc:
             self._problem(node, path, exc.problem or "cannot read this value")
             return None
+        # Plain (unquoted) style: None from the Python loader, "" from libyaml.
+        if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode) and not node.style:
+            self._note_hashtag_comment(node, path)
         if node.tag == _STR_TAG and isinstance(value, str) and "$" in value:
             return self._expand(value, node, path)
         return value
+
+    def _note_hashtag_comment(self, node: yaml.ScalarNode, path: Path) -> None:
+        """Remember a comment like ``#MeToo`` right after a one-line unquoted value.
+
+        An unquoted value cannot hold a space followed by "#" (that starts a comment),
+        so the first such pair on the value's line is where its comment begins. A
+        comment written as one usually has a space after the "#"; one that does not
+        reads like a hashtag the writer meant to be part of the value.
+        """
+        line = node.end_mark.line
+        if node.start_mark.line != line or line >= len(self.text_lines):
+            return
+        found = _HASHTAG_COMMENT.search(self.text_lines[line])
+        if found is not None:
+            self.hashtag_comments[path] = found.group(1).rstrip()
 
     def _expand(self, text: str, node: yaml.Node, path: Path) -> str:
         used: list[str] = []

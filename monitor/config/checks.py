@@ -55,11 +55,26 @@ class CrossChecks:
                 self._check_feed_ref(("rules", index, "feeds", position), ref, feed_names, tags)
             for position, name in _indexed_strings(rule.get("notify")):
                 self._check_notifier_ref(("rules", index, "notify", position), name, notifiers)
+            self._check_query_comment(index, rule)
         ops = self.data.get("ops_notify")
         if isinstance(ops, str):
             self._check_notifier_ref(("ops_notify",), ops, notifiers)
         self._check_lists()
         self._check_email_security()
+
+    def _check_query_comment(self, index: int, rule: Mapping[str, Any]) -> None:
+        """Warn when YAML cut an unquoted query at a hashtag: ``query: CSTO AND #MeToo``
+        searches "CSTO AND" (an error) or, worse, ``query: CSTO #MeToo`` just "CSTO"."""
+        path = ("rules", index, "query")
+        comment = self.loading.hashtag_comments.get(path)
+        query = rule.get("query")
+        if comment is None or not isinstance(query, str):
+            return
+        name = rule.get("name")
+        label = f"rule '{name}': " if isinstance(name, str) else ""
+        self.loading.warn(path, f"{label}the query stops before {comment!r}: in YAML a '#' "
+                                f"after a space starts a comment; quote the whole query to "
+                                f"search for it (query: \"{query} {comment}\")")
 
     def _entries(self, section: str) -> Iterator[tuple[int, dict[str, Any]]]:
         items = self.data.get(section)

@@ -12,7 +12,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel
@@ -62,6 +62,7 @@ class Loading:
     source: str
     lines: Mapping[Path, int]
     expanded: Mapping[Path, tuple[str, ...]]
+    hashtag_comments: Mapping[Path, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.problems: list[tuple[int, ConfigProblem]] = []

@@ -307,6 +307,18 @@ def test_rule_warnings_are_not_errors() -> None:
     )
 
 
+def test_a_hashtag_that_yaml_reads_as_a_comment_is_a_warning() -> None:
+    config = load(FEEDS + "rules:\n  - name: metoo\n    query: CSTO #MeToo rally\n"
+                  "  - name: commented\n    query: CSTO  # the treaty organisation\n"
+                  "  - name: quoted\n    query: 'CSTO #MeToo'\n")
+    assert config.rules[0].query == "CSTO"
+    assert config.warnings == (
+        "config.yaml:16: rules[0].query: rule 'metoo': the query stops before "
+        "'#MeToo rally': in YAML a '#' after a space starts a comment; quote the whole "
+        "query to search for it (query: \"CSTO #MeToo rally\")",
+    )
+
+
 def test_config_is_frozen() -> None:
     config = load(FEEDS)
     with pytest.raises(ValueError):
