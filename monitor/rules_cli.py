@@ -57,6 +57,15 @@ def add_rules_commands(subparsers: Any) -> None:
     test.add_argument(
         "--file", metavar="PATH", help="the item's body text; '-' reads standard input"
     )
+    # The other fields a query can scope to, so that summary:, author:, category:,
+    # feed: and url: terms can be tried too.
+    test.add_argument("--summary", default="", help="the item's summary")
+    test.add_argument("--author", default="", help="the item's author")
+    test.add_argument("--category", action="append", default=[], metavar="CATEGORY",
+                      help="one of the item's categories (repeatable)")
+    test.add_argument("--feed", action="append", default=[], metavar="NAME_OR_TAG",
+                      help="the feed's name or one of its tags, as feed: sees them (repeatable)")
+    test.add_argument("--url", default="", help="the item's link, as url: sees it")
     # 1 is NO MATCH here: a config it cannot read (for @lists) must not look like one.
     test.set_defaults(func=cmd_rules_test, exit_cannot_run=EXIT_UNREADABLE)
 
@@ -98,7 +107,9 @@ def cmd_rules_test(args: argparse.Namespace, ctx: _Context) -> int:
     ruleset = _compile_or_report(args.query, lists, ctx.stderr)
     if ruleset is None:
         return EXIT_BAD_QUERY
-    hits = ruleset.match(Document(title=args.title, content=body))
+    hits = ruleset.match(Document(title=args.title, summary=args.summary, content=body,
+                                  author=args.author, categories=tuple(args.category),
+                                  feeds=tuple(args.feed), url=args.url))
     if not hits:
         print("NO MATCH", file=ctx.stdout)
         return EXIT_NO_MATCH

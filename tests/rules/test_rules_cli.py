@@ -67,6 +67,26 @@ def test_rules_test_reads_stdin_and_title() -> None:
     assert ctx.stdout.getvalue() == "NO MATCH\n"
 
 
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ("summary:CSTO", ["--summary", "CSTO summit in Yerevan"]),
+        ("author:smith", ["--author", "Jane Smith"]),
+        ('category:"foreign policy"', ["--category", "Europe", "--category", "Foreign policy"]),
+        ("feed:caucasus", ["--feed", "armenpress", "--feed", "caucasus"]),
+        ("url:reuters.com", ["--url", "https://www.reuters.com/world/csto"]),
+    ],
+)
+def test_rules_test_fills_every_field_a_query_can_scope_to(query: str,
+                                                           options: list[str]) -> None:
+    ctx = FakeContext()
+    assert run(["rules", "test", query, *options], ctx) == 0, ctx.stderr.getvalue()
+    assert ctx.stdout.getvalue().startswith("MATCH\n")
+    # Without the field filled in, the same query finds nothing in the body.
+    ctx = FakeContext(stdin=io.StringIO(" ".join(options)))
+    assert run(["rules", "test", query, "--file", "-"], ctx) == 1
+
+
 def test_rules_test_invalid_query_exits_2_with_caret() -> None:
     ctx = FakeContext()
     assert run(["rules", "test", "CSTO AND", "--title", "x"], ctx) == 2
