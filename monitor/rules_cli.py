@@ -79,9 +79,20 @@ def add_rules_commands(subparsers: Any) -> None:
         "--since", type=_duration, default=timedelta(days=7), help="how far back (default 7d)"
     )
     backtest.add_argument(
-        "--examples", type=int, default=5, metavar="N", help="recent matches to show (default 5)"
+        "--examples", type=_count, default=5, metavar="N",
+        help="recent matches to show (default 5; 0 for none)"
     )
     backtest.set_defaults(func=cmd_rules_backtest)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0, got {text!r}")
+    return value
 
 
 def _duration(text: str) -> timedelta:

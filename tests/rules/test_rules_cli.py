@@ -323,3 +323,10 @@ def test_rules_test_with_a_list_and_a_broken_config_is_not_no_match(tmp_path: Pa
         argv = ["--config", str(path), "rules", "test", "@csto", "--title", "CSTO"]
         assert main(argv, stdout=io.StringIO(), stderr=err, environ={}) == 2
         assert str(path) in err.getvalue()
+
+
+@pytest.mark.parametrize("examples", ["-1", "x", "2.5"])
+def test_backtest_examples_must_be_a_whole_number_from_0(examples: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        run(["rules", "backtest", "CSTO", "--examples", examples], FakeContext())
+    assert stopped.value.code == 2
