@@ -28,7 +28,7 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import Policy
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from typing import Literal
 
 from markupsafe import Markup, escape
@@ -299,6 +299,19 @@ def _check_address(name: str, what: str, address: str) -> str:
     return address
 
 
+def _check_sender(name: str, value: str) -> tuple[str, str]:
+    """``from`` as the From header and the envelope sender: ``desk@example.org`` or
+    ``Desk <desk@example.org>``, as the config accepts. The header is rebuilt from the
+    parsed parts, so a display name is quoted by the email package, never as written."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"email {name!r}: `from` {value!r} is not an email address")
+    display, address = parseaddr(value.strip())
+    address = _check_address(name, "from", address or value)
+    if not display:
+        return address, address
+    return str(Address(display_name=display, addr_spec=address)), address
+
+
 class EmailNotifier:
     """Sends each alert as one email to every recipient, one SMTP session per alert."""
 
@@ -336,7 +349,8 @@ class EmailNotifier:
         self.host = host
         self.port = port or (465 if security == "ssl" else 587 if security == "starttls" else 25)
         self.security: Security = security
-        self.sender = _check_address(name, "from", sender)
+        #: The From header; the envelope sender is the bare address.
+        self.sender, self._envelope_sender = _check_sender(name, sender)
         self.recipients = tuple(_check_address(name, "to", r) for r in recipients)
         self._username = username
         self._password = password
@@ -435,7 +449,7 @@ class EmailNotifier:
             if self._username is not None and self._password is not None:
                 smtp.login(self._username, self._password)
             refused = smtp.send_message(
-                message, from_addr=self.sender, to_addrs=list(self.recipients)
+                message, from_addr=self._envelope_sender, to_addrs=list(self.recipients)
             )
             if refused:
                 # Some recipients took it: retrying would send them a second copy, so the

@@ -86,6 +86,19 @@ def test_sends_multipart_text_and_html_with_headers(smtp_server: SmtpServer) -> 
     assert "<td>regional-wire</td>" in body["html"]
 
 
+def test_sender_with_a_display_name_as_the_config_allows(smtp_server: SmtpServer) -> None:
+    # docs/config.md (and the example config.yaml) write `from: "Name <name@domain>"`.
+    notifier = mailer(smtp_server, sender=f'"Newsdesk, Wire" <{SENDER}>')
+
+    notifier.send(make_alert())
+
+    (mail,) = smtp_server.messages
+    assert mail.mail_from == SENDER
+    assert mail.message["From"].addresses[0].display_name == "Newsdesk, Wire"
+    assert mail.message["From"].addresses[0].addr_spec == SENDER
+    assert mail.message["Message-ID"].endswith("@news.example>")
+
+
 def test_message_id_is_stable_per_alert_and_distinct_across_alerts() -> None:
     first = build_email(make_alert(), sender=SENDER, recipients=[DESK])
     again = build_email(make_alert(), sender=SENDER, recipients=[DESK])
