@@ -6,11 +6,19 @@ line in ``_BUILDERS`` here.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from monitor.config import Config, ConsoleConfig, EmailConfig, SlackConfig
+from monitor.config import (
+    Config,
+    ConfigError,
+    ConfigProblem,
+    ConsoleConfig,
+    EmailConfig,
+    SlackConfig,
+)
 from notifiers import ConsoleNotifier, EmailNotifier, Notifier, SlackNotifier
 
 
@@ -55,8 +63,27 @@ _BUILDERS: dict[type, Callable[[str, Any, TextIO], Notifier]] = {
 
 
 def build_notifiers(config: Config, *, stdout: TextIO | None = None) -> dict[str, Notifier]:
+    """One notifier per config entry, or ConfigError listing every entry a notifier
+    refuses (e.g. a ``ca_file`` that cannot be loaded): the config's own checks do not
+    read files, so this is where such a setting is first found wrong, and it must be
+    reported as a config problem (exit 1, a rejected reload), not a crash."""
     stream = stdout or sys.stdout
-    return {
-        name: _BUILDERS[type(entry)](name, entry, stream)
-        for name, entry in config.effective_notifiers().items()
-    }
+    built: dict[str, Notifier] = {}
+    problems: list[ConfigProblem] = []
+    for name, entry in config.effective_notifiers().items():
+        try:
+            built[name] = _BUILDERS[type(entry)](name, entry, stream)
+        except ValueError as exc:
+            path = ("notifiers", name)
+            problems.append(ConfigProblem(config.source, config.line_of(path),
+                                          f"notifiers.{name}", str(exc)))
+    if problems:
+        close_notifiers(built.values())
+        raise ConfigError(problems)
+    return built
+
+
+def close_notifiers(notifiers: Iterable[Notifier]) -> None:
+    for notifier in notifiers:
+        with contextlib.suppress(Exception):  # closing must not mask the real outcome
+            notifier.close()

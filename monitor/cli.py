@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from monitor import __version__
-from monitor.channels import build_notifiers
+from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, load_config
 from monitor.feeds_view import add_feeds_command
 from monitor.logs import RedactingStream, Redactor, configure_logging
@@ -123,6 +123,8 @@ def feed_lease(environ: dict[str, str], config: Config) -> timedelta | None:
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     config = ctx.load_config()
+    # As start-up does: a notifier refuses some settings only when it is built.
+    close_notifiers(build_notifiers(config, stdout=ctx.stdout).values())
     for warning in config.warnings:
         print(f"warning: {warning}", file=ctx.stdout)
     print(

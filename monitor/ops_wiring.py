@@ -21,6 +21,7 @@ from monitor.logs import Redactor
 from monitor.progress import progress_bar
 from monitor.reload import ConfigReloader
 from monitor.service import Monitor
+from notifiers import Notifier
 
 
 def reloader_for(
@@ -29,10 +30,16 @@ def reloader_for(
 ) -> ConfigReloader[Config]:
     """A reloader that validates ``path`` like startup does and applies it to ``monitor``."""
 
+    loaded: list[tuple[Config, dict[str, Notifier]]] = []
+
     def load(text: str) -> Config:
         config = load_config(text, source=str(path), environ=environ)
         if redactor is not None:  # before anything of the new config can be logged
             redactor.add(config_secrets(config, text=text, environ=environ))
+        # Built while loading, so a setting a notifier refuses rejects the edit
+        # (ConfigError) like any other problem.
+        notifiers = build_notifiers(config, stdout=stdout)
+        loaded[:] = [(config, notifiers)]
         return config
 
     def apply(config: Config) -> None:
@@ -40,7 +47,11 @@ def reloader_for(
         # (or none) is applied, but must not pass unnoticed.
         for warning in config.warnings:
             logging.getLogger("wirewatch").warning("config warning: %s", warning)
-        monitor.apply_config(config, build_notifiers(config, stdout=stdout))
+        if loaded and loaded[0][0] is config:
+            notifiers = loaded.pop()[1]
+        else:
+            notifiers = build_notifiers(config, stdout=stdout)
+        monitor.apply_config(config, notifiers)
 
     try:
         initial = path.read_text(encoding="utf-8")
