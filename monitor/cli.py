@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the config (or a query) is invalid, or the database
 cannot be opened; 2 usage error; 3 ``run --once`` left alerts undelivered
 (failed, or still pending when its wait ended); 128 + the signal's number when
-``run --once`` was stopped by SIGTERM (143) or SIGINT (130).
+``run --once`` was stopped by SIGTERM (143) or SIGINT (130); 141 when standard
+output was closed early (a pipe into ``head``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from monitor.store import Store, StoreError
 
 DEFAULT_CONFIG = "config.yaml"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNDELIVERED = 0, 1, 2, 3
+#: Standard output was closed before the command finished writing (`wirewatch hits |
+#: head`): the status a shell reports for a command killed by SIGPIPE.
+EXIT_PIPE = 128 + signal.SIGPIPE
 
 
 class CommandError(Exception):
@@ -323,7 +327,12 @@ def main(
     # the code it gives when it cannot run.
     cannot_run = int(getattr(args, "exit_cannot_run", EXIT_INVALID))
     try:
-        return int(args.func(args, ctx))
+        code = int(args.func(args, ctx))
+        out.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _discard_output(stdout or sys.stdout)
+        return EXIT_PIPE
     except ConfigError as exc:
         count = len(exc.problems)
         print(f"{ctx.config_path}: {count} problem{'s' if count != 1 else ''}:", file=err)
@@ -339,6 +348,20 @@ def main(
     finally:
         with contextlib.suppress(Exception):
             out.flush()
+
+
+def _discard_output(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so that the flush at interpreter exit
+    does not fail a second time on the closed pipe and print a traceback."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return  # not a file (tests pass a StringIO)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

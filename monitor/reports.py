@@ -160,10 +160,18 @@ def cmd_stats(args: argparse.Namespace, ctx: _Context) -> int:
 # ----------------------------------------------------------------------------- wiring
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 here, from inside the table; the command's caller
+        # answers a closed pipe the same way for every command (cli.EXIT_PIPE).
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console(stream: TextIO) -> Console:
     # Off a terminal (a pipe, a file) rich keeps the table but drops colour;
     # a fixed width keeps long titles from wrapping at rich's 80-column default.
-    return Console(file=stream, width=None if stream.isatty() else 200)
+    return _Console(file=stream, width=None if stream.isatty() else 200)
 
 
 def _positive(text: str) -> int:
