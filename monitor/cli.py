@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -258,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--deliver-timeout",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="with --once: how long to keep retrying deliveries (default 60)",
@@ -270,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_rules_commands(commands)
     _accept_global_options_after_command(parser)
     return parser
+
+
+def _seconds(text: str) -> float:
+    # float() also takes "nan", "inf" and negatives, which end in a traceback or
+    # a wait that means nothing; they are usage errors.
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds from 0, got {text!r}")
+    return value
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
