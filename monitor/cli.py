@@ -25,6 +25,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from monitor import __version__
 from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, load_config
@@ -40,7 +42,7 @@ from monitor.ops_wiring import (
 from monitor.reports import add_report_commands
 from monitor.rules_cli import add_rules_commands
 from monitor.service import Monitor
-from monitor.store import Store, StoreError
+from monitor.store import Store, StoreError, describe_database_error
 
 DEFAULT_CONFIG = "config.yaml"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNDELIVERED = 0, 1, 2, 3
@@ -355,6 +357,12 @@ def main(
         return cannot_run
     except (CommandError, StoreError) as exc:
         print(f"wirewatch: {exc}", file=err)
+        return cannot_run
+    except SQLAlchemyError as exc:
+        # The database opened but failed a query later (a damaged SQLite file, a
+        # server that went away): exit 1 with what to do, as for one that cannot open.
+        url = ctx.load_config().database
+        print(f"wirewatch: {describe_database_error(url, exc)}", file=err)
         return cannot_run
     except KeyboardInterrupt:
         return 130

@@ -70,10 +70,18 @@ class Config(BaseModel):
     @field_validator("database")
     @classmethod
     def _database_is_a_url(cls, value: str) -> str:
-        if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+        if not scheme:
             raise invalid(
                 "expected an SQLAlchemy URL like sqlite:///wirewatch.db "
                 "or postgresql+psycopg://user@host/dbname"
+            )
+        # The store's queries are written for these two; any other URL would fail
+        # at start-up instead of here (and postgres:// is a common slip).
+        if scheme.group(1).lower().partition("+")[0] not in ("sqlite", "postgresql"):
+            raise invalid(
+                "wirewatch stores its data in SQLite or PostgreSQL: expected a URL like "
+                "sqlite:///wirewatch.db or postgresql+psycopg://user@host/dbname"
             )
         return value
 

@@ -46,7 +46,13 @@ from sqlmodel import SQLModel, create_engine
 
 from monitor.schema import upgrade_schema
 from monitor.store.articles import ArticleQueries
-from monitor.store.base import StoreError, _install_sqlite_pragmas, _redact, utcnow
+from monitor.store.base import (
+    StoreError,
+    _install_sqlite_pragmas,
+    _redact,
+    describe_database_error,
+    utcnow,
+)
 from monitor.store.feeds import FeedQueries
 from monitor.store.items import ItemQueries
 from monitor.store.notices import NoticeQueries
@@ -136,6 +142,7 @@ __all__ = [
     "StorySource",
     "StoryUpdateRow",
     "WindowItem",
+    "describe_database_error",
     "utcnow",
 ]
 
@@ -157,8 +164,11 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
             store = cls(engine)
             store.create_schema()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open database {_redact(url)}: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot open {describe_database_error(url, exc)}") from exc
+        except ImportError as exc:  # a driver named in the URL that is not installed
+            raise StoreError(f"cannot open database {_redact(url)}: its driver is not "
+                             f"installed ({exc}); use sqlite:///PATH or "
+                             "postgresql+psycopg://user@host/dbname") from exc
         return store
 
     @property

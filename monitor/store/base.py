@@ -8,13 +8,16 @@ readers of what the database hands back (``_aware``, ``_rowcount``, ``_row_id``)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast, overload
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, make_url, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -101,6 +104,50 @@ def _row_id(value: int | None) -> int:
     """The primary key of a row read from the database (None only before its insert)."""
     assert value is not None
     return value
+
+
+def describe_database_error(url: str, exc: SQLAlchemyError) -> str:
+    """``exc`` from the database at ``url``, in words an operator can act on, the
+    URL's password masked. SQLite itself says only "unable to open database file" for
+    a missing or read-only directory, and "malformed" for a damaged file."""
+    detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    reason = f"{exc.__class__.__name__}: {detail}"
+    path = _sqlite_path(url)
+    if path is not None:
+        reason = _sqlite_file_problem(path, detail) or reason
+    return f"database {_redact(url)}: {reason}"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" \
+            or name.startswith("file:"):
+        return None
+    return Path(name).absolute()
+
+
+def _sqlite_file_problem(path: Path, detail: str) -> str | None:
+    if "not a database" in detail or "malformed" in detail:
+        return (f"{path} is damaged or not an SQLite database ({detail}): stop wirewatch, "
+                f'check it with `sqlite3 {path} "PRAGMA integrity_check"` and restore the '
+                "latest backup (docs/deploy.md, Backups)")
+    directory = path.parent
+    if not directory.is_dir():
+        return (f"the directory {directory} does not exist: create it (writable by the "
+                "user wirewatch runs as), or correct the path in `database`")
+    # In WAL mode SQLite writes the -wal and -shm files beside the database, so even
+    # an existing, writable database needs a writable directory.
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (f"the directory {directory} is not writable by this user: SQLite keeps "
+                "the database and its -wal and -shm files there, so make it writable "
+                "(under systemd, ReadWritePaths=)")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by this user: fix its owner or mode"
+    return None
 
 
 def _redact(url: str) -> str:

@@ -1,0 +1,116 @@
+"""A database that cannot be used: exit 1 and a message that says what to do.
+
+Real SQLite files on disk (a missing directory, a read-only one, a damaged file)
+and URLs of databases wirewatch does not store in.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.store import Store
+from tests.ops.daemon import REPO
+
+FEEDS = """\
+feeds:
+  - name: wire
+    url: http://127.0.0.1:9/wire.xml
+"""
+
+
+def _cli(tmp_path: Path, database: str, *argv: str) -> tuple[int, str]:
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database: "{database}"\n' + FEEDS)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--config", str(config), *argv], stdout=out, stderr=err, environ={})
+    return code, err.getvalue()
+
+
+def test_missing_directory_is_named_with_the_fix(tmp_path: Path) -> None:
+    code, err = _cli(tmp_path, f"sqlite:///{tmp_path}/state/ww.db", "feeds")
+    assert code == 1
+    assert f"the directory {tmp_path}/state does not exist: create it" in err
+
+
+def _damage(path: Path) -> None:
+    # Every page but the first overwritten, as a failing disk or a torn copy leaves
+    # them: the file still looks like SQLite, and its tables cannot be read.
+    size = path.stat().st_size
+    with path.open("r+b") as file:
+        file.seek(4096)
+        file.write(b"\xa5" * (size - 4096))
+
+
+@pytest.mark.parametrize("command", [["feeds"], ["hits"], ["stats", "--format", "json"],
+                                     ["run", "--once", "--deliver-timeout", "0"]])
+def test_damaged_sqlite_file_exits_1_naming_the_file_and_the_backup(
+        tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "ww.db"
+    Store.open(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as connection:  # fold the WAL into the file, then damage it
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _damage(path)
+
+    code, err = _cli(tmp_path, f"sqlite:///{path}", *command)
+
+    assert code == 1
+    assert "Traceback" not in err
+    assert f"{path} is damaged or not an SQLite database" in err
+    assert "restore the latest backup" in err
+
+
+def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "ww.db"
+    path.write_text("notes, not a database\n" * 200)
+    code, err = _cli(tmp_path, f"sqlite:///{path}", "feeds")
+    assert code == 1
+    assert f"{path} is damaged or not an SQLite database" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                    reason="needs root and unshare for a read-only mount")
+def test_read_only_directory_is_named_with_the_fix(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    Store.open(f"sqlite:///{state}/ww.db").close()
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database: "sqlite:///{state}/ww.db"\n' + FEEDS)
+    # Root ignores file modes, so the directory is made read-only by a mount, as a
+    # systemd unit's ProtectSystem= does to a path missing from ReadWritePaths=.
+    script = (f"mount --bind -o ro {state} {state} && "
+              f"exec {sys.executable} -m monitor --config {config} feeds")
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    if "mount" in result.stderr and "Operation not permitted" in result.stderr:
+        pytest.skip("mount namespaces are not available here")
+    assert result.returncode == 1, result.stderr
+    assert f"the directory {state} is not writable by this user" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["mysql://desk@127.0.0.1/wirewatch",
+                                 "postgres://desk@127.0.0.1/wirewatch"])
+def test_a_database_wirewatch_does_not_store_in_is_a_config_problem(
+        tmp_path: Path, url: str) -> None:
+    code, err = _cli(tmp_path, url, "check")
+    assert code == 1
+    assert "database: wirewatch stores its data in SQLite or PostgreSQL" in err
+
+
+def test_a_driver_that_is_not_installed(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy.dialects.postgresql.pg8000")
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed here")
+    code, err = _cli(tmp_path, "postgresql+pg8000://desk@127.0.0.1/wirewatch", "feeds")
+    assert code == 1
+    assert "Traceback" not in err
+    assert "wirewatch: cannot open database postgresql+pg8000://" in err
