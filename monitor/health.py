@@ -4,8 +4,9 @@ The listener runs in its own thread, not on the event loop: if the loop is
 stuck, ``/healthz`` still answers, and answers 503 because the scheduler has
 stopped ticking, which is exactly what a supervisor needs to know.
 
-``/healthz`` is 200 while both hold: the scheduler ticked recently, and the
-database answers ``SELECT 1``. Otherwise 503, with the reason as the body.
+``/healthz`` is 200 while all hold: the scheduler ticked recently, the database
+answers ``SELECT 1``, and no pass (poll, deliver, retention) has failed on every
+tick for 30 s. Otherwise 503, with the reasons as the body.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from monitor.metrics import CONTENT_TYPE, Metrics
+from monitor.scheduler import PassFailure
 
 log = logging.getLogger("wirewatch.health")
 
@@ -40,12 +42,16 @@ class HealthCheck:
         *,
         last_tick: Callable[[], float | None],
         ping: Callable[[], None],
+        failing: Callable[[], Mapping[str, PassFailure]] = dict,
         max_tick_age: float = 10.0,
+        max_failing_age: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._last_tick = last_tick
         self._ping = ping
+        self._failing = failing
         self._max_tick_age = max_tick_age
+        self._max_failing_age = max_failing_age
         self._clock = clock
 
     def check(self) -> Health:
@@ -64,6 +70,14 @@ class HealthCheck:
             # The class name and first line only: a driver message may carry the URL.
             first_line = str(exc).splitlines()[0] if str(exc) else ""
             problems.append(f"database: {exc.__class__.__name__}: {first_line[:200]}")
+        # A scheduler that ticks is not enough: a pass that fails on every tick (a
+        # damaged database that still answers SELECT 1) polls or delivers nothing.
+        # One failure is a blip, retried on the next tick; only a streak counts.
+        for name, failure in sorted(self._failing().items()):
+            age = self._clock() - failure.since
+            if age >= self._max_failing_age:
+                problems.append(f"{name}: failing for {age:.0f}s ({failure.count} times): "
+                                f"{failure.error}")
         if problems:
             return Health(ok=False, reason="; ".join(problems))
         assert last is not None  # else "not ticking yet" is among the problems

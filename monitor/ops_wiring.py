@@ -67,7 +67,8 @@ def ops_server(monitor: Monitor) -> OpsServer | None:
     if http is None:
         return None
     host, port = host_port(http.listen)
-    health = HealthCheck(last_tick=lambda: monitor.last_tick, ping=monitor.store.ping)
+    health = HealthCheck(last_tick=lambda: monitor.last_tick, ping=monitor.store.ping,
+                         failing=monitor.failing_passes)
     server = OpsServer(host=host, port=port, health=health, metrics=monitor.metrics)
     server.start()
     return server

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -19,6 +21,20 @@ log = logging.getLogger("wirewatch.scheduler")
 
 Pass = Callable[[], Awaitable[object]]
 
+#: A pass that keeps failing the same way is logged with its traceback once, then
+#: one line this often, not on every tick.
+REPEAT_LOG_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PassFailure:
+    """A pass failing on every tick since ``since`` (monotonic seconds)."""
+
+    since: float
+    count: int
+    error: str
+    logged_at: float
+
 
 class Scheduler:
     """Runs named passes every ``tick`` seconds, skipping a tick while one still runs."""
@@ -27,7 +43,13 @@ class Scheduler:
         self._tick = tick_seconds
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._running: dict[str, asyncio.Task[object]] = {}
+        self._failures: dict[str, PassFailure] = {}
         self.last_tick_at: datetime | None = None
+
+    def failing(self) -> dict[str, PassFailure]:
+        """The passes whose latest run failed (read by /healthz from its own thread:
+        entries are replaced, never changed, so a copy is consistent)."""
+        return dict(self._failures)
 
     def every_tick(self, name: str, run: Pass) -> None:
         async def tick() -> None:
@@ -52,14 +74,38 @@ class Scheduler:
 
     async def _guarded(self, name: str, run: Pass) -> object:
         try:
-            return await run()
+            result = await run()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # A failing pass is logged and retried next tick; it must never
             # stop the daemon.
-            log.exception("pass=%s failed", name)
+            self._failed(name, exc)
             return None
+        failure = self._failures.pop(name, None)
+        if failure is not None:
+            log.info("pass=%s recovered after failing %d times in %.0fs", name, failure.count,
+                     time.monotonic() - failure.since)
+        return result
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        now = time.monotonic()
+        text = str(exc)
+        error = f"{exc.__class__.__name__}: {text.splitlines()[0][:200] if text else ''}"
+        failure = self._failures.get(name)
+        if failure is None or failure.error != error:
+            log.exception("pass=%s failed", name)
+            since = now if failure is None else failure.since
+            count = 1 if failure is None else failure.count + 1
+            self._failures[name] = PassFailure(since=since, count=count, error=error,
+                                               logged_at=now)
+            return
+        failure = replace(failure, count=failure.count + 1)
+        if now - failure.logged_at >= REPEAT_LOG_SECONDS:
+            log.error("pass=%s still failing: %d times in %.0fs, the same way: %s", name,
+                      failure.count, now - failure.since, error)
+            failure = replace(failure, logged_at=now)
+        self._failures[name] = failure
 
     def start(self) -> None:
         self._scheduler.start()

@@ -22,7 +22,7 @@ from monitor.parsepool import ProcessParser
 from monitor.pipeline import Poller, PollSummary
 from monitor.plan import Plan, plan_from_config
 from monitor.reload import ConfigReloader, Rejected
-from monitor.scheduler import Scheduler
+from monitor.scheduler import PassFailure, Scheduler
 from monitor.store import FeedSpec, Store, utcnow
 from monitor.stories import WINDOW as STORY_WINDOW
 from monitor.story_desk import StoryDesk, story_update_modes
@@ -95,6 +95,7 @@ class Monitor:
         #: Monotonic time of the daemon's last scheduler tick (None before the first).
         self.last_tick: float | None = None
         self._pruned_at: datetime | None = None
+        self._scheduler: Scheduler | None = None
         self._retired: list[Notifier] = []
         self._sync_feeds()
 
@@ -207,6 +208,10 @@ class Monitor:
         due = self._store.due_feeds(now=self._clock(), force=force)
         return sum(1 for state in due if state.name in self._plan.feeds)
 
+    def failing_passes(self) -> dict[str, PassFailure]:
+        """The daemon's passes whose latest run failed (for /healthz)."""
+        return self._scheduler.failing() if self._scheduler is not None else {}
+
     async def _heartbeat(self) -> None:
         self.last_tick = time.monotonic()
 
@@ -242,6 +247,7 @@ class Monitor:
         reloader: ConfigReloader[Config] | None = None,
     ) -> None:
         scheduler = Scheduler(tick_seconds=tick_seconds)
+        self._scheduler = scheduler
         scheduler.every_tick("heartbeat", self._heartbeat)
         scheduler.every_tick("poll", self.poller.poll_due)
         scheduler.every_tick("deliver", self.deliverer.deliver_due)

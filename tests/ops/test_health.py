@@ -11,6 +11,7 @@ import pytest
 
 from monitor.health import HealthCheck, OpsServer
 from monitor.metrics import Metrics
+from monitor.scheduler import PassFailure
 from monitor.store import FeedSpec, Store
 from tests.ops.daemon import http_get
 
@@ -42,6 +43,26 @@ def test_health_judgement(last_tick: float | None, ping: Callable[[], None], ok:
     check = HealthCheck(last_tick=lambda: last_tick, ping=ping, clock=lambda: 100.0)
     result = check.check()
     assert (result.ok, result.reason) == (ok, reason)
+
+
+def test_a_pass_failing_on_every_tick_for_30s_is_unhealthy() -> None:
+    # A damaged SQLite file still answers SELECT 1 while every delivery pass fails.
+    failing = {"deliver": PassFailure(since=60.0, count=40, logged_at=60.0,
+                                      error="DatabaseError: database disk image is malformed"),
+               "poll": PassFailure(since=95.0, count=5, logged_at=95.0, error="OSError: x")}
+    check = HealthCheck(last_tick=lambda: 99.5, ping=_ok, failing=lambda: failing,
+                        clock=lambda: 100.0)
+    result = check.check()
+    assert (result.ok, result.reason) == (
+        False, "deliver: failing for 40s (40 times): DatabaseError: database disk image is "
+               "malformed")
+
+
+def test_a_short_streak_of_failures_is_still_healthy() -> None:
+    failing = {"poll": PassFailure(since=95.0, count=5, logged_at=95.0, error="OSError: x")}
+    check = HealthCheck(last_tick=lambda: 99.5, ping=_ok, failing=lambda: failing,
+                        clock=lambda: 100.0)
+    assert check.check().ok
 
 
 def test_listener_serves_health_and_every_metric(tmp_path: Path) -> None:
