@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
+import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -296,4 +298,29 @@ def _connect_message(exc: httpx.ConnectError) -> str:
     text = str(exc) or exc.__class__.__name__
     if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
         return f"TLS error: {text}"
-    return f"cannot connect: {text}"
+    try:
+        url = exc.request.url
+        where = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    except RuntimeError:  # no request attached
+        return f"cannot connect: {text}"
+    # httpx words a refused connection "All connection attempts failed"; the OS error
+    # underneath (refused, unreachable, no such host) is what tells the operator
+    # what to fix.
+    cause = _root_os_error(exc)
+    if isinstance(cause, socket.gaierror):
+        return f"cannot resolve the host {url.host}: {cause.strerror or cause}"
+    if cause is not None and cause.errno:
+        return f"cannot connect to {where}: {os.strerror(cause.errno).lower()}"
+    return f"cannot connect to {where}: {text}"
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    found: OSError | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found

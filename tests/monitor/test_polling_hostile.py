@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ import pytest
 
 from monitor.store import FeedState
 from tests.monitor.polling_kit import rig
+from tests.ops.daemon import free_port
 from tests.support.hostile_server import (
     HostileServer,
     decompressed_size,
@@ -161,6 +163,40 @@ def test_connection_reset_is_an_error(tmp_path: Path, hostile: HostileServer) ->
     assert_failed(state)
     assert state.last_error is not None and (
         "reset" in state.last_error or "broke" in state.last_error)
+
+
+def test_refused_connection_names_the_address_and_the_cause(
+        tmp_path: Path, hostile: HostileServer) -> None:
+    port = free_port()  # nothing listens there
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, f"http://127.0.0.1:{port}/feed.xml")
+    assert_failed(state)
+    assert state.last_error == f"cannot connect to 127.0.0.1:{port}: connection refused"
+
+
+_RESOLVE = """\
+import asyncio, httpx
+from monitor.fetch import FetchError, fetch_feed
+async def main() -> None:
+    async with httpx.AsyncClient() as client:
+        try:
+            await fetch_feed(client, "http://feeds.wirewatch.invalid/world.xml",
+                             timeout=10, max_bytes=1000)
+        except FetchError as exc:
+            print(exc)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
+def test_a_host_that_does_not_resolve_is_named() -> None:
+    # In a network namespace of its own (no network at all), so that the lookup
+    # fails here and never leaves the machine.
+    result = subprocess.run(["unshare", "-n", sys.executable, "-c", _RESOLVE], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0 and "unshare" in result.stderr:
+        pytest.skip(f"no network namespaces here: {result.stderr.strip()}")
+    assert result.stdout.startswith(
+        "cannot resolve the host feeds.wirewatch.invalid: "), result.stdout + result.stderr
 
 
 def test_untrusted_tls_certificate_is_an_error(tmp_path: Path, hostile: HostileServer) -> None:
