@@ -15,7 +15,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from monitor.channels import build_notifiers
-from monitor.config import Config, ConfigError, host_port, load_config
+from monitor.config import Config, ConfigError, ConfigProblem, host_port, load_config
 from monitor.health import HealthCheck, OpsServer
 from monitor.logs import Redactor
 from monitor.progress import progress_bar
@@ -69,7 +69,17 @@ def ops_server(monitor: Monitor) -> OpsServer | None:
     host, port = host_port(http.listen)
     health = HealthCheck(last_tick=lambda: monitor.last_tick, ping=monitor.store.ping,
                          failing=monitor.failing_passes)
-    server = OpsServer(host=host, port=port, health=health, metrics=monitor.metrics)
+    try:
+        server = OpsServer(host=host, port=port, health=health, metrics=monitor.metrics)
+    except OSError as exc:
+        # A port taken by another process (often a second wirewatch) or an address
+        # not on this host: the config line is what the operator changes.
+        config = monitor.config
+        reason = (exc.strerror or str(exc)).lower()
+        raise ConfigError([ConfigProblem(
+            config.source, config.line_of(("http", "listen")), "http.listen",
+            f"cannot listen on {http.listen}: {reason}; stop the process that holds it "
+            "or choose another address")]) from exc
     server.start()
     return server
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.cli import main
 from monitor.health import HealthCheck, OpsServer
 from monitor.metrics import Metrics
 from monitor.scheduler import PassFailure
@@ -111,3 +114,21 @@ def test_listener_serves_health_and_every_metric(tmp_path: Path) -> None:
     ]
     for line in expected:
         assert line in text.splitlines(), line
+
+
+def test_a_listen_address_in_use_is_a_config_problem(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.yaml"
+        config.write_text(f'database: "sqlite:///{tmp_path / "w.db"}"\n'
+                          f"http:\n  listen: 127.0.0.1:{port}\n"
+                          "feeds:\n  - name: dw\n    url: http://127.0.0.1:9/dw\n")
+        err = io.StringIO()
+        code = main(["--config", str(config), "run"], stdout=io.StringIO(), stderr=err,
+                    environ={})
+    assert code == 1
+    assert err.getvalue().endswith(
+        f"{config}:3: http.listen: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "stop the process that holds it or choose another address\n")
