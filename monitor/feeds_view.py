@@ -51,7 +51,10 @@ def feed_record(
         "effective_url": state.fetch_url,
         "status": state.status,
         "last_status": state.last_status,
-        "last_error": state.last_error or state.disabled_reason,
+        # A disabled feed shows why it is disabled: the error of a poll before it was
+        # removed from the config would read as the reason.
+        "last_error": (state.disabled_reason or state.last_error
+                       if state.status == "disabled" else state.last_error),
         "consecutive_failures": state.consecutive_failures,
         "last_success_at": when(state.last_success_at),
         "last_new_item_at": when(state.last_new_item_at),

@@ -72,3 +72,24 @@ def test_feeds_json_and_table_after_redirects_failures_and_gone(
     assert feed_server.url("/new.xml") in row
     assert any(line.startswith("down") and "failing" in line and "HTTP 500" in line
                for line in lines)
+
+
+def test_a_failing_feed_removed_from_the_config_shows_why_it_is_disabled(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set_route("/down.xml", Response(status=404))
+    feed_server.serve_feed("/up.xml", ONE_ITEM)
+    config = tmp_path / "config.yaml"
+    head = f'database: "sqlite:///{tmp_path / "w.db"}"\nfeeds:\n'
+    up = f"  - name: up\n    url: {feed_server.url('/up.xml')}\n"
+    config.write_text(head + up + f"  - name: down\n    url: {feed_server.url('/down.xml')}\n")
+    cli(config, "run", "--once", "--force", "--deliver-timeout", "1")
+    config.write_text(head + up)
+    cli(config, "run", "--once", "--deliver-timeout", "1")
+
+    code, out, err = cli(config, "feeds", "--format", "json")
+
+    assert code == 0, err
+    down = next(r for r in json.loads(out) if r["name"] == "down")
+    assert (down["status"], down["last_status"]) == ("disabled", 404)
+    assert down["last_error"] == "removed from config"
