@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import math
 from collections.abc import Callable
 from datetime import UTC
@@ -65,6 +66,20 @@ _MAX_DIGEST_ALSO = 500
 # Slack asks for no more than one message per second per channel:
 # https://api.slack.com/apis/rate-limits#posting-messages
 MIN_INTERVAL = 1.0
+
+
+
+class _HandledHere(logging.Filter):
+    """slack-sdk logs its own ERROR for every failed request ("Failed to send a request
+    to Slack API server") before raising; the exception reaches this module, and the
+    deliverer logs it once, naming the channel and the fix. Its debug lines stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+_SDK_LOG = logging.getLogger("wirewatch.slack_sdk")
+_SDK_LOG.addFilter(_HandledHere())
 
 # Mentions as written in the config, and the token Slack needs in message text.
 _SPECIAL_MENTIONS = {"@here": "<!here>", "@channel": "<!channel>", "@everyone": "<!everyone>"}
@@ -426,7 +441,8 @@ class SlackNotifier:
         # seconds; keep sub-second timeouts as given.
         sdk_timeout: Any = timeout
         if webhook_url:
-            self._webhook = WebhookClient(url=webhook_url, timeout=sdk_timeout, retry_handlers=[])
+            self._webhook = WebhookClient(url=webhook_url, timeout=sdk_timeout, retry_handlers=[],
+                                          logger=_SDK_LOG)
         else:
             root = base_url or WebClient.BASE_URL
             # The SDK joins method names onto the root with urljoin, which drops the last
@@ -435,7 +451,8 @@ class SlackNotifier:
             if not root.endswith("/"):
                 root += "/"
             self._web = WebClient(
-                token=token, base_url=root, timeout=sdk_timeout, retry_handlers=[]
+                token=token, base_url=root, timeout=sdk_timeout, retry_handlers=[],
+                logger=_SDK_LOG,
             )
 
     def send(self, alert: Alert) -> Receipt:

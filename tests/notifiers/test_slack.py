@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -284,6 +285,26 @@ def test_unreachable_slack_is_retryable() -> None:
         notifier.send(make_alert())
     assert caught.value.retryable is True
     assert "cannot reach Slack" in str(caught.value)
+
+
+def test_a_failed_request_is_logged_once_by_wirewatch_not_by_the_sdk(
+        slack_standin: SlackStandIn, caplog: pytest.LogCaptureFixture) -> None:
+    # The deliverer logs the NotifyError, naming the channel; slack-sdk's own ERROR
+    # lines for the same failure ("Failed to send a request ...") were a second,
+    # channel-less report of it.
+    standin = SlackStandIn().start()
+    unreachable = standin.base_url
+    standin.stop()
+    slack_standin.fail_next(status=500)
+    with caplog.at_level(logging.DEBUG):
+        for notifier in (SlackNotifier(name="desk", channel="c", token="t",
+                                       base_url=unreachable, timeout=2),
+                         bot(slack_standin),
+                         SlackNotifier(name="hook", webhook_url="http://127.0.0.1:9/hook")):
+            with pytest.raises(NotifyError):
+                notifier.send(make_alert())
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [], [r.getMessage() for r in loud]
 
 
 def test_timeout_is_retryable(slack_standin: SlackStandIn) -> None:
