@@ -3,8 +3,8 @@
 Exit codes: 0 success; 1 the config (or a query) is invalid, or the database
 cannot be opened; 2 usage error; 3 ``run --once`` left alerts undelivered
 (failed, or still pending when its wait ended); 128 + the signal's number when
-``run --once`` was stopped by SIGTERM (143) or SIGINT (130); 141 when standard
-output was closed early (a pipe into ``head``).
+``run --once`` was stopped by SIGTERM (143), SIGINT (130) or SIGHUP (129); 141 when
+standard output was closed early (a pipe into ``head``).
 """
 
 from __future__ import annotations
@@ -166,14 +166,15 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _run_once(monitor: Monitor, args: argparse.Namespace, ctx: Context) -> int:
-    # SIGTERM (cron's or systemd's timeout) and SIGINT stop the run as an exception
-    # inside it, so that what it claimed is given back on the way out.
+    # SIGTERM (cron's or systemd's timeout), SIGINT and SIGHUP (the terminal or ssh
+    # session of a run by hand closing) stop the run as an exception inside it, so
+    # that what it claimed is given back on the way out.
     interrupted_by: list[signal.Signals] = []
     running = asyncio.current_task()
     loop = asyncio.get_running_loop()
     assert running is not None
     handled: list[signal.Signals] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         try:
             loop.add_signal_handler(signum, _interrupt, running, signum, interrupted_by)
         except (ValueError, RuntimeError):  # not the main thread: no handler to install
@@ -188,8 +189,9 @@ async def _run_once(monitor: Monitor, args: argparse.Namespace, ctx: Context) ->
         if not interrupted_by:
             raise
         signum = interrupted_by[0]
-        print(f"wirewatch: stopped by {signum.name}; feed leases and claimed alerts released, "
-              "unsent alerts stay queued for the next run", file=ctx.stderr)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"wirewatch: stopped by {signum.name}; feed leases and claimed alerts "
+                  "released, unsent alerts stay queued for the next run", file=ctx.stderr)
         return 128 + signum
     finally:
         for signum in handled:

@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from monitor.store import Store
@@ -91,10 +92,14 @@ def _feed_leases(db: Path) -> dict[str, str | None]:
         store.close()
 
 
-def test_run_once_stopped_by_sigterm_mid_poll_hands_its_feed_leases_back(
-    tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGTERM", "SIGHUP"])
+def test_run_once_stopped_mid_poll_hands_its_feed_leases_back(
+    tmp_path: Path, feed_server: FeedServer, slack_standin: SlackStandIn,
+    signum: signal.Signals, code: int,
 ) -> None:
-    """From cron under `timeout`: the hung fetch's feed is free for the next run at once."""
+    """From cron under `timeout` (SIGTERM), or by hand in a terminal that closes (SIGHUP):
+    the hung fetch's feed is free for the next run at once."""
     feed_server.set_route("/stuck.rss", Response(body=b"<rss/>", delay=45))
     db = tmp_path / "w.db"
     config = tmp_path / "config.yaml"
@@ -105,11 +110,11 @@ def test_run_once_stopped_by_sigterm_mid_poll_hands_its_feed_leases_back(
     try:
         feed_server.wait_for_requests(1, timeout=20)
         assert _feed_leases(db)["stuck"] is not None, "the feed was not leased while polled"
-        code = daemon.stop(timeout=30)
+        exit_code = daemon.stop(signum, timeout=30)
     finally:
         daemon.close()
-    assert code == 143, daemon.stderr
-    assert "stopped by SIGTERM" in daemon.stderr
+    assert exit_code == code, daemon.stderr
+    assert f"stopped by {signum.name}" in daemon.stderr
     assert _feed_leases(db) == {"stuck": None}
 
 
