@@ -108,7 +108,7 @@ class Metrics:
         self.hits = Counter("wirewatch_hits", "Rule hits stored, by rule.", ["rule"], registry=r)
         self.deliveries = Counter("wirewatch_deliveries",
                                   "Delivery attempts by notifier and outcome "
-                                  "(sent, retry, failed).",
+                                  "(sent, retry, failed, held).",
                                   ["notifier", "outcome"], registry=r)
         self.scheduler_lag = Histogram("wirewatch_scheduler_lag_seconds",
                                        "How late a feed was polled after it fell due.",
@@ -185,7 +185,8 @@ class _StoreCollector(Collector):
             log.warning("metrics: store gauges unavailable: %s", exc.__class__.__name__)
             return
         yield GaugeMetricFamily("wirewatch_outbox_depth",
-                                "Deliveries waiting to be sent (pending or being sent).",
+                                "Deliveries not yet finished "
+                                "(pending, held for a batch, or being sent).",
                                 value=depth)
         yield GaugeMetricFamily("wirewatch_failing_feeds",
                                 "Enabled feeds whose last poll failed.", value=failing)

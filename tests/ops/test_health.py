@@ -111,6 +111,11 @@ def test_listener_serves_health_and_every_metric(tmp_path: Path) -> None:
         'wirewatch_alert_latency_seconds_bucket{le="900.0",since="published"} 1.0',
         "wirewatch_outbox_depth 0.0",
         "wirewatch_failing_feeds 0.0",
+        # The HELP lines say what docs/operations.md says each counts.
+        "# HELP wirewatch_deliveries_total Delivery attempts by notifier and outcome "
+        "(sent, retry, failed, held).",
+        "# HELP wirewatch_outbox_depth Deliveries not yet finished (pending, held for a "
+        "batch, or being sent).",
     ]
     for line in expected:
         assert line in text.splitlines(), line
