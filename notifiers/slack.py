@@ -93,8 +93,10 @@ _PIPE_LOOKALIKE = "\uff5c"
 # Slack "error" codes after which retrying cannot help, each with the fix to tell the
 # operator. https://api.slack.com/methods/chat.postMessage#errors
 _PERMANENT_ERRORS: dict[str, str] = {
-    "invalid_auth": "the bot token is wrong or revoked; check the token (SLACK_BOT_TOKEN)",
-    "not_authed": "no token was sent; set the token (SLACK_BOT_TOKEN)",
+    # The notifier does not know which variable its token came from: point at the key.
+    "invalid_auth": "the bot token is wrong or revoked; check this notifier's `token` in "
+    "the config and the environment variable it names",
+    "not_authed": "no token was sent; set this notifier's `token` in the config",
     "account_inactive": "the bot's user or workspace is deactivated; reinstall the app",
     "token_revoked": "the token was revoked; reinstall the app and update the token",
     "token_expired": "the token expired; rotate it and update the token",
