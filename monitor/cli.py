@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -75,6 +76,25 @@ class Context:
     def open_store(self) -> Store:
         return Store.open(self.load_config().database)
 
+    def open_report_store(self) -> Store:
+        """The store, for commands that only read it (feeds, hits, stats).
+
+        Those need nothing of the config but its ``database``: an operator's shell that
+        lacks the daemon's secrets (a Slack token, an SMTP password) must still see
+        them. When the config's only problems are such unset variables, and not in
+        ``database``, they stand in as "unset" and the database is opened all the same.
+        """
+        try:
+            return self.open_store()
+        except ConfigError as exc:
+            unset = _unset_variables(exc)
+            if not unset:
+                raise
+        stand_ins = dict.fromkeys(unset, "unset")
+        config = read_config(self.config_path, environ={**self.environ, **stand_ins},
+                             redactor=self.redactor)
+        return Store.open(config.database)
+
 
 def read_config(path: Path, *, environ: dict[str, str], redactor: Redactor | None = None) -> Config:
     try:
@@ -91,6 +111,21 @@ def read_config(path: Path, *, environ: dict[str, str], redactor: Redactor | Non
     if redactor is not None:
         redactor.add(config_secrets(config, text=text, environ=environ))
     return config
+
+
+_UNSET_VARIABLE = re.compile(r"environment variable ([A-Za-z_][A-Za-z0-9_]*) is not set ")
+
+
+def _unset_variables(error: ConfigError) -> list[str]:
+    """The variables ``error`` is only about, or [] when it is about anything else or
+    about the database."""
+    names: list[str] = []
+    for problem in error.problems:
+        found = _UNSET_VARIABLE.match(problem.message)
+        if found is None or problem.path.split(".")[0].split("[")[0] == "database":
+            return []
+        names.append(found.group(1))
+    return names
 
 
 def instance_id() -> str:

@@ -33,7 +33,7 @@ FIELDS = (
 class _Context(Protocol):
     stdout: TextIO
 
-    def open_store(self) -> Store: ...
+    def open_report_store(self) -> Store: ...
 
 
 def feed_record(
@@ -100,7 +100,7 @@ def _cell(value: Any) -> str:
 
 
 def cmd_feeds(args: argparse.Namespace, ctx: _Context) -> int:
-    store = ctx.open_store()
+    store = ctx.open_report_store()
     try:
         failures = store.full_text_failures()
         records = [

@@ -21,7 +21,7 @@ from monitor.store import Store, utcnow
 class _Context(Protocol):
     stdout: TextIO
 
-    def open_store(self) -> Store: ...
+    def open_report_store(self) -> Store: ...
 
 
 class UsageError(Exception):
@@ -76,7 +76,7 @@ def hits_table(records: list[dict[str, Any]], *, since: datetime) -> Table:
 
 def cmd_hits(args: argparse.Namespace, ctx: _Context) -> int:
     since = parse_since(args.since, now=utcnow())
-    store = ctx.open_store()
+    store = ctx.open_report_store()
     try:
         records = [hit_json(r) for r in store.hit_records(since=since, rule=args.rule,
                                                           limit=args.limit)]
@@ -145,7 +145,7 @@ def cmd_stats(args: argparse.Namespace, ctx: _Context) -> int:
     now = utcnow()
     since = datetime.combine(date.fromordinal(now.date().toordinal() - (args.days - 1)),
                              datetime.min.time(), tzinfo=UTC)
-    store = ctx.open_store()
+    store = ctx.open_report_store()
     try:
         stats = stats_json(store, since=since, now=now)
     finally:
