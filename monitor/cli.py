@@ -51,6 +51,8 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNDELIVERED = 0, 1, 2, 3
 #: head`): the status a shell reports for a command killed by SIGPIPE.
 EXIT_PIPE = 128 + signal.SIGPIPE
 
+log = logging.getLogger("wirewatch")
+
 
 class CommandError(Exception):
     """A user-caused problem with a message that names the place and the fix."""
@@ -387,25 +389,52 @@ def main(
         return EXIT_PIPE
     except ConfigError as exc:
         count = len(exc.problems)
-        print(f"{ctx.config_path}: {count} problem{'s' if count != 1 else ''}:", file=err)
-        print(str(exc), file=err)
+        failure = _Failure(err, as_json=args.log_format == "json")
+        failure.error(f"{ctx.config_path}: {count} problem{'s' if count != 1 else ''}:",
+                      [str(problem) for problem in exc.problems])
         for warning in exc.warnings:
-            print(f"warning: {warning}", file=err)
+            failure.warning(f"warning: {warning}")
         return cannot_run
     except (CommandError, StoreError) as exc:
-        print(f"wirewatch: {exc}", file=err)
+        _Failure(err, as_json=args.log_format == "json").error(f"wirewatch: {exc}")
         return cannot_run
     except SQLAlchemyError as exc:
         # The database opened but failed a query later (a damaged SQLite file, a
         # server that went away): exit 1 with what to do, as for one that cannot open.
         url = ctx.load_config().database
-        print(f"wirewatch: {describe_database_error(url, exc)}", file=err)
+        _Failure(err, as_json=args.log_format == "json").error(
+            f"wirewatch: {describe_database_error(url, exc)}")
         return cannot_run
     except KeyboardInterrupt:
         return 130
     finally:
         with contextlib.suppress(Exception):
             out.flush()
+
+
+@dataclass
+class _Failure:
+    """Why a command could not run, on standard error: as text, or with
+    ``--log-format json`` as log records, so that a log pipeline parsing every line as
+    JSON also reads the lines that say why the daemon did not start."""
+
+    stream: TextIO
+    as_json: bool
+
+    def error(self, headline: str, details: Sequence[str] = ()) -> None:
+        if not self.as_json:
+            print("\n".join([headline, *details]), file=self.stream)
+        elif details:
+            for detail in details:  # one record per problem, its caret lines included
+                log.error("%s", detail)
+        else:
+            log.error("%s", headline)
+
+    def warning(self, message: str) -> None:
+        if self.as_json:
+            log.warning("%s", message.removeprefix("warning: "))
+        else:
+            print(message, file=self.stream)
 
 
 def _discard_output(stream: TextIO) -> None:

@@ -6,9 +6,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from monitor.cli import main
 from monitor.config import load_config
 from monitor.logs import MASK, RedactingStream, Redactor, configure_logging, fixed_fields
 from monitor.ops_wiring import config_secrets
@@ -109,3 +111,30 @@ notifiers:
             "https://hooks.slack.example/services/T000/B000/literalSECRET",
             "/services/T000/B000/literalSECRET"} <= secrets
     assert "not-in-config" not in secrets
+
+
+@pytest.mark.parametrize(
+    ("config_text", "expected"),
+    [
+        ("feeds:\n  - name: a\n    url: http://127.0.0.1:1/a\nrules:\n"
+         "  - name: r\n    query: CSTO AND\n  - name: w\n    query: NOT sport\n",
+         ["rules[0].query: rule 'r': expected a term after AND\n  CSTO AND\n          ^",
+          "rules[1].query: rule 'w': matches nearly every item"]),
+        (None, ["no such file; pass --config PATH or set WIREWATCH_CONFIG"]),
+    ],
+)
+def test_with_json_logs_the_reasons_a_command_cannot_run_are_json_too(
+    tmp_path: Path, config_text: str | None, expected: list[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    if config_text is not None:
+        config.write_text(config_text)
+    err = io.StringIO()
+    code = main(["--log-format", "json", "--config", str(config), "run", "--once"],
+                stdout=io.StringIO(), stderr=err, environ={})
+    assert code == 1
+    records = [json.loads(line) for line in err.getvalue().splitlines()]
+    assert len(records) == len(expected)
+    for record, text in zip(records, expected, strict=True):
+        assert text in record["message"]
+    assert [r["level"] for r in records] == ["error", "warning"][: len(records)]
