@@ -83,10 +83,16 @@ def fresh_postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def sqlite_on_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def sqlite_on_postgres(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
     """In the PostgreSQL pass, ``Store.open`` of a new SQLite file opens a fresh
-    PostgreSQL database instead (one per file, dropped after the test)."""
-    if os.environ.get(PASS) != "postgresql":
+    PostgreSQL database instead (one per file, dropped after the test).
+
+    Tests marked ``sqlite_files`` are about SQLite files themselves (a missing
+    directory, a damaged file): they keep their stores on SQLite in every pass.
+    """
+    if os.environ.get(PASS) != "postgresql" or request.node.get_closest_marker("sqlite_files"):
         yield
         return
     from monitor.store import Store

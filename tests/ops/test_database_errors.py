@@ -21,6 +21,10 @@ from monitor.cli import main
 from monitor.store import Store
 from tests.ops.daemon import REPO
 
+# Missing directories and damaged files are SQLite's own failures: the PostgreSQL pass
+# must not move these stores onto PostgreSQL.
+pytestmark = pytest.mark.sqlite_files
+
 FEEDS = """\
 feeds:
   - name: wire
