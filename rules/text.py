@@ -57,12 +57,20 @@ QUERY_WILDCARDS = "*?"
 _QUERY_WORD = re.compile(rf"[\w{_MARKS}*?]+")
 _QUERY_WORD_OR_CJK = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[\w{_MARKS}*?])+")
 
-# Accents dropped by folding: combining diacritics and Arabic short vowels.  Indic
-# vowel signs are *not* dropped: in Devanagari they are letters, not accents.
+# Accents dropped by folding: combining diacritics, Hebrew points (niqqud and
+# cantillation, which most Hebrew news omits) and Arabic short vowels.  Indic vowel
+# signs are *not* dropped: in Devanagari they are letters, not accents.
 _STRIP = frozenset(
     chr(c)
     for c in (
         *range(0x0300, 0x0370),
+        *range(0x0591, 0x05BE),
+        0x05BF,
+        0x05C1,
+        0x05C2,
+        0x05C4,
+        0x05C5,
+        0x05C7,
         *range(0x064B, 0x0660),
         0x0670,
         *range(0x1AB0, 0x1B00),

@@ -61,6 +61,8 @@ CASES = [
     ("accents folded in document", "Muller", text("Thomas Müller scored"), True),
     ("eszett", "strasse", text("Die Straße"), True),
     ("decomposed accent", "Pashinián", text("Pashinia\u0301n spoke"), True),
+    ("hebrew points folded", "עברית", text("מילון עִבְרִית חדש"), True),
+    ("hebrew points folded in query", "עִבְרִית", text("חדשות בעברית ובעברית עברית"), True),
     ("stroke folded in document", "Walesa", text("Lech WAŁĘSA spoke"), True),
     ("stroke folded in query", "Łódź", text("the Lodz council"), True),
     ("slashed o folded", "Sorensen", text("Mette Sørensen"), True),

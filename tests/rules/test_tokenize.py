@@ -31,6 +31,7 @@ def reference(text: str) -> list[str]:
         ("compatibility forms", "½ x² ﬁnance Straße"),
         ("lone combining mark", "a \u0301 b"),
         ("arabic harakat", "مُحَمَّد"),
+        ("hebrew points", "עִבְרִית שָׁלוֹם \ufb2a"),
         ("devanagari", "हिन्दी समाचार"),
         ("empty", ""),
         ("only punctuation", "“ — …"),
