@@ -23,7 +23,11 @@ analytics add to a link without changing the page it points to:
 - percent-escapes use upper-case hex (RFC 3986 §6.2.2.1) and unreserved characters
   are decoded (§6.2.2.2); a path written with raw non-ASCII characters (an IRI,
   ``/café``) is percent-encoded as UTF-8 (RFC 3987 §3.1), so it meets the same path
-  written escaped (``/caf%C3%A9``).
+  written escaped (``/caf%C3%A9``);
+- a redirector is the link it leads to: Google Alerts (and Google search results) wrap
+  every article as ``https://www.google.com/url?…&url=<article>`` (or ``q=``), so
+  the same article from two alert feeds, or from an alert feed and its publisher,
+  would otherwise never meet.
 
 Anything that is not an absolute http(s) URL (a ``urn:`` guid, a relative path) is
 returned trimmed but otherwise as given: it can still equal itself.
@@ -32,7 +36,7 @@ returned trimmed but otherwise as given: it can still equal itself.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 __all__ = ["TRACKING_PARAMS", "TRACKING_PREFIXES", "canonical_url"]
 
@@ -55,9 +59,23 @@ TRACKING_PREFIXES = ("utm_", "at_", "ns_", "pk_", "hsa_", "oly_")
 # Parameters that ask for the AMP rendering of the same article.
 _AMP_PARAMS = {"outputtype": {"amp"}, "amp": {"1", "true", ""}}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Redirectors unwrapped around one link at most (a wrapper of a wrapper happens).
+_MAX_REDIRECTORS = 3
 # Characters RFC 3986 §2.3 calls unreserved: an escape of one of them means the same.
 _SAFE_PATH = "/:@!$&'()*+,;=-._~%"
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+
+
+def _redirect_target(parts: SplitResult) -> str | None:
+    """The article a redirector link leads to: Google Alerts' ``google.com/url?url=…``
+    (or ``q=``, as Google search results write it), on any Google country domain."""
+    host = (parts.hostname or "").removeprefix("www.")
+    if not (host.startswith("google.") and parts.path == "/url"):
+        return None
+    for name, value in parse_qsl(parts.query):
+        if name in ("url", "q") and value.lower().startswith(("http://", "https://")):
+            return value.strip()
+    return None
 
 
 def _is_tracking(name: str) -> bool:
@@ -125,6 +143,13 @@ def canonical_url(url: str) -> str:
     text = url.strip()
     try:
         parts = urlsplit(text)
+        # A redirector around the article (Google Alerts) is the article: two alerts'
+        # wrappers of one page, or a wrapper and the publisher's own link, then meet.
+        for _ in range(_MAX_REDIRECTORS):
+            target = _redirect_target(parts)
+            if target is None:
+                break
+            text, parts = target, urlsplit(target)
     except ValueError:
         return text
     scheme = parts.scheme.lower()

@@ -49,6 +49,16 @@ CASES = [
     ("everything at once",
      "HTTP://AMP.Example.com:80/News/Story/amp/?utm_source=tw&id=7&fbclid=x#top",
      "https://example.com/News/Story?id=7"),
+    ("Google Alerts link is its article",
+     "https://www.google.com/url?rct=j&sa=t&url=https://www.reuters.com/world/csto-exit/"
+     "%3Futm_source%3Drss&ct=ga&cd=CAIyGjg&usg=AOvVaw0", "https://reuters.com/world/csto-exit"),
+    ("Google search result link on a country domain", "https://www.google.co.uk/url?q="
+     "https://www.bbc.co.uk/news/world-1&sa=U", "https://bbc.co.uk/news/world-1"),
+    ("a Google redirect to a non-web link is not followed",
+     "https://www.google.com/url?url=javascript:alert(1)",
+     "https://google.com/url?url=javascript%3Aalert%281%29"),
+    ("other Google pages kept", "https://www.google.com/search?q=https://x.example",
+     "https://google.com/search?q=https%3A%2F%2Fx.example"),
     ("not http: kept as given", " urn:uuid:0f3a ", "urn:uuid:0f3a"),
     ("relative: kept as given", "/world/story", "/world/story"),
 ]
