@@ -164,6 +164,16 @@ def one_line(text: str) -> str:
     return " ".join(strip_control_chars(" ".join(text.split())).split())
 
 
+def severity_flag(alert: Alert) -> str:
+    """"[critical] " or "[high] " before a digest entry, else "".
+
+    A digest sends at its own time, without the critical mention, so the entries that
+    would have gone out loud must at least stand out among the rest.
+    """
+    severity = one_line(alert.severity)
+    return f"[{severity}] " if severity in ("high", "critical") else ""
+
+
 def other_sources_text(alert: Alert) -> str:
     """The story's other sources on one line: "DW (first), Reuters (+4 min)" ("" if none).
 

@@ -20,6 +20,7 @@ from notifiers.base import (
     group_by_rule,
     one_line,
     other_sources_text,
+    severity_flag,
     split_marked,
     strip_control_chars,
 )
@@ -63,8 +64,8 @@ def render_console_digest(digest: Digest) -> str:
         lines.append(f"  {one_line(rule)} ({len(alerts)})")
         for alert in alerts:
             link = one_line(alert.link) if alert.link else "(no link)"
-            lines.append(f"    - {one_line(alert.title) or '(no title)'} <{link}>"
-                         f" ({one_line(alert.feed)})")
+            title = one_line(alert.title) or "(no title)"
+            lines.append(f"    - {severity_flag(alert)}{title} <{link}> ({one_line(alert.feed)})")
             if alert.other_sources:
                 lines.append(f"      also: {other_sources_text(alert)}")
     return "\n".join(lines) + "\n\n"

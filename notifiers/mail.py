@@ -44,6 +44,7 @@ from notifiers.base import (
     one_line,
     other_sources_text,
     safe_link,
+    severity_flag,
     split_marked,
     strip_control_chars,
 )
@@ -243,9 +244,13 @@ def build_digest_email(
             title = one_line(alert.title) or "(no title)"
             link = safe_link(alert.link)
             others = other_sources_text(alert)
-            text.append(f"  - {title} ({one_line(alert.feed)})" + (f"\n    {link}" if link else "")
+            flag = severity_flag(alert)
+            text.append(f"  - {flag}{title} ({one_line(alert.feed)})"
+                        + (f"\n    {link}" if link else "")
                         + (f"\n    Also: {others}" if others else ""))
             label = Markup('<a href="{}">{}</a>').format(link, title) if link else escape(title)
+            if flag:
+                label = Markup("<strong>{}</strong>{}").format(flag, label)
             also = Markup("<br><small>Also: {}</small>").format(others) if others else Markup("")
             items.append(Markup("<li>{} <small>({})</small>{}</li>").format(
                 label, one_line(alert.feed), also))

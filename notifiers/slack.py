@@ -38,6 +38,7 @@ from notifiers.base import (
     one_line,
     other_sources_text,
     safe_link,
+    severity_flag,
     split_marked,
     strip_control_chars,
 )
@@ -326,7 +327,8 @@ def _also_mrkdwn(alert: Alert, limit: int) -> str:
 
 def _digest_line(alert: Alert) -> str:
     title = truncate_words(one_line(alert.title), _MAX_TITLE) or "(no title)"
-    line = f"• {_headline(title, safe_link(alert.link))} · {escape_mrkdwn(one_line(alert.feed))}"
+    line = (f"• {severity_flag(alert)}{_headline(title, safe_link(alert.link))} · "
+            f"{escape_mrkdwn(one_line(alert.feed))}")
     if alert.other_sources:
         # The story's other sources as of sending, as an immediate alert's context line.
         line += "\n      " + _also_mrkdwn(alert, _MAX_DIGEST_ALSO)

@@ -224,3 +224,23 @@ def test_a_link_too_long_for_a_section_loses_its_query_or_its_link_not_the_messa
         assert sections and all(len(text) <= 3000 for text in sections)
         # Every link that is shown is whole: its markup opens and closes.
         assert all(text.count("<") == text.count(">") for text in sections)
+
+
+def test_digest_entries_of_high_and_critical_alerts_say_so() -> None:
+    alerts = tuple(make_alert(alert_id=f"a{i}", title=f"Story {i}", severity=severity)
+                   for i, severity in enumerate(("critical", "normal", "high", "low")))
+    held = Digest(digest_id="d", kind="digest", title="Digest: 4", alerts=alerts)
+    slack = build_digest_message(held)["blocks"][1]["text"]["text"].splitlines()[1:]
+    email = build_digest_email(held, sender=SENDER, recipients=["desk@news.example"])
+    text = email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = email.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    out = io.StringIO()
+    ConsoleNotifier(name="console", stream=out).send_digest(held)
+    console = [line for line in out.getvalue().splitlines() if line.startswith("    - ")]
+    for lines in (slack, [line for line in text.splitlines() if line.startswith("  - ")],
+                  console):
+        flags = [line.split("Story")[0] for line in lines]
+        assert ["[critical]" in f for f in flags] == [True, False, False, False], lines
+        assert ["[high]" in f for f in flags] == [False, False, True, False], lines
+    assert "<strong>[critical] </strong>" in html and "<strong>[high] </strong>" in html
+    assert html.count("<strong>[") == 2
