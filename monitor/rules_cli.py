@@ -304,4 +304,14 @@ def cmd_rules_backtest(args: argparse.Namespace, ctx: _Context) -> int:
             close()
     for line in render_backtest(result, label=label, since=since):
         print(line, file=ctx.stdout)
+    if result.items == 0:
+        # "0 of 0 would have fired" reads as the rule's verdict; more often the command
+        # ran beside the wrong database (a relative SQLite path, another directory).
+        print(
+            f"note: no items were stored since {since.isoformat(timespec='minutes')}; "
+            "check that the config's `database` is the one the daemon writes to "
+            "(a relative SQLite path is relative to the current directory), "
+            "or widen --since",
+            file=ctx.stderr,
+        )
     return 0

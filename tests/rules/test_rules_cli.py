@@ -196,6 +196,18 @@ def test_backtest_command_by_rule_name(tmp_path: Path) -> None:
     assert "most recent:" in out and "**CSTO**" in out
 
 
+def test_backtest_over_no_stored_items_says_to_check_the_database(tmp_path: Path) -> None:
+    old = dataclasses.replace(stored(99, "CSTO"), first_seen_at=datetime.now(UTC)
+                              - timedelta(days=3))
+    for items, noted in (([old], True), ([old, recent(1, "CSTO story")], False)):
+        (tmp_path / str(len(items))).mkdir()
+        store = stored_items_database(tmp_path / str(len(items)), items)
+        ctx = FakeContext(config=csto_config(), store=store)
+        assert run(["rules", "backtest", "csto", "--since", "2d"], ctx) == 0
+        assert ("note: no items were stored since" in ctx.stderr.getvalue()) is noted
+        assert "the config's `database`" in ctx.stderr.getvalue() or not noted
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -299,12 +311,13 @@ def test_backtest_of_a_mistyped_rule_name_says_so(tmp_path: Path) -> None:
 
     out, err = backtest_of("armenia-csot")
     assert out.startswith("query 'armenia-csot': 0 of 0 items")
-    assert err == (
+    assert err.splitlines()[0] == (
         "note: no rule named 'armenia-csot' (did you mean 'armenia-csto'?); "
-        "trying it as a query\n"
+        "trying it as a query"
     )
-    # An ad-hoc query far from every rule name is tried without a note.
-    assert backtest_of("Pashinyan AND withdraw*")[1] == ""
+    # An ad-hoc query far from every rule name is tried without a note about names
+    # (the empty database still gets its own).
+    assert "no rule named" not in backtest_of("Pashinyan AND withdraw*")[1]
 
 
 def test_rules_test_lists_a_repeated_term_once_with_its_count(tmp_path: Path) -> None:
