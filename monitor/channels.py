@@ -6,7 +6,7 @@ line in ``_BUILDERS`` here.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
@@ -20,6 +20,8 @@ from monitor.config import (
     SlackConfig,
 )
 from notifiers import ConsoleNotifier, EmailNotifier, Notifier, SlackNotifier
+
+log = logging.getLogger("wirewatch.channels")
 
 
 def _secret(value: Any) -> str | None:
@@ -85,5 +87,7 @@ def build_notifiers(config: Config, *, stdout: TextIO | None = None) -> dict[str
 
 def close_notifiers(notifiers: Iterable[Notifier]) -> None:
     for notifier in notifiers:
-        with contextlib.suppress(Exception):  # closing must not mask the real outcome
+        try:
             notifier.close()
+        except Exception:  # closing must not mask the real outcome
+            log.exception("notifier=%s close failed", notifier.name)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor.channels import close_notifiers
 from monitor.config import Config
 from monitor.delivery import Deliverer, DeliverySummary
 from monitor.fetch import make_client
@@ -169,14 +170,7 @@ class Monitor:
         except RuntimeError:
             self._retired.extend(notifiers)
             return
-        loop.call_later(RETIRE_AFTER_SECONDS, self._close_notifiers, notifiers)
-
-    def _close_notifiers(self, notifiers: list[Notifier]) -> None:
-        for notifier in notifiers:
-            try:
-                notifier.close()
-            except Exception:  # closing must not mask the real outcome
-                log.exception("notifier=%s close failed", notifier.name)
+        loop.call_later(RETIRE_AFTER_SECONDS, close_notifiers, notifiers)
 
     async def prune_if_due(self) -> dict[str, int] | None:
         """Apply retention once a day (see :meth:`Store.prune`).
@@ -279,9 +273,4 @@ class Monitor:
     async def aclose(self) -> None:
         await self._client.aclose()
         await self.poller.aclose()
-        self._close_notifiers(self._retired)
-        for notifier in self._notifiers.values():
-            try:
-                notifier.close()
-            except Exception:  # closing must not mask the real outcome
-                log.exception("notifier=%s close failed", notifier.name)
+        close_notifiers([*self._retired, *self._notifiers.values()])
