@@ -15,7 +15,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import signal
 import socket
 import sys
@@ -44,6 +43,7 @@ from monitor.reports import add_report_commands
 from monitor.rules_cli import add_rules_commands
 from monitor.service import Monitor
 from monitor.store import Store, StoreError, describe_database_error
+from monitor.yamlsource import unset_variable
 
 DEFAULT_CONFIG = "config.yaml"
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNDELIVERED = 0, 1, 2, 3
@@ -115,18 +115,15 @@ def read_config(path: Path, *, environ: dict[str, str], redactor: Redactor | Non
     return config
 
 
-_UNSET_VARIABLE = re.compile(r"environment variable ([A-Za-z_][A-Za-z0-9_]*) is not set ")
-
-
 def _unset_variables(error: ConfigError) -> list[str]:
     """The variables ``error`` is only about, or [] when it is about anything else or
     about the database."""
     names: list[str] = []
     for problem in error.problems:
-        found = _UNSET_VARIABLE.match(problem.message)
-        if found is None or problem.path.split(".")[0].split("[")[0] == "database":
+        name = unset_variable(problem.message)
+        if name is None or problem.path.split(".")[0].split("[")[0] == "database":
             return []
-        names.append(found.group(1))
+        names.append(name)
     return names
 
 

@@ -35,6 +35,20 @@ _MAX_NODES = 200_000
 # `$${` is the escape; `${...}` a reference; a lone `${` with no closing brace is malformed.
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNSET = re.compile(r"environment variable ([A-Za-z_][A-Za-z0-9_]*) is not set ")
+
+
+def _unset_message(name: str) -> str:
+    return f"environment variable {name} is not set (set it, or write ${{{name}:-default}})"
+
+
+def unset_variable(message: str) -> str | None:
+    """The variable a problem message says is not set, or None for any other problem
+    (for callers that can do without some variables)."""
+    found = _UNSET.match(message)
+    return found.group(1) if found else None
+
+
 # The first comment on a line, when no space follows its "#".
 _HASHTAG_COMMENT = re.compile(r"^.*?\s(#\S.*)$")
 
@@ -285,12 +299,7 @@ class _Builder:
             if has_default and not value:
                 return default
             if value is None:
-                self._problem(
-                    node,
-                    path,
-                    f"environment variable {name} is not set "
-                    f"(set it, or write ${{{name}:-default}})",
-                )
+                self._problem(node, path, _unset_message(name))
                 return ""
             used.append(name)
             return value
