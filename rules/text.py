@@ -23,7 +23,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
 # Combining marks that belong inside a word.  Python's ``\w`` omits most of them
 # (Devanagari vowel signs, the virama, Arabic harakat, decomposed accents), which
@@ -140,26 +142,6 @@ _ASCII_WORDS = bytes(
 _ASCII_BYTES = bytes(range(128))
 # As _ASCII_WORDS for ASCII bytes; the bytes of other characters' UTF-8 kept.
 _ASCII_WORDS_OTHERS_KEPT = bytes(b if b >= 128 else _ASCII_WORDS[b] for b in range(256))
-# For each non-ASCII character met so far, ASCII text that tokenizes and folds the
-# same: " " for a separator (curly quotes, dashes, no-break spaces), the folded
-# letters for a letter that folds to ASCII letters (é -> e, ß -> ss, ﬁ -> fi), and
-# "" where there is none (Cyrillic, CJK, combining marks, ...).
-_AS_ASCII: dict[str, str] = {}
-
-
-def _as_ascii(ch: str) -> str:
-    known = _AS_ASCII.get(ch)
-    if known is None:
-        if _WORD_OR_CJK.match(ch) is None:
-            known = " "
-        else:
-            folded = fold(ch)
-            simple = folded.isascii() and (folded.isalnum() or folded == "_")
-            known = folded if simple and not is_cjk_char(ch) else ""
-        if len(_AS_ASCII) < 100_000:
-            _AS_ASCII[ch] = known
-    return known
-
 
 # ASCII separators to spaces, every other byte (ASCII word characters, UTF-8
 # sequences of other scripts) as it is.
@@ -168,6 +150,141 @@ _UTF8_SEPARATORS = bytes(
 )
 # A non-ASCII character that is neither a word character nor a combining mark.
 _NON_ASCII_SEPARATOR = re.compile(rf"[^\w\x00-\x7f{_MARKS}]")
+
+# Hangul jamo compose with their neighbours (ㄱ + ㅏ -> 가 under NFKC), so no jamo is
+# folded apart from the text around it.
+_JAMO = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\ud7b0-\ud7ff\uffa0-\uffdc]")
+_MARK = re.compile(f"[{_MARKS}]")
+
+
+def _stands_alone(ch: str) -> bool:
+    """Neither a mark nor a jamo: nothing composes with, or reorders around, ``ch``."""
+    return not (
+        unicodedata.category(ch).startswith("M")
+        or unicodedata.combining(ch)
+        or _MARK.match(ch)
+        or _JAMO.match(ch)
+    )
+
+
+def in_place_fold(ch: str) -> str | None:
+    """What a non-ASCII character of non-CJK text becomes when it is replaced on its own in the
+    text, before cutting: " " for a separator, its fold for a word character; None where
+    that could differ from folding the word it stands in (marks, jamo, CJK).
+
+    A word character qualifies when it and every character of its fold stand alone (no
+    composition or reordering can cross its edges), its fold holds no space (which would
+    cut the word) and is folded already (no later replacement touches it again).
+    """
+    if _WORD_OR_CJK.match(ch) is None:
+        return " "
+    if _HAS_CJK.match(ch) or not _stands_alone(ch):
+        return None
+    folded = fold(ch)
+    if not folded or any(c.isspace() or not _stands_alone(c) or fold(c) != c for c in folded):
+        return None
+    return folded
+
+
+class _InPlace(NamedTuple):
+    """A non-ASCII character and its in-place fold, as text and as UTF-8."""
+
+    character: str
+    folded: str
+    character_utf8: bytes
+    folded_utf8: bytes
+
+
+# Every non-ASCII character met so far: its in-place fold, or None where it has none.
+_IN_PLACE: dict[str, _InPlace | None] = {}
+
+
+def _in_place(ch: str) -> _InPlace | None:
+    try:
+        return _IN_PLACE[ch]
+    except KeyError:
+        pass
+    folded = in_place_fold(ch)
+    known = None
+    if folded is not None:
+        utf8 = ch.encode("utf-8", "surrogatepass"), folded.encode("utf-8", "surrogatepass")
+        known = _InPlace(ch, folded, *utf8)
+    if len(_IN_PLACE) < 100_000:
+        _IN_PLACE[ch] = known
+    return known
+
+
+def _tokenize_in_place(encoded: bytes, characters: Iterable[str], *, few: bool) -> list[str] | None:
+    """Cut text whose non-ASCII ``characters`` (every one that needs anything done) all
+    fold in place: ASCII letters are lowered and ASCII separators spaced in one byte pass,
+    then each such character is replaced by its fold, and split() cuts.  None if one of
+    them does not fold in place.
+
+    Separators go first, so a space never lands inside a fold (¼ -> 1⁄4 keeps its ⁄).
+    Where non-ASCII characters are ``few`` they are replaced in the UTF-8, at memchr
+    speed (their lead bytes are rare), and text whose characters all fold to ASCII
+    decodes to an ASCII string, the cheapest to split; elsewhere (Cyrillic UTF-8 is
+    half lead bytes) in the decoded text.
+    """
+    separators: list[_InPlace] = []
+    letters: list[_InPlace] = []
+    for ch in characters:
+        known = _in_place(ch)
+        if known is None:
+            return None
+        if known.folded == " ":
+            separators.append(known)
+        elif known.folded != ch:
+            letters.append(known)
+    spaced = encoded.translate(_ASCII_WORDS_OTHERS_KEPT)
+    if few:
+        for each in separators:
+            spaced = spaced.replace(each.character_utf8, _SPACE)
+        for each in letters:
+            spaced = spaced.replace(each.character_utf8, each.folded_utf8)
+        return spaced.decode("utf-8", "surrogatepass").split()
+    text = spaced.decode("utf-8", "surrogatepass")
+    for each in separators:
+        text = text.replace(each.character, " ")
+    for each in letters:
+        text = text.replace(each.character, each.folded)
+    return text.split()
+
+
+_SPACE = b" "
+
+
+def _ranges(codes: list[int]) -> list[tuple[int, int]]:
+    """Sorted code points as (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for code in codes:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1] = (runs[-1][0], code)
+        else:
+            runs.append((code, code))
+    return runs
+
+
+# Blocks of alphabetic scripts whose letters mostly fold to themselves in place
+# (lower-case Latin, Greek, Cyrillic, Armenian, Hebrew, Arabic, Indic letters).
+_FIXED_BLOCKS = ((0x00A0, 0x06FF), (0x0900, 0x0DFF), (0x10A0, 0x10FF), (0x1E00, 0x1FFF))
+FOLDED_TO_ITSELF = tuple(
+    _ranges(
+        [
+            code
+            for first, last in _FIXED_BLOCKS
+            for code in range(first, last + 1)
+            if in_place_fold(chr(code)) == chr(code)
+        ]
+    )
+)
+# A character of alphabetic text that needs something done before cutting: a
+# separator, a letter with another fold, or one that does not fold in place.
+_NEEDS_FOLDING = re.compile(
+    "[^\\x00-\\x7f"
+    + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in FOLDED_TO_ITSELF)
+    + "]"
+)
 
 
 # Characters a text can be folded around without cutting it first: separators (a
@@ -179,7 +296,6 @@ _NON_ASCII_SEPARATOR = re.compile(rf"[^\w\x00-\x7f{_MARKS}]")
 # (the tests check every one); the other blocks are checked here, character by character.
 IDEOGRAPHS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF))
 _CHECKED_BLOCKS = ((0x00A0, 0x00BF), (0x2000, 0x206F), (0x3000, 0x30FF), (0xFF00, 0xFFEF))
-_MARK = re.compile(f"[{_MARKS}]")
 
 
 def folds_in_place(ch: str) -> bool:
@@ -194,17 +310,6 @@ def folds_in_place(ch: str) -> bool:
         and ch.lower() == ch
         and fold(ch) == ch
     )
-
-
-def _ranges(codes: list[int]) -> list[tuple[int, int]]:
-    """Sorted code points as (first, last) runs."""
-    runs: list[tuple[int, int]] = []
-    for code in codes:
-        if runs and runs[-1][1] == code - 1:
-            runs[-1] = (runs[-1][0], code)
-        else:
-            runs.append((code, code))
-    return runs
 
 
 FOLDED_IN_PLACE = (
@@ -222,28 +327,26 @@ def tokenize(text: str) -> list[str]:
     """The folded words of ``text``, in order: ``fold`` of each ``word_pattern`` match.
 
     One pass over the whole text instead of a call per word.  ASCII text is cut by
-    a byte table and split(); text in a Latin script (most news: curly quotes,
-    dashes, accented names) first has its few distinct non-ASCII characters
-    replaced by their ASCII folds.  Text in other alphabetic scripts has its
-    separators turned into spaces and is split, its words folded together in one
-    string; only Chinese and Japanese, a word per character, need the regex.
+    a byte table and split().  Text in alphabetic scripts has the few distinct
+    characters that need it (separators, capitals, accented letters) replaced by
+    their folds (``_tokenize_in_place``) and is split: Latin-script news finds them
+    by deleting its ASCII, other scripts by a regex for what does not fold to itself.
+    Chinese and Japanese, a word per character, take the regex; text with combining
+    marks (Devanagari, Arabic harakat, decomposed accents) is cut and then folded
+    as one string.
     """
     if text.isascii():
         return text.encode().translate(_ASCII_WORDS).decode().split()
     encoded = text.encode("utf-8", "surrogatepass")
+    words: list[str] | None = None
     if len(encoded) - len(text) < len(text) // 8:  # a few non-ASCII characters
         # Deleting the ASCII bytes leaves the non-ASCII characters, in one C pass.
         others = encoded.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
-        replacements = [(ch, _as_ascii(ch)) for ch in set(others)]
-        if all(ascii_form for _, ascii_form in replacements):
-            # ASCII letters lowered and ASCII separators spaced in one byte pass, the
-            # UTF-8 of the rest kept; then each replaced letter folds alone as it
-            # would inside its word: no combining mark (those are never replaced) can
-            # attach to it or reorder around it.
-            spaced = encoded.translate(_ASCII_WORDS_OTHERS_KEPT).decode("utf-8", "surrogatepass")
-            for ch, ascii_form in replacements:
-                spaced = spaced.replace(ch, ascii_form)
-            return spaced.split()
+        words = _tokenize_in_place(encoded, set(others), few=True)
+    elif not has_cjk(text):
+        words = _tokenize_in_place(encoded, set(_NEEDS_FOLDING.findall(text)), few=False)
+    if words is not None:
+        return words
     if has_cjk(text):
         if _NOT_FOLDED_IN_PLACE.search(text) is None:
             # One regex pass over the folded text, instead of cutting, joining, folding
