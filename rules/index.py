@@ -442,7 +442,7 @@ class TermIndex:
             # slicing every word of the item while such keys are few.
             joined = doc.all_joined()
             return [prefix for needle, prefix in needles if needle in joined]
-        heads = set(map(_HEAD4, tokens))
-        heads.update(map(_HEAD3, heads))
+        heads4 = set(map(_HEAD4, tokens))
+        heads = heads4.union(map(_HEAD3, heads4))  # not update(): that would iterate a growing set
         prefixes = self.prefixes
         return [h for h in heads if h in prefixes.plain or h in prefixes.gated]

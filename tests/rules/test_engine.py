@@ -138,3 +138,17 @@ def test_wildcard_parts_are_filed_under_words_when_the_rule_has_any() -> None:
     assert keys == frozenset({(WORD, "kocharyanovich")})
     keys, _ = rule_keys(parse_query("zzq* AND the"))
     assert keys == frozenset({(WORD, "the")})
+
+
+def test_many_wildcard_only_rules_are_found_through_the_items_word_heads() -> None:
+    # Past a few dozen prefix keys the index stops searching for each one and looks up
+    # the first 3 and 4 letters of each of the item's words instead; every such rule is
+    # found there, none beyond.
+    stems = [f"{a}{b}{c}" for a in "bcdfg" for b in "aeiou" for c in "lmnr"][:80]
+    ruleset = compile_rules([RuleSpec(stem, f"{stem}x*") for stem in stems])
+    assert len(ruleset._index.prefix_needles) == 80
+    item = Document(title="Bal ALX balxa", summary="belxing Cemxes", content="gurx and dolxo")
+    expected = ["bal", "bel", "cem", "dol"]  # no rule for gurx*; Bal and ALX have no x after
+    assert [hit.rule for hit in ruleset.match(item)] == expected
+    assert [hit.rule for hit in ruleset.match_brute_force(item)] == expected
+
