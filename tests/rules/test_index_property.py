@@ -93,3 +93,30 @@ def test_indexed_matching_equals_brute_force(
         if only is not None:
             names = {f"r{i}" for i in only}
             assert ruleset.match(doc, only=names) == [h for h in everything if h.rule in names]
+
+
+# Many rules made only of wildcards: past a few dozen prefix keys the index stops
+# searching for each key and looks up the first letters of the item's words instead.
+stem = st.text(alphabet="abcé", min_size=3, max_size=5)
+wildcard = st.tuples(stem, st.sampled_from(["*", "?", "?*", "*a"])).map("".join)
+wildcard_query = st.one_of(
+    wildcard,
+    st.tuples(wildcard, st.sampled_from([" OR ", " AND ", " NEAR/2 "]), wildcard).map("".join),
+    st.tuples(st.sampled_from(["title:", "author:"]), wildcard).map("".join),
+)
+stem_text = st.lists(st.text(alphabet="abcéB ", min_size=1, max_size=7), max_size=12).map(
+    " ".join
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    queries=st.lists(wildcard_query, min_size=60, max_size=90),
+    docs=st.lists(st.builds(Document, title=stem_text, content=stem_text, author=stem_text)),
+)
+def test_indexed_matching_equals_brute_force_over_many_wildcard_rules(
+    queries: list[str], docs: list[Document]
+) -> None:
+    ruleset = compile_rules([RuleSpec(f"r{i}", q) for i, q in enumerate(queries)])
+    for doc in docs:
+        assert ruleset.match(doc) == ruleset.match_brute_force(doc)
