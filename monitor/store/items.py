@@ -26,6 +26,8 @@ from monitor.store.records import (
 from monitor.store.stories import StoryQueries
 from monitor.store.tables import PENDING, ArticleRow, DeliveryRow, FeedRow, HitRow, ItemRow
 
+#: Rows per multi-row INSERT: both databases cap the bound parameters of one statement.
+_ROWS_PER_INSERT = 1000
 
 # A poll's transaction assigns each new item its story and records the story's first
 # alerts before the hits' deliveries are written: those queries are StoryQueries'.
@@ -73,9 +75,11 @@ class ItemQueries(StoryQueries):
             if stories is not None and joined:
                 self._queue_story_updates(session, joined, stories, now=now)
             if awaiting_text and new_keys:
-                session.execute(self._insert(ArticleRow).values(
-                    [dict(item_id=item_id, feed_id=feed_id, requested_at=now)
-                     for item_id in new_keys.values()]))
+                awaiting = [dict(item_id=item_id, feed_id=feed_id, requested_at=now)
+                            for item_id in new_keys.values()]
+                for start in range(0, len(awaiting), _ROWS_PER_INSERT):
+                    session.execute(self._insert(ArticleRow).values(
+                        awaiting[start:start + _ROWS_PER_INSERT]))
             values: dict[str, Any] = dict(
                 last_polled_at=now, next_poll_at=update_.next_poll_at,
                 # A successful poll may still carry a warning (a broken encoding).
@@ -108,13 +112,18 @@ class ItemQueries(StoryQueries):
                  published_at=item.published_at, first_seen_at=now)
             for item in unique.values()
         ]
-        statement = (
-            self._insert(ItemRow)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["feed_id", "item_key"])
-            .returning(ItemRow.id, ItemRow.item_key)
-        )
-        return {key: item_id for item_id, key in session.execute(statement)}
+        inserted: dict[str, int] = {}
+        # In chunks: PostgreSQL takes at most 65,535 bound parameters per statement,
+        # which one INSERT of a feed listing some 6,000 new entries would exceed.
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            statement = (
+                self._insert(ItemRow)
+                .values(rows[start:start + _ROWS_PER_INSERT])
+                .on_conflict_do_nothing(index_elements=["feed_id", "item_key"])
+                .returning(ItemRow.id, ItemRow.item_key)
+            )
+            inserted.update({key: item_id for item_id, key in session.execute(statement)})
+        return inserted
 
     def _insert_hits(
         self, session: Session, item_ids: dict[str, int], hits: Iterable[NewHit], *, now: datetime

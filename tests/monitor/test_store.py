@@ -151,3 +151,23 @@ def test_sent_is_recorded_with_external_id(store: Store) -> None:
     store.mark_sent(claimed.id, external_id="C123:1700000000.000100", now=T0)
     (row,) = store.deliveries()
     assert (row["status"], row["external_id"]) == (SENT, "C123:1700000000.000100")
+
+
+def test_a_poll_of_more_entries_than_one_statement_can_bind(store: Store) -> None:
+    # PostgreSQL binds at most 65,535 parameters per statement: one INSERT of every
+    # new item (11 columns each) failed for a feed listing 6,000 entries, every poll.
+    dw = store.feed("dw")
+    assert dw is not None
+    keys = [f"k{i}" for i in range(6000)]
+    seen: list[str] = []
+
+    def record(new_items: Sequence[NewItem]) -> list[NewHit]:
+        seen.extend(i.item_key for i in new_items)
+        return []
+
+    store.store_poll(dw.id, [item(k) for k in keys], update_=success(), match=record,
+                     awaiting_text=True)
+    assert seen == keys
+    assert store.count_items() == 6000
+    state = store.feed("dw")
+    assert state is not None and state.items_total == 6000
