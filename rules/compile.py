@@ -12,6 +12,7 @@ for ``feed`` the index of the matching name or tag.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from functools import lru_cache
 from itertools import chain
@@ -465,33 +466,71 @@ class NearMatcher:
         self.distance = distance
         self.ordered = ordered
 
-    def _pairs(self, doc: Prepared) -> list[tuple[Occurrence, Occurrence]]:
+    def _paired(self, doc: Prepared) -> tuple[list[Occurrence], list[Occurrence]]:
+        """The left and the right occurrences that stand near one of the other side.
+
+        Each side's positions are sorted per field and searched by bisection: comparing
+        every left with every right took seconds for an item repeating both words a few
+        thousand times, and hours for one a hostile feed filled with them.
+        """
         lefts = self.left.occurrences(doc)
         if not lefts:
-            return []
+            return [], []
         rights = self.right.occurrences(doc)
-        pairs = []
-        distance = self.distance
-        for lf in lefts:
-            for rt in rights:
-                if lf[0] != rt[0]:
-                    continue
-                if 1 <= rt[1] - lf[2] <= distance or (
-                    not self.ordered and 1 <= lf[1] - rt[2] <= distance
-                ):
-                    pairs.append((lf, rt))
-        return pairs
+        if not rights:
+            return [], []
+        distance, ordered = self.distance, self.ordered
+        left_ends, left_starts = _sorted_positions(lefts)
+        right_starts, right_ends = _sorted_positions(rights, by_start=True)
+        # rt follows lf: 1 <= rt.start - lf.end <= distance; lf follows rt (unordered
+        # only): 1 <= lf.start - rt.end <= distance.
+        paired_lefts = [
+            lf for lf in lefts
+            if _any_within(right_starts.get(lf[0]), lf[2] + 1, lf[2] + distance)
+            or (not ordered and _any_within(right_ends.get(lf[0]), lf[1] - distance, lf[1] - 1))
+        ]
+        if not paired_lefts:
+            return [], []
+        paired_rights = [
+            rt for rt in rights
+            if _any_within(left_ends.get(rt[0]), rt[1] - distance, rt[1] - 1)
+            or (not ordered and _any_within(left_starts.get(rt[0]), rt[2] + 1, rt[2] + distance))
+        ]
+        return paired_lefts, paired_rights
 
     def test(self, doc: Prepared) -> bool:
         # Both operands present at all (set and substring checks) before any position.
         if not (self.left.test(doc) and self.right.test(doc)):
             return False
-        return bool(self._pairs(doc))
+        return bool(self._paired(doc)[0])
 
     def collect(self, doc: Prepared, out: list[Occurrence]) -> None:
-        for lf, rt in self._pairs(doc):
-            out.append(lf)
-            out.append(rt)
+        paired_lefts, paired_rights = self._paired(doc)
+        out.extend(paired_lefts)
+        out.extend(paired_rights)
+
+
+def _sorted_positions(
+    occurrences: tuple[Occurrence, ...], *, by_start: bool = False
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Per field, the sorted ends and the sorted starts of ``occurrences`` (starts first
+    when ``by_start``)."""
+    ends: dict[str, list[int]] = {}
+    starts: dict[str, list[int]] = {}
+    for field, start, end in occurrences:
+        ends.setdefault(field, []).append(end)
+        starts.setdefault(field, []).append(start)
+    for positions in chain(ends.values(), starts.values()):
+        positions.sort()
+    return (starts, ends) if by_start else (ends, starts)
+
+
+def _any_within(positions: list[int] | None, low: int, high: int) -> bool:
+    """Whether the sorted ``positions`` hold one from ``low`` to ``high``."""
+    if not positions:
+        return False
+    i = bisect_left(positions, low)
+    return i < len(positions) and positions[i] <= high
 
 
 def compile_node(node: Node, interned: dict[Node, Matcher], query: str = "") -> Matcher:
