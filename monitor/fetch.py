@@ -270,15 +270,32 @@ def parse_retry_after(value: str | None) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        return _capped_seconds(value)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(when - datetime.now(UTC), timedelta(0))
+    return min(max(when - datetime.now(UTC), timedelta(0)), timedelta(seconds=_LONGEST_WAIT))
+
+
+#: The longest wait a server's Retry-After or max-age is taken at (68 years).
+_LONGEST_WAIT = 2**31
+
+
+def _capped_seconds(digits: str) -> timedelta:
+    """``digits`` seconds, at most :data:`_LONGEST_WAIT`.
+
+    A server's "wait 10^14 seconds" overflowed the date arithmetic, and a number of
+    thousands of digits int() itself: every poll of the feed failed without being
+    recorded, so the feed stayed due and was polled (and failed) every pass.
+    """
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(_LONGEST_WAIT)):
+        return timedelta(seconds=_LONGEST_WAIT)
+    return timedelta(seconds=min(int(digits), _LONGEST_WAIT))
 
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
@@ -291,7 +308,7 @@ def parse_max_age(value: str | None) -> timedelta | None:
     match = _MAX_AGE.search(value)
     if match is None:
         return None
-    return timedelta(seconds=min(int(match.group(1)), 2**31))
+    return _capped_seconds(match.group(1))
 
 
 def _connect_message(exc: httpx.ConnectError) -> str:

@@ -183,6 +183,40 @@ def test_retry_after_http_date_is_obeyed(tmp_path: Path, feed_server: FeedServer
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("wait", ["99999999999999", "9" * 5000, "000000000000007200"])
+def test_retry_after_beyond_any_date_is_capped_and_recorded(
+    tmp_path: Path, feed_server: FeedServer, wait: str
+) -> None:
+    # 10^14 seconds overflowed the date arithmetic, 5,000 digits int() itself: the poll
+    # failed as an internal error, unrecorded, and the feed stayed due every pass.
+    feed_server.set_route("/f.xml", Response(status=503, headers={"Retry-After": wait}))
+
+    async def scenario() -> None:
+        async with rig(tmp_path, {"desk": feed_server.url("/f.xml")}) as r:
+            [outcome] = (await r.poll()).outcomes
+            assert outcome.error == "HTTP 503 Service Unavailable"
+            state = r.feed()
+            assert state.last_status == 503 and state.consecutive_failures == 1
+            expected = timedelta(hours=2) if wait.endswith("7200") else timedelta(seconds=2**31)
+            assert state.retry_after_until == r.clock() + expected
+
+    asyncio.run(scenario())
+
+
+def test_a_max_age_of_thousands_of_digits_does_not_stop_the_feed(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set_route("/f.xml", Response(body=ONE_ITEM, headers={
+        "Content-Type": "application/rss+xml", "Cache-Control": "max-age=" + "9" * 5000}))
+
+    async def scenario() -> None:
+        async with rig(tmp_path, {"desk": feed_server.url("/f.xml")}) as r:
+            assert [o.status for o in (await r.poll()).outcomes] == ["new"]
+            assert r.feed().items_total == 1
+
+    asyncio.run(scenario())
+
+
 def test_retry_after_on_other_statuses_is_not_a_wait(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
