@@ -64,6 +64,8 @@ _MAX_LINK = 1000
 _MAX_BLOCKS = 50  # blocks per message
 # A digest entry's "Also:" line: a story in fifty outlets must not crowd the others out.
 _MAX_DIGEST_ALSO = 500
+#: The longest Retry-After taken from Slack, in seconds (68 years, as for feeds).
+_LONGEST_RETRY_AFTER = float(2**31)
 # Slack asks for no more than one message per second per channel:
 # https://api.slack.com/apis/rate-limits#posting-messages
 MIN_INTERVAL = 1.0
@@ -403,7 +405,11 @@ def _retry_after(headers: Any) -> float | None:
         seconds = float(value)
     except ValueError:
         return None
-    return max(0.0, seconds)
+    if not math.isfinite(seconds):
+        return None
+    # Capped as a feed's Retry-After is: "1e20" overflowed the date arithmetic of the
+    # retry, which then escaped the delivery pass and left the row claimed.
+    return min(max(0.0, seconds), _LONGEST_RETRY_AFTER)
 
 
 class SlackNotifier:

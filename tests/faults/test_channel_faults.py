@@ -157,3 +157,24 @@ def test_a_paced_slack_backlog_does_not_hold_up_new_email(
     assert len(slack_times) == 12
     # The email went out while Slack was still working through its paced backlog.
     assert email.received_at < slack_times[-1] - 2.0
+
+
+@pytest.mark.parametrize(("wait", "status", "calls"), [
+    ("1e20", "pending", 1),  # capped: retried in 68 years, so given up on tomorrow
+    ("inf", SENT, 2),  # unreadable: the backoff's retry
+])
+def test_slack_429_with_a_retry_after_beyond_any_date_is_a_retry(
+    store: Store, slack_standin: SlackStandIn, wait: str, status: str, calls: int
+) -> None:
+    # It overflowed the retry's date arithmetic: the error escaped the delivery pass
+    # and the row stayed claimed ("sending") until its lease ran out.
+    slack_standin.fail_next(status=429, headers={"Retry-After": wait})
+    store_hits(store, rule="csto", notifiers=["desk"], keys=["k1"], now=datetime.now(UTC))
+
+    drain(store, {"desk": slack(slack_standin, "#desk")}, seconds=2)
+
+    [delivery] = store.deliveries()
+    assert delivery["status"] == status
+    if status == "pending":
+        assert "rate limited" in delivery["last_error"]
+    assert len(slack_standin.calls_to("chat.postMessage")) == calls
