@@ -393,9 +393,13 @@ class StoryIndex:
         counts: Counter[int] = Counter()
         for posting in rare:
             counts.update(posting)
+        # Postings keep forgotten stories until the next compaction: drop them before
+        # picking, or a few dozen expired stories sharing the item's words (a recurring
+        # headline) fill every place and hide the live story it belongs to.
         stories = self._stories
-        return [sid for sid, _ in counts.most_common(_MAX_CANDIDATES * 2)
-                if sid in stories][:_MAX_CANDIDATES]
+        for sid in [sid for sid in counts if sid not in stories]:
+            del counts[sid]
+        return [sid for sid, _ in counts.most_common(_MAX_CANDIDATES)]
 
     # ---------------------------------------------------------------- updates
 

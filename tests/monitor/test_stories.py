@@ -155,6 +155,19 @@ def test_expire_forgets_stories_words_and_urls() -> None:
     assert index.weight("armenia") == index.weight("never-seen")
 
 
+def test_expired_stories_of_a_recurring_headline_do_not_hide_the_live_one() -> None:
+    # Postings keep expired stories until compaction; 40 of them sharing every word
+    # took all 32 places counted before the live story was looked for.
+    index = StoryIndex()
+    for n in range(1, 41):
+        index.add_story(n, ORIGINAL, feed="caucasus", seen_at=T0)
+    later = T0 + timedelta(hours=49)
+    assert index.expire(later) == 40
+    index.add_story(100, ORIGINAL, feed="caucasus", seen_at=later)
+    found = index.match(REWRITE, feed="wire", seen_at=later + timedelta(minutes=4))
+    assert found is not None and found.story_id == 100
+
+
 def test_common_words_weigh_less() -> None:
     index = StoryIndex()
     for n in range(300):
