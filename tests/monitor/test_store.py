@@ -171,3 +171,15 @@ def test_a_poll_of_more_entries_than_one_statement_can_bind(store: Store) -> Non
     assert store.count_items() == 6000
     state = store.feed("dw")
     assert state is not None and state.items_total == 6000
+
+
+def test_iter_items_pages_past_one_batch_in_id_order(store: Store) -> None:
+    dw, bbc = store.feed("dw"), store.feed("bbc")
+    assert dw and bbc
+    store.store_poll(dw.id, [item("a"), item("b"), item("c")], update_=success(),
+                     match=lambda _: [])
+    later = T0 + timedelta(hours=1)
+    store.store_poll(bbc.id, [item("d"), item("e")], update_=success(later), match=lambda _: [])
+    paged = [(i.feed_name, i.item_key) for i in store.iter_items(since=T0, batch_size=2)]
+    assert paged == [("dw", "a"), ("dw", "b"), ("dw", "c"), ("bbc", "d"), ("bbc", "e")]
+    assert [i.item_key for i in store.iter_items(since=later, batch_size=1)] == ["d", "e"]
