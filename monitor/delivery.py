@@ -302,12 +302,21 @@ class Deliverer:
                 now=self._clock(), lease=self._lease, claimer=self.instance_id,
                 not_notifiers=sorted(known),
             )
-            if not claimed:
-                return summary
             for delivery in claimed:
                 self._fail(
                     [delivery], f"notifier '{delivery.notifier}' is no longer configured", summary
                 )
+            # Rows held for a digest, quiet hours or a flood summary fail with their
+            # batch when it comes due (a channel added back before then sends it).
+            batch = self._store.claim_batch(
+                now=self._clock(), lease=self._lease, claimer=self.instance_id,
+                not_notifiers=sorted(known),
+            )
+            if batch:
+                self._fail(batch, f"notifier '{batch[0].notifier}' is no longer configured",
+                           summary)
+            if not (claimed or batch):
+                return summary
 
     # ------------------------------------------------------------------- sending
 

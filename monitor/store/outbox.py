@@ -144,26 +144,30 @@ class OutboxQueries(StoreBase):
         return int(count), _aware(first)
 
     def claim_batch(self, *, now: datetime, lease: timedelta, claimer: str,
-                    notifier: str) -> list[ClaimedDelivery]:
-        """Claim every row of one due batch of ``notifier`` (empty when none is due).
+                    notifier: str | None = None,
+                    not_notifiers: Sequence[str] = ()) -> list[ClaimedDelivery]:
+        """Claim every row of one due batch of ``notifier`` (of any channel but
+        ``not_notifiers`` when None); empty when none is due.
 
         A batch is due when its rows are held and their time has come, or when a
         claim on it expired. All its rows are claimed together, so they go out as one
         message and are marked together.
         """
         due = _due(DeliveryRow, now=now, waiting=HELD)
+        first = select(DeliveryRow.notifier, DeliveryRow.batch).where(
+            due, col(DeliveryRow.batch) != None)  # noqa: E711
+        if notifier is not None:
+            first = first.where(col(DeliveryRow.notifier) == notifier)
+        if not_notifiers:
+            first = first.where(col(DeliveryRow.notifier).not_in(list(not_notifiers)))
         with Session(self._engine) as session:
-            batch = session.exec(
-                select(DeliveryRow.batch)
-                .where(due, col(DeliveryRow.notifier) == notifier,
-                       col(DeliveryRow.batch) != None)  # noqa: E711
-                .order_by(col(DeliveryRow.next_attempt_at))
-                .limit(1)
-            ).first()
-            if batch is None:
+            found = session.exec(
+                first.order_by(col(DeliveryRow.next_attempt_at)).limit(1)).first()
+            if found is None:
                 return []
+            channel, batch = found
             ids_query = select(col(DeliveryRow.id)).where(
-                due, col(DeliveryRow.notifier) == notifier, col(DeliveryRow.batch) == batch)
+                due, col(DeliveryRow.notifier) == channel, col(DeliveryRow.batch) == batch)
             claimed = self._lease(session, DeliveryRow, ids_query, now=now, lease=lease,
                                   claimer=claimer).scalars().all()
             session.commit()
