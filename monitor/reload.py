@@ -6,6 +6,13 @@ every filesystem, through editors that save by rename, bind mounts and network
 shares, and one ``stat`` a second costs nothing; a save is applied well within
 the 5 s the operators were promised.
 
+A change is read once it has settled: the file must look the same on two looks in
+a row. Editors that save in place truncate the file and write it in pieces; read
+between two pieces, an empty file would be reported as broken, and a file cut
+off between two rules or feeds is valid YAML that would be applied, dropping
+those rules or feeds (and every item polled meanwhile is never matched against
+them again).
+
 A config is judged by its *content*: touching the file, or saving the same
 bytes, does nothing; a broken version is reported once (not once a second),
 and fixing the file applies it. A SIGHUP re-reads the file even when it looks
@@ -86,6 +93,7 @@ class ConfigReloader(Generic[C]):
         self._errors = errors
         self._interval = interval
         self._seen = fingerprint(path)
+        self._settling: Fingerprint | None = None
         self._current_digest = _digest(initial_text) if initial_text is not None else None
         self._rejected_digest: str | None = None
         self._forced = asyncio.Event()
@@ -125,14 +133,22 @@ class ConfigReloader(Generic[C]):
             if forced:
                 log.warning("config reload: %s is missing; the running config stays", self._path)
             return "missing"
-        if seen == self._seen and not forced:
-            return "unchanged"
+        if not forced:
+            if seen == self._seen:
+                self._settling = None
+                return "unchanged"
+            if seen != self._settling:
+                self._settling = seen  # still being written, perhaps: look again
+                return "changing"
+        self._settling = None
         try:
             data = self._path.read_bytes()
         except OSError as exc:
             log.warning("config reload: cannot read %s (%s); the running config stays",
                         self._path, exc.strerror or exc.__class__.__name__)
             return "unreadable"
+        if fingerprint(self._path) != seen:
+            return "changing"  # written again while it was read: look again next turn
         self._seen = seen
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._current_digest and not forced:
