@@ -11,7 +11,8 @@ from monitor.stories import StoryIndex, fingerprint, is_same_story, similarity, 
 T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
 LEAD = ("Armenia will not take part in events of the Russian-led Collective Security Treaty "
         "Organization, Prime Minister Nikol Pashinyan said on Wednesday.")
-ORIGINAL = fingerprint(title="Armenia seeks to distance itself from Russia's military pact",
+ORIGINAL_TITLE = "Armenia seeks to distance itself from Russia's military pact"
+ORIGINAL = fingerprint(title=ORIGINAL_TITLE,
                        lead=LEAD, link="https://caucasus.example.org/armenia-csto")
 REWRITE = fingerprint(title="Armenia seeks distance from Russia-led military pact — report",
                       lead=LEAD, link="https://wire.example.net/armenia-csto-report")
@@ -174,3 +175,34 @@ def test_common_words_weigh_less() -> None:
         index.add_story(n, fingerprint(title=f"Trump item {n}", lead="", link=None),
                         feed="f", seen_at=T0)
     assert index.weight("trump") < index.weight("pashinian")
+
+
+def test_compaction_forgets_expired_postings_and_keeps_every_live_story_findable() -> None:
+    # 700 expired stories of ~20 words each are past the 4000 stale postings at which
+    # the posting lists are rebuilt; the live ones (one added before and one after
+    # compaction) must be found exactly as by an index that never held the others.
+    index = StoryIndex()
+    for n in range(700):
+        index.add_story(n, fingerprint(title=f"{ORIGINAL_TITLE} item{n}", lead=LEAD, link=None),
+                        feed="caucasus", seen_at=T0)
+    later = T0 + timedelta(hours=49)
+    index.add_story(1000, ORIGINAL, feed="caucasus", seen_at=later)
+    index.add_story(1001, OTHER, feed="caucasus", seen_at=later)
+    stale = sum(len(posting) for posting in index._postings.values())
+    assert index.expire(later) == 700
+    # At least one compaction ran (without one, nothing leaves the posting lists).
+    assert sum(len(posting) for posting in index._postings.values()) < stale - 4000
+    index.add_story(1002, PERU_DW, feed="dw", seen_at=later)
+
+    fresh = StoryIndex.with_stories([(1000, ORIGINAL, "caucasus", later),
+                                     (1001, OTHER, "caucasus", later),
+                                     (1002, PERU_DW, "dw", later)])
+    seen_at = later + timedelta(minutes=4)
+    for probe, story in ((REWRITE, 1000), (OTHER, 1001), (PERU_MERCOPRESS, 1002)):
+        found = index.match(probe, feed="wire", seen_at=seen_at)
+        assert found is not None and found.story_id == story
+        assert found == fresh.match(probe, feed="wire", seen_at=seen_at)
+        assert index._candidates(probe) == fresh._candidates(probe)
+    # Removing a live story after compaction still forgets it.
+    index.remove_story(1000)
+    assert index.match(REWRITE, feed="wire", seen_at=seen_at) is None
