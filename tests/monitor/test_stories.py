@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.stories import StoryIndex, fingerprint, is_same_story, similarity, title_words
+from monitor.stories import (
+    Fingerprint,
+    StoryIndex,
+    fingerprint,
+    is_same_story,
+    similarity,
+    title_words,
+)
 
 T0 = datetime(2026, 2, 18, 9, 0, tzinfo=UTC)
 LEAD = ("Armenia will not take part in events of the Russian-led Collective Security Treaty "
@@ -48,7 +55,7 @@ def test_the_issue_example() -> None:
     assert not is_same_story(ORIGINAL, OTHER)
 
 
-def item(title: str, lead: str = "") -> object:
+def item(title: str, lead: str = "") -> Fingerprint:
     return fingerprint(title=title, lead=lead, link=None)
 
 
@@ -101,11 +108,11 @@ def test_the_index_scores_as_similarity_does_with_its_weights() -> None:
     index = StoryIndex(threshold=0.0)
     background = [SWORN_IN, BOYCOTT, TALKS_END, HORMUZ, JERI_PROFILE, OTHER, ORIGINAL]
     for n, story in enumerate(background, start=1):
-        index.add_story(n, story, feed=f"feed{n}", seen_at=T0)  # type: ignore[arg-type]
+        index.add_story(n, story, feed=f"feed{n}", seen_at=T0)
     for probe in (PERU_DW, PERU_MERCOPRESS, REWRITE, MARKETS):
-        found = index.match(probe, feed="probe", seen_at=T0)  # type: ignore[arg-type]
+        found = index.match(probe, feed="probe", seen_at=T0)
         assert found is not None
-        expected = similarity(probe, background[found.story_id - 1], index)  # type: ignore[arg-type]
+        expected = similarity(probe, background[found.story_id - 1], index)
         assert found.score == pytest.approx(expected, rel=1e-9)
 
 
