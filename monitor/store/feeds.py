@@ -29,6 +29,21 @@ class FeedQueries(StoreBase):
         wanted = {spec.name: spec for spec in specs}
         with Session(self._engine) as session:
             rows = {row.name: row for row in session.exec(select(FeedRow))}
+            # A feed renamed in the config (its old name gone, its URL the same) keeps
+            # its row: as a new feed, every item in its document would be stored and
+            # matched again, and each story it had alerted would report it as a new
+            # source ("Also reported by: <new name>").
+            unwanted: dict[str, list[FeedRow]] = {}
+            for existing in rows.values():
+                if existing.name not in wanted:
+                    unwanted.setdefault(existing.url, []).append(existing)
+            for name, spec in wanted.items():
+                same_url = unwanted.get(spec.url, [])
+                if name not in rows and len(same_url) == 1:
+                    renamed = same_url.pop()
+                    del rows[renamed.name]
+                    renamed.name = name
+                    rows[name] = renamed
             new = [dict(name=name, url=spec.url, enabled=spec.enabled, next_poll_at=now,
                         created_at=now) for name, spec in wanted.items() if name not in rows]
             # Instances starting together all add the same new feeds: one insert wins,
