@@ -177,6 +177,23 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.once:
+        return _run(args, ctx, early_hup=[])
+    # systemd's ExecReload (SIGHUP) may come while the daemon still starts (opening or
+    # upgrading the database, loading the stories); the signal's default action would
+    # kill it. Until the reloader takes the signal over, it is noted and acted on then.
+    early_hup: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGHUP, lambda signum, _frame: early_hup.append(signum))
+    except ValueError:  # not the main thread: no handler to install
+        return _run(args, ctx, early_hup=early_hup)
+    try:
+        return _run(args, ctx, early_hup=early_hup)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _run(args: argparse.Namespace, ctx: Context, *, early_hup: list[int]) -> int:
     config = ctx.load_config()
     for warning in config.warnings:
         logging.getLogger("wirewatch").warning("config warning: %s", warning)
@@ -193,7 +210,7 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         )
         if args.once:
             return asyncio.run(_run_once(monitor, args, ctx))
-        asyncio.run(_run_forever(monitor, ctx))
+        asyncio.run(_run_forever(monitor, ctx, early_hup=early_hup))
         return EXIT_OK
     finally:
         store.close()
@@ -252,7 +269,7 @@ def _interrupt(task: asyncio.Task[int], signum: signal.Signals,
         task.cancel()
 
 
-async def _run_forever(monitor: Monitor, ctx: Context) -> None:
+async def _run_forever(monitor: Monitor, ctx: Context, *, early_hup: list[int]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -260,6 +277,8 @@ async def _run_forever(monitor: Monitor, ctx: Context) -> None:
     reloader = reloader_for(monitor, path=ctx.config_path, environ=ctx.environ,
                             stdout=ctx.stdout, redactor=ctx.redactor)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    if early_hup:  # a reload asked for during start-up
+        reloader.request()
     server = ops_server(monitor)
     try:
         await monitor.run_forever(stop, reloader=reloader)
