@@ -315,7 +315,19 @@ class Deliverer:
             if batch:
                 self._fail(batch, f"notifier '{batch[0].notifier}' is no longer configured",
                            summary)
-            if not (claimed or batch):
+            # Notices too (ops_notify moved to another channel): logged only, as any
+            # failed notice is.
+            notices = self._store.claim_notices(
+                now=self._clock(), lease=self._lease, claimer=self.instance_id,
+                not_notifiers=sorted(known),
+            )
+            for notice in notices:
+                reason = f"notifier '{notice.notifier}' is no longer configured"
+                self._store.mark_notice_failed(notice.id, reason=reason)
+                summary.failed += 1
+                log.error("notifier=%s notice=%s failed: %s", notice.notifier, notice.key,
+                          reason)
+            if not (claimed or batch or notices):
                 return summary
 
     # ------------------------------------------------------------------- sending

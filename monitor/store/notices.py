@@ -4,6 +4,7 @@ episode, sent through an outbox of their own like deliveries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,11 +40,14 @@ class NoticeQueries(StoreBase):
         return inserted is not None
 
     def claim_notices(self, *, now: datetime, lease: timedelta, claimer: str,
-                      limit: int = 20, notifier: str | None = None) -> list[ClaimedNotice]:
+                      limit: int = 20, notifier: str | None = None,
+                      not_notifiers: Sequence[str] = ()) -> list[ClaimedNotice]:
         """Claim due notices, like :meth:`claim_deliveries`."""
         ids_query = select(col(NoticeRow.id)).where(_due(NoticeRow, now=now))
         if notifier is not None:
             ids_query = ids_query.where(col(NoticeRow.notifier) == notifier)
+        if not_notifiers:
+            ids_query = ids_query.where(col(NoticeRow.notifier).not_in(list(not_notifiers)))
         ids_query = ids_query.order_by(col(NoticeRow.id)).limit(limit)
         with Session(self._engine) as session:
             rows = self._lease(

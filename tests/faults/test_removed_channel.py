@@ -56,3 +56,20 @@ def test_rows_held_for_a_digest_of_a_removed_channel_fail_and_are_reported(
     assert rows[0]["last_error"] == "notifier 'desk' is no longer configured"
     [notice] = slack_standin.messages
     assert "could not be delivered on 'desk'" in notice.body["text"]
+
+
+def test_a_notice_queued_for_a_removed_ops_channel_fails_and_stops_being_due(
+    store: Store, slack_standin: SlackStandIn
+) -> None:
+    # ops_notify moved from 'ops' to 'desk' while a notice for 'ops' was queued: it
+    # would stay due for ever (and `run --once` would wait on it until its timeout).
+    now = datetime.now(UTC)
+    assert store.queue_notice(key="feed-failing:wire:1", notifier="ops", title="wire failing",
+                              body="HTTP 500", now=now)
+    deliver(store, slack_standin, "desk", DeliveryPolicy())
+
+    [notice] = store.notices()
+    assert (notice["status"], notice["last_error"]) == (
+        "failed", "notifier 'ops' is no longer configured")
+    assert store.next_notice_due() is None
+    assert slack_standin.messages == []
