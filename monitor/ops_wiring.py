@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from monitor.channels import build_notifiers
+from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, ConfigProblem, host_port, load_config
 from monitor.health import HealthCheck, OpsServer
 from monitor.logs import Redactor
@@ -51,7 +51,12 @@ def reloader_for(
             notifiers = loaded.pop()[1]
         else:
             notifiers = build_notifiers(config, stdout=stdout)
-        monitor.apply_config(config, notifiers)
+        try:
+            monitor.apply_config(config, notifiers)
+        except Exception:
+            if monitor.config is not config:  # not taken: the retry builds its own
+                close_notifiers(notifiers.values())
+            raise
 
     try:
         initial = path.read_text(encoding="utf-8")

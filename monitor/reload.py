@@ -166,7 +166,12 @@ class ConfigReloader(Generic[C]):
             # ConfigError keeps each problem (a rule's caret lines included) whole.
             problems = getattr(exc, "problems", None) or [exc]
             return self._rejected(digest, tuple(str(problem) for problem in problems))
-        self._apply(config)
+        try:
+            self._apply(config)
+        except Exception:
+            # Not applied (the database failed): read it again on the next turn.
+            self._seen, self._settling = None, seen
+            raise
         self._current_digest = digest
         self._rejected_digest = None
         self.applied += 1

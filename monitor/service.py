@@ -121,9 +121,12 @@ class Monitor:
         for key in ("database", "http"):
             if getattr(old, key) != getattr(config, key):
                 log.warning("config reload: '%s' changes take effect on restart", key)
+        plan = plan_from_config(config)
+        # The one step that can fail (the database): first, so that a failure leaves
+        # the running config whole, and the reloader tries the edit again.
+        self._sync_feeds(config)
         self._config = config
-        self._plan = plan_from_config(config)
-        self._sync_feeds()
+        self._plan = plan
         self.poller.replace_plan(self._plan)
         # No restart needed, as for the lease derived from the timeouts: feeds
         # claimed from now on get the new lease; those already held keep theirs.
@@ -209,9 +212,10 @@ class Monitor:
     async def _heartbeat(self) -> None:
         self.last_tick = time.monotonic()
 
-    def _sync_feeds(self) -> None:
+    def _sync_feeds(self, config: Config | None = None) -> None:
+        feeds = (config or self._config).feeds
         self._store.sync_feeds(
-            [FeedSpec(name=f.name, url=f.url, enabled=f.enabled) for f in self._config.feeds],
+            [FeedSpec(name=f.name, url=f.url, enabled=f.enabled) for f in feeds],
             now=self._clock(),
         )
 

@@ -1,0 +1,70 @@
+"""A reload whose database write fails (a locked or full disk, a server restarting):
+the running config stays whole, and the edit is applied on a later look, not lost."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.config import load_config
+from monitor.ops_wiring import reloader_for
+from monitor.service import Monitor
+from monitor.store import Store
+
+# The failure is an SQLite trigger on the file the monitor uses.
+pytestmark = pytest.mark.sqlite_files
+
+CONFIG = """\
+database: "sqlite:///{db}"
+notifiers:
+  out:
+    type: console
+feeds:
+  - name: wire
+    url: http://127.0.0.1:9/wire.rss
+rules:
+  - name: csto
+    query: CSTO
+"""
+
+EDITED = (CONFIG + """\
+  - name: quake
+    query: earthquake
+""").replace("rules:", "  - name: asia\n    url: http://127.0.0.1:9/asia.rss\nrules:")
+
+
+def test_a_reload_that_cannot_write_the_feeds_is_retried_and_changes_nothing_meanwhile(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "w.db"
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(db=db))
+    config = load_config(path.read_text(), source=str(path), environ={})
+    store = Store.open(config.database)
+    monitor = Monitor(config=config, store=store, notifiers={}, instance_id="desk:1")
+    failing = sqlite3.connect(db, isolation_level=None)
+    try:
+        reloader = reloader_for(monitor, path=path, environ={}, stdout=io.StringIO())
+        path.write_text(EDITED.format(db=db))
+        failing.execute("CREATE TRIGGER full BEFORE INSERT ON feeds "
+                        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+
+        with pytest.raises(SQLAlchemyError, match="disk is full"):
+            reloader.check(forced=True)
+        # Nothing of the edit is half-applied.
+        assert monitor.config is config
+        assert list(monitor.poller.plan.rules) == ["csto"]
+
+        failing.execute("DROP TRIGGER full")
+        assert reloader.check() == "applied"  # the same file, looked at again
+        assert [r.name for r in monitor.config.rules] == ["csto", "quake"]
+        assert sorted(f.name for f in store.feeds()) == ["asia", "wire"]
+    finally:
+        failing.close()
+        asyncio.run(monitor.aclose())
+        store.close()
