@@ -526,8 +526,8 @@ def build_feed(
         for draft, key in zip(drafts, keys, strict=True)
     )
     return ParsedFeed(
-        title=collapse_whitespace(html_to_text(title)),
-        link=resolve_link(link, url),
+        title=collapse_whitespace(html_to_text(_storable(title))),
+        link=resolve_link(_storable(link or ""), url),
         items=items,
         ttl=ttl,
     )
@@ -553,15 +553,32 @@ class _DraftItem:
 
 def _draft_item(entry: RawEntry, base_url: str) -> _DraftItem:
     return _DraftItem(
-        guid=(entry.guid or "").strip() or None,
-        link=resolve_link(entry.link, base_url),
-        title=collapse_whitespace(html_to_text(entry.title_html)),
-        summary=html_to_text(entry.summary_html),
-        content=html_to_text(entry.content_html),
-        author=collapse_whitespace(html_to_text(entry.author)),
-        categories=_unique_nonempty(collapse_whitespace(c) for c in entry.categories),
+        guid=_storable(entry.guid or "").strip() or None,
+        link=resolve_link(_storable(entry.link or ""), base_url),
+        title=collapse_whitespace(html_to_text(_storable(entry.title_html))),
+        summary=html_to_text(_storable(entry.summary_html)),
+        content=html_to_text(_storable(entry.content_html)),
+        author=collapse_whitespace(html_to_text(_storable(entry.author))),
+        categories=_unique_nonempty(collapse_whitespace(_storable(c)) for c in entry.categories),
         published_at=entry.published_at,
     )
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str) -> str:
+    """``text`` without NUL, and with each lone surrogate replaced by U+FFFD.
+
+    PostgreSQL refuses NUL in text (a JSON Feed ``"\\u0000"``, a raw NUL byte in
+    an XML guid or link, which feedparser's loose parser keeps), and no driver can
+    encode a lone surrogate (JSON Feed's ``"\\ud800"``). Either one, in any field
+    of any item, failed the insert of the whole poll, on every poll: none of the
+    feed's new items was ever stored, and no error was recorded on the feed.
+    """
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
 
 
 def assign_item_keys(drafts: Sequence[_DraftItem]) -> list[str]:
