@@ -150,7 +150,16 @@ def _parse_xml_feed(body: bytes, *, url: str, charset: str | None, media_type: s
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<"):
         body = _fix_impossible_utf16_declaration(stripped)
-    result = _run_feedparser(body, charset=charset)
+    try:
+        result = _run_feedparser(body, charset=charset)
+    except FeedParseError:
+        # The loose parser fails on a character reference to a surrogate
+        # (&#xD800;, which expat refuses first): one such title lost every item.
+        repaired = _repair_entities(body)
+        if repaired == body:
+            raise
+        body = repaired
+        result = _run_feedparser(body, charset=charset)
     if _failed_strict_parsing(result):
         # Bare "&" and HTML entities (&uuml;) without a DTD are the commonest
         # reasons real feeds are not well-formed. feedparser's loose fallback
@@ -276,7 +285,9 @@ def _repair_entities(body: bytes) -> bytes:
         reference = match.group(1)
         if reference is None:
             return b"&amp;"
-        if reference.startswith(b"#") or reference in _XML_PREDEFINED_ENTITIES:
+        if reference.startswith(b"#"):
+            return whole if _is_xml_char(reference) else b"&#xFFFD;"
+        if reference in _XML_PREDEFINED_ENTITIES:
             return whole
         character = html.entities.html5.get(reference.decode("ascii") + ";")
         if character is None:
@@ -284,6 +295,21 @@ def _repair_entities(body: bytes) -> bytes:
         return "".join(f"&#{ord(c)};" for c in character).encode("ascii")
 
     return _AMPERSAND_OR_CDATA.sub(replace, body)
+
+
+def _is_xml_char(reference: bytes) -> bool:
+    """Whether ``#123`` or ``#x7B`` names a character XML allows (XML 1.0 §2.2, "Char")."""
+    hexadecimal = reference.startswith(b"#x")
+    digits = reference[2:] if hexadecimal else reference[1:]
+    if len(digits.lstrip(b"0")) > 8:
+        return False
+    code = int(digits, 16 if hexadecimal else 10)
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
 
 
 def _get(mapping: object, key: str) -> Any:

@@ -439,6 +439,20 @@ def test_invalid_utf8_still_yields_items() -> None:
     assert item.title.startswith("bad ") and item.title.endswith(" bytes")
 
 
+def test_character_references_xml_forbids_lose_only_themselves() -> None:
+    # Expat refuses &#xD800; and feedparser's loose parser then failed on the lone
+    # surrogate, so one such title made the whole feed unreadable.
+    body = rss(
+        "<guid>1</guid><title>Budget &#xD800; &#0; &#x110000; &#65;&#x1F600; &eacute;</title>",
+        "<guid>2</guid><title>Second item</title>",
+    )
+    feed = parse(body)
+    assert [(item.guid, item.title) for item in feed.items] == [
+        ("1", "Budget \ufffd \ufffd \ufffd A\U0001f600 \u00e9"),
+        ("2", "Second item"),
+    ]
+
+
 def test_http_charset_overrides_a_missing_declaration() -> None:
     body = (
         '<rss version="2.0"><channel><title>T</title>'
