@@ -122,6 +122,7 @@ class Hit:
 
 
 _CHUNK = re.compile(r"\S+")
+_SPACE = re.compile(r"\s")
 
 
 def make_snippet(text: str, spans: list[tuple[int, int]], limit: int = SNIPPET_CHARS) -> Snippet:
@@ -135,9 +136,10 @@ def make_snippet(text: str, spans: list[tuple[int, int]], limit: int = SNIPPET_C
     if spans and spans[0][0] > _CONTEXT_BEFORE:
         # Start a little before the first match, at the beginning of a word.
         window_start = spans[0][0] - _CONTEXT_BEFORE
-        space = text.find(" ", window_start, spans[0][0])
-        if space != -1:
-            window_start = space + 1
+        # Any whitespace: text split by line breaks alone has no space to find.
+        space = _SPACE.search(text, window_start, spans[0][0])
+        if space is not None:
+            window_start = space.end()
     lead = window_start > 0 and bool(text[:window_start].strip())
     budget = limit - (1 if lead else 0)
     # Walk whitespace-separated chunks; each keeps its original offset, so spans map

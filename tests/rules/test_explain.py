@@ -64,6 +64,17 @@ def test_snippet_of_a_long_text_is_cut_around_the_first_match() -> None:
     assert "summit opened" in snippet.text  # whitespace collapsed
 
 
+@pytest.mark.parametrize("separator", ["\n", "\t", "\u00a0"])
+def test_snippet_starts_at_a_word_when_words_are_split_by_other_whitespace(
+    separator: str,
+) -> None:
+    text = separator.join(["paragraphs"] * 30 + ["CSTO"])
+    snippet = make_snippet(text, [(len(text) - 4, len(text))])
+    assert snippet.text.startswith("…paragraphs paragraphs"), snippet.text[:20]
+    ((s, e),) = snippet.marks
+    assert snippet.text[s:e] == "CSTO"
+
+
 def test_snippet_marks_are_sorted_and_disjoint() -> None:
     text = "alpha beta gamma delta"
     snippet = make_snippet(text, [(6, 16), (0, 5), (11, 16)])
