@@ -91,7 +91,11 @@ _CELL_TAGS = frozenset({"td", "th"})
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _LINE_BREAKS = re.compile(r" ?\n[\s]*")
 _WHITESPACE = re.compile(r"\s+")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+# Also the invisible characters that sit *inside* words and never break them: the
+# soft hyphen (real feeds write "Palest\u00adinian"), the word joiner and the
+# zero-width no-break space. Left in, they split a word in two for the rules, and
+# "Palestinian" did not match.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u00ad\u2060\ufeff]")
 
 
 def _replace_tag(match: re.Match[str]) -> str:
@@ -123,8 +127,9 @@ def html_to_text(html_text: str) -> str:
         text = _TAG.sub(_replace_tag, text)
     if "&" in text:
         text = html.unescape(text)
-    # A NUL or other C0 control is noise in text meant for people; non-breaking
-    # and other Unicode spaces already count as whitespace for "\s".
+    # A NUL or other C0 control is noise in text meant for people, and a soft
+    # hyphen splits a word; non-breaking and other Unicode spaces already count
+    # as whitespace for "\s".
     text = _CONTROL_CHARS.sub("", text)
     text = _HORIZONTAL_SPACE.sub(" ", text.replace("\r", "\n"))
     text = _LINE_BREAKS.sub("\n", text)

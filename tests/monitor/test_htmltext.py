@@ -5,6 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.htmltext import collapse_whitespace, html_to_text
+from monitor.parse import parse_feed
+from rules import Document, RuleSpec, compile_rules
 
 CASES = [
     ("plain text passes through", "Pashinyan to withdraw", "Pashinyan to withdraw"),
@@ -27,6 +29,8 @@ CASES = [
     ("lone less-than kept", "x < y and y > z", "x < y and y > z"),
     ("bare ampersand kept", "AT&T and R&D", "AT&T and R&D"),
     ("control characters removed", "a\x00b\x07c", "abc"),
+    ("soft hyphens removed", "Palest&shy;inian Bundes\u00adtag", "Palestinian Bundestag"),
+    ("word joiners removed", "bud\u2060get\ufeff", "budget"),
     ("cdata markers removed", "<![CDATA[inside]]>", "inside"),
     ("uppercase tags", "<P>One<BR>Two</P>", "One\nTwo"),
     ("empty string", "", ""),
@@ -71,3 +75,14 @@ def test_100_kb_of_article_markup_becomes_text() -> None:
     text = html_to_text(html)
     assert "“we will withdraw” today." in text
     assert "<" not in text
+
+
+def test_a_soft_hyphenated_word_in_a_feed_matches_its_rule() -> None:
+    # Dawn's world feed has "Palest\u00adinian" (a soft hyphen) in item content.
+    body = ('<?xml version="1.0"?><rss version="2.0"><channel><item><guid>1</guid>'
+            "<title>West Bank</title><description>The Palest\u00adinian Authority"
+            "</description></item></channel></rss>").encode()
+    (item,) = parse_feed(body, url="https://news.example.org/feed").items
+    ruleset = compile_rules([RuleSpec("pa", '"Palestinian Authority"')])
+    (hit,) = ruleset.match(Document(title=item.title, summary=item.summary))
+    assert hit.snippet.text == "The Palestinian Authority"
