@@ -69,6 +69,11 @@ _UNSEEN = "\x00"
 # The lead is the first paragraph; later sentences drift into background that
 # unrelated stories share ("The war began in February 2022 ...").
 _LEAD_WORDS = 30
+# Headlines run to a dozen or two words. A "title" of thousands (a hostile or
+# broken feed) shared a rare word with nearly every later item, so it was a
+# candidate for each and cost a pass over all its words per comparison, for the
+# whole window: five such items made story matching some 300 times slower.
+_TITLE_WORDS = 64
 # Candidates verified per lookup, best-first by shared rare words.
 _MAX_CANDIDATES = 16
 # A word in more than this share of the window's stories is too common to look
@@ -214,7 +219,7 @@ def title_words(title: str) -> list[str]:
 
 def fingerprint(*, title: str, lead: str, link: str | None) -> Fingerprint:
     lead_words = set(_words(" ".join(lead.split()[:_LEAD_WORDS])))
-    title_set = set(title_words(title))
+    title_set = set(title_words(" ".join(title.split(maxsplit=_TITLE_WORDS)[:_TITLE_WORDS])))
     # Title and lead kept disjoint, so the weight of all the words is the sum of the
     # two without building a set per comparison.
     return Fingerprint(

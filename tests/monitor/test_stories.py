@@ -176,6 +176,16 @@ def test_expired_stories_of_a_recurring_headline_do_not_hide_the_live_one() -> N
     assert found is not None and found.story_id == 100
 
 
+def test_a_title_of_thousands_of_words_counts_only_its_first_ones() -> None:
+    # One such item was a candidate for every later item sharing any of its words,
+    # and each comparison walked all of them.
+    headline = "Parliament passes the budget after a marathon vote"
+    junk = " ".join(f"w{n}x" for n in range(20_000))
+    print_ = fingerprint(title=f"{headline} {junk}", lead=junk, link=None)
+    assert len(print_.title) <= 64 and len(print_.words) <= 64 + 30
+    assert set(title_words(headline)) <= set(print_.title)
+
+
 def test_common_words_weigh_less() -> None:
     index = StoryIndex()
     for n in range(300):
