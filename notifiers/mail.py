@@ -67,6 +67,14 @@ _SECURITY_MODES = ("starttls", "ssl", "none")
 # and the header is folded anyway, but a 2 kB subject helps nobody.
 _MAX_SUBJECT = 200
 
+# Feed text is stored whole, and a title or link can be megabytes long: in the body
+# it made a message bigger than SMTP servers take (552, a permanent failure), losing
+# the alert, or a whole digest with it. Slack shows 300 characters of a title.
+_MAX_TITLE = 1000
+# RFC 9110 §4.1 asks for URIs of at least 8000 octets to be supported; longer ones
+# are left out, as the title is then shown without a link.
+_MAX_LINK = 8000
+
 # OpenSSL reasons that mean "this is not TLS at all" (security: ssl against a plain or
 # STARTTLS port, for instance): a configuration error that retrying will not fix.
 _TLS_CONFIG_REASONS = frozenset({"WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "HTTP_REQUEST"})
@@ -105,14 +113,28 @@ def thread_headers(earlier: Sequence[str]) -> dict[str, str]:
     return {"In-Reply-To": ids[-1], "References": " ".join(ids)}
 
 
+def _shown_title(title: str) -> str:
+    """The title on one line, cut to ``_MAX_TITLE`` characters, or "(no title)"."""
+    # Cut before collapsing too: one_line takes a second over a few megabytes.
+    title = one_line(title[: 4 * _MAX_TITLE])
+    if len(title) > _MAX_TITLE:
+        title = title[: _MAX_TITLE - 1].rstrip() + "…"
+    return title or "(no title)"
+
+
+def _shown_link(link: str | None) -> str | None:
+    """The link when it is a safe http(s) URL of a sane length."""
+    return safe_link(link) if link and len(link) <= _MAX_LINK else None
+
+
 def _text_body(alert: Alert) -> str:
     snippet = "".join(
         f"**{piece}**" if marked else piece
         for piece, marked in split_marked(alert.snippet, alert.marks)
     )
-    link = safe_link(alert.link)
+    link = _shown_link(alert.link)
     lines = [
-        one_line(alert.title) or "(no title)",
+        _shown_title(alert.title),
         "",
     ]
     if link:
@@ -135,8 +157,8 @@ def _text_body(alert: Alert) -> str:
 def _html_body(alert: Alert) -> str:
     """Every piece of feed text goes through markupsafe's `escape`; the only markup is
     ours. The link is only an <a> when it is an http(s) URL."""
-    title = escape(one_line(alert.title) or "(no title)")
-    link = safe_link(alert.link)
+    title = escape(_shown_title(alert.title))
+    link = _shown_link(alert.link)
     headline = Markup('<a href="{}">{}</a>').format(link, title) if link else title
     # HTML folds runs of whitespace itself, so the snippet keeps its offsets (and the
     # marks stay aligned); only control characters are dropped.
@@ -214,7 +236,7 @@ def build_email(
 ) -> EmailMessage:
     """The message for one alert: headers safe against CR/LF, text and HTML parts."""
     message = _new_message(
-        f"[wirewatch] {one_line(alert.rule)}: {one_line(alert.title) or '(no title)'}",
+        f"[wirewatch] {one_line(alert.rule)}: {_shown_title(alert.title)}",
         sender=sender, recipients=recipients, now=now, message_key=alert.alert_id)
     message["X-Wirewatch-Rule"] = one_line(alert.rule)
     message["X-Wirewatch-Feed"] = one_line(alert.feed)
@@ -241,8 +263,8 @@ def build_digest_email(
         text.append(f"{one_line(rule)} ({len(alerts)})")
         items: list[Markup] = []
         for alert in alerts:
-            title = one_line(alert.title) or "(no title)"
-            link = safe_link(alert.link)
+            title = _shown_title(alert.title)
+            link = _shown_link(alert.link)
             others = other_sources_text(alert)
             flag = severity_flag(alert)
             text.append(f"  - {flag}{title} ({one_line(alert.feed)})"

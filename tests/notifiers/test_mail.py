@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from notifiers import EmailNotifier, Notifier, NotifyError
-from notifiers.mail import build_email
+from notifiers.base import Digest
+from notifiers.mail import build_digest_email, build_email
 from tests.notifiers.alerts import make_alert
 from tests.support import SmtpServer
 
@@ -190,6 +191,24 @@ def test_long_title_is_cut_in_the_subject() -> None:
     subject = message["Subject"]
     assert len(subject) <= 200
     assert subject.endswith("…")
+
+
+def test_a_megabyte_title_or_link_does_not_make_a_message_servers_refuse() -> None:
+    # Whole in the body, a 1 MB title and link made a 4.5 MB message; servers
+    # refuse oversized mail permanently (552), and a digest took its neighbours along.
+    title = "Budget vote " * 100_000
+    link = "https://news.example/a?" + "x" * 1_000_000
+    alert = make_alert(title=title, link=link)
+    message = build_email(alert, sender=SENDER, recipients=[DESK])
+    digest = build_digest_email(Digest(digest_id="d", kind="digest", title="Digest",
+                                       alerts=(alert, make_alert(alert_id="2"))),
+                                sender=SENDER, recipients=[DESK])
+    for built in (message, digest):
+        assert len(built.as_bytes()) < 20_000
+        body = parts(built)
+        assert "Budget vote Budget vote" in body["text"] and "…" in body["text"]
+        assert "https://news.example/a?" not in body["html"]
+    assert "Armenia weighs leaving the CSTO" in parts(digest)["text"]  # the other alert
 
 
 def test_starttls_verifies_the_certificate_and_logs_in() -> None:
