@@ -13,6 +13,7 @@ from typing import Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from monitor.durations import DurationError, parse_duration
 from monitor.store import Store, utcnow
@@ -70,7 +71,10 @@ def hits_table(records: list[dict[str, Any]], *, since: datetime) -> Table:
         table.add_column(column, overflow="fold")
     for r in records:
         deliveries = ", ".join(f"{n}:{s}" for n, s in sorted(r["deliveries"].items())) or "-"
-        table.add_row(r["created_at"], r["rule"], r["feed"], r["title"], deliveries)
+        # Text, not str: rich would read "[b]" or a stray "[/b]" in a feed's title
+        # as markup (and fail on the latter).
+        table.add_row(r["created_at"], *(Text(r[key]) for key in ("rule", "feed", "title")),
+                      Text(deliveries))
     return table
 
 

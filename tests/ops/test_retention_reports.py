@@ -131,6 +131,25 @@ def test_hits_json_contract_and_filters(store: Store, database_url: str,  # noqa
     assert code == 2 and "expected a duration like 24h or 7d" in capsys.readouterr().err
 
 
+def test_hits_table_shows_bracketed_titles_as_written(store: Store, database_url: str,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    # rich reads "[...]" in a cell as markup: a stray "[/b]" in a feed's title made
+    # `wirewatch hits` fail with MarkupError, and "[b]" vanished from the title.
+    title = "Budget [/b] vote [b]live[/b] [link=https://evil.example]x"
+    state = store.feed("dw")
+    assert state is not None
+    at = NOW - timedelta(hours=1)
+    store.store_poll(
+        state.id, [_item("t1", title)],
+        update_=FeedUpdate(polled_at=at, next_poll_at=at + timedelta(minutes=5), status=200,
+                           error=None, body_hash="h"),
+        match=lambda items: [NewHit(rule="budget", item_key="t1", severity="normal",
+                                    matched_terms=(), snippet="", marks=(), notifiers=())])
+    code, out, err = _cli(database_url, tmp_path, "hits")
+    assert code == 0, err
+    assert title in out
+
+
 def test_stats_counts_per_day(store: Store, database_url: str,  # noqa: F811
                               tmp_path: Path) -> None:
     two_days_ago = NOW - timedelta(days=2)
