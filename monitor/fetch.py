@@ -204,14 +204,21 @@ async def read_capped(response: httpx.Response, *, max_bytes: int) -> bytes:
     it. Inflating the raw stream here with ``max_length`` keeps every step
     within the cap.
     """
-    coding = response.headers.get("content-encoding", "identity").strip().lower()
-    if coding in ("gzip", "x-gzip", "deflate"):
-        inflate = _Inflater(coding)
-        chunks = inflate.chunks(response.aiter_raw())
-    elif coding in ("identity", ""):
-        chunks = response.aiter_raw()
-    else:  # a coding we did not offer: let httpx decode it, still capped per chunk
-        chunks = response.aiter_bytes()
+    # Codings in the order applied (RFC 9110 §8.4); undone last first. A chain
+    # ("gzip, gzip") is inflated step by step too: left to httpx, one 64 KiB chunk
+    # of gzip-in-gzip became gigabytes before any cap could look at it.
+    codings = [coding.strip().lower() for coding in
+               response.headers.get_list("content-encoding", split_commas=True)]
+    unbounded = [coding for coding in codings if coding in _UNBOUNDED_CODINGS]
+    if unbounded:
+        raise FetchError(f"the server compressed the body with {unbounded[0]}, which was "
+                         f"not offered (Accept-Encoding: gzip, deflate)",
+                         status=response.status_code)
+    chunks = response.aiter_raw()
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip", "deflate"):
+            chunks = _Inflater(coding).chunks(chunks)
+        # identity, and names nobody defined ("utf-8", "none"), are left as they are
     body = bytearray()
     async for chunk in chunks:
         body += chunk
@@ -219,6 +226,10 @@ async def read_capped(response: httpx.Response, *, max_bytes: int) -> bytes:
             raise BodyTooLarge(f"body exceeds max_bytes ({max_bytes}) after decompression",
                                status=response.status_code)
     return bytes(body)
+
+
+#: Codings httpx would decode a whole network chunk at a time, without a bound.
+_UNBOUNDED_CODINGS = ("br", "zstd", "compress", "x-compress")
 
 
 class _Inflater:

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from monitor.fetch import BodyTooLarge, fetch_feed, make_client
+from monitor.fetch import BodyTooLarge, FetchError, fetch_feed, make_client
 from tests.support import FeedServer
 from tests.support.feed_server import Response
 
@@ -66,3 +66,50 @@ def test_compressed_feeds_within_the_cap_arrive_intact(
     assert fetch(feed_server.url("/feed"), max_bytes=MIB) == feed
     (request,) = feed_server.requests_to("/feed")
     assert request.header("Accept-Encoding") == "gzip, deflate"
+
+
+@pytest.mark.parametrize("chain", ["gzip, gzip", "deflate, gzip", "gzip, identity, x-gzip"])
+def test_a_bomb_compressed_twice_is_refused_without_inflating_it(
+    feed_server: FeedServer, chain: str
+) -> None:
+    # 64 MiB of zeros compressed twice is about 600 bytes: one network chunk. httpx
+    # decodes a chain of codings a whole chunk at a time, 64 MiB in one step.
+    body = bytes(64 * MIB)
+    for coding in (c.strip() for c in chain.split(",")):
+        if coding == "deflate":
+            body = zlib.compress(body, 9)
+        elif coding != "identity":
+            body = gzip.compress(body, 9)
+    assert len(body) < 70_000
+    feed_server.set_route("/bomb", Response(
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": chain}, body=body))
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge, match="after decompression"):
+            fetch(feed_server.url("/bomb"), max_bytes=1 * MIB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_a_feed_compressed_twice_within_the_cap_arrives_intact(feed_server: FeedServer) -> None:
+    feed = b"<rss version='2.0'><channel><title>x</title>" + b"<!-- pad -->" * 5000 + \
+        b"</channel></rss>"
+    feed_server.set_route("/feed", Response(
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": "deflate, gzip"},
+        body=gzip.compress(zlib.compress(feed))))
+    assert fetch(feed_server.url("/feed"), max_bytes=MIB) == feed
+
+
+@pytest.mark.parametrize("coding", ["br", "gzip, zstd"])
+def test_a_coding_we_did_not_offer_is_an_error_that_names_it(
+    feed_server: FeedServer, coding: str
+) -> None:
+    # httpx would decode these (when their package is installed) a chunk at a time,
+    # without a bound; without the package it hands over the compressed bytes.
+    feed_server.set_route("/feed", Response(
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": coding},
+        body=b"\x1b\x03\x00\xf8\xa5\x00\x00\x00"))
+    with pytest.raises(FetchError, match=f"compressed the body with {coding.split()[-1]}"):
+        fetch(feed_server.url("/feed"), max_bytes=MIB)
