@@ -159,6 +159,23 @@ async def fetch_feed(
         raise FetchError(f"unsupported URL: {exc}") from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{exc.__class__.__name__}: {exc}") from exc
+    except URL_ERRORS as exc:
+        raise FetchError(f"unusable URL (the feed's or a redirect's): {url_error(exc)}") \
+            from exc
+
+
+#: What httpx lets through, outside its HTTPError, for a URL it cannot request
+#: (the feed's own, or a redirect's Location: ``javascript:``, ``data:``, a
+#: malformed IDNA name, port 99999, the last inside anyio's ExceptionGroup).
+#: Let through, the poll failed unrecorded and the feed was fetched every pass.
+URL_ERRORS = (httpx.InvalidURL, ValueError, OverflowError, ExceptionGroup)
+
+
+def url_error(exc: BaseException) -> str:
+    """One of :data:`URL_ERRORS` in words: its first leaf if an ExceptionGroup."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, *, headers: dict[str, str],

@@ -25,6 +25,7 @@ from monitor.store import FeedState
 from tests.monitor.polling_kit import rig
 from tests.ops.daemon import free_port
 from tests.support.hostile_server import (
+    UNUSABLE_LOCATIONS,
     HostileServer,
     decompressed_size,
     gzip_bomb,
@@ -122,6 +123,16 @@ def test_redirect_loop_is_an_error(tmp_path: Path, hostile: HostileServer) -> No
     assert_failed(state, "more than 5 redirects")
     # The first request and five redirects followed, then given up.
     assert loop_requests() - before == 6
+
+
+@pytest.mark.parametrize("path", sorted(UNUSABLE_LOCATIONS))
+def test_redirect_to_an_unusable_url_is_an_error_on_the_feed(
+    tmp_path: Path, hostile: HostileServer, path: str
+) -> None:
+    # httpx raised these past FetchError: the poll failed unrecorded, so the feed
+    # stayed due and was fetched (and failed) again every pass.
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url(path))
+    assert_failed(state, "unusable URL")
 
 
 def test_invalid_utf8_keeps_the_item_and_its_readable_text(

@@ -30,7 +30,7 @@ from typing import Self
 
 import trustme
 
-__all__ = ["CASES", "GOOD_FEED", "HostileServer", "SeenRequest"]
+__all__ = ["CASES", "GOOD_FEED", "UNUSABLE_LOCATIONS", "HostileServer", "SeenRequest"]
 
 GOOD_FEED = (
     b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Good</title>'
@@ -184,6 +184,21 @@ async def redirect_loop_b(writer: Writer) -> None:
     await _send(writer, b"", status="302 Found", extra={"Location": "/redirect-loop"})
 
 
+#: Locations httpx cannot turn into a request: its own parser refuses the first,
+#: the IDNA codec the second, the socket layer the third (port out of range).
+UNUSABLE_LOCATIONS = {
+    "/redirect-to-javascript": "javascript:alert(1)",
+    "/redirect-to-bad-idna": "http://xn--/feed",
+    "/redirect-to-port-99999": "http://127.0.0.1:99999/feed",
+}
+
+
+def _redirect_to(location: str) -> Case:
+    async def case(writer: Writer) -> None:
+        await _send(writer, b"", status="302 Found", extra={"Location": location})
+    return case
+
+
 async def invalid_utf8(writer: Writer) -> None:
     await _send(writer, INVALID_UTF8, content_type="application/rss+xml; charset=utf-8")
 
@@ -223,6 +238,7 @@ CASES: dict[str, Case] = {
     "/html": html_page,
     "/empty": empty,
     "/reset": reset,
+    **{path: _redirect_to(location) for path, location in UNUSABLE_LOCATIONS.items()},
 }
 
 
