@@ -34,7 +34,13 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from monitor.fetch import DEFAULT_USER_AGENT, FetchError, read_capped
+from monitor.fetch import (
+    DEFAULT_USER_AGENT,
+    URL_ERRORS,
+    FetchError,
+    read_capped,
+    url_error,
+)
 from monitor.netguard import AddressPolicy, GuardedTransport, Policy, RefusedAddress, Resolver
 from monitor.netguard import system_resolver as _system_resolver
 
@@ -163,15 +169,19 @@ class ArticleFetcher:
     async def fetch(self, url: str, *, timeout: float, max_bytes: int) -> Page:
         """GET ``url``, following up to MAX_REDIRECTS redirects, each hop checked anew."""
         for _hop in range(MAX_REDIRECTS + 1):
-            check_scheme(url)
-            async with self._limits.slot(url) as slot:
-                try:
-                    async with asyncio.timeout(timeout):
-                        outcome = await self._exchange(url, max_bytes=max_bytes)
-                except TimeoutError as exc:
-                    raise ArticleError(f"timed out after {timeout:g}s") from exc
-                finally:
-                    slot.release_host()
+            try:
+                check_scheme(url)
+                async with self._limits.slot(url) as slot:
+                    try:
+                        async with asyncio.timeout(timeout):
+                            outcome = await self._exchange(url, max_bytes=max_bytes)
+                    except TimeoutError as exc:
+                        raise ArticleError(f"timed out after {timeout:g}s") from exc
+                    finally:
+                        slot.release_host()
+            except URL_ERRORS as exc:
+                raise ArticleError(f"unusable URL (the link's or a redirect's): "
+                                   f"{url_error(exc)}") from exc
             if isinstance(outcome, Page):
                 return outcome
             url = outcome

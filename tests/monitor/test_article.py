@@ -138,6 +138,13 @@ FAILURES = [
      "too little text extracted"),
     ("too large", "/huge", Response(headers=HTML, body=b"<html>" + b"x" * 5000), "max_bytes"),
     ("redirect without Location", "/nowhere", Response(status=302), "without a Location"),
+    # Locations httpx, urllib or the socket layer raise on outside httpx.HTTPError:
+    # text() raised instead of returning a failure, the item's claim ran out and a
+    # later pass fetched the page again, every pass, never matching the item.
+    *((f"redirect to {location!r}", f"/to-{n}",
+       Response(status=302, headers={"Location": location}), "unusable URL")
+      for n, location in enumerate(["javascript:alert(1)", "http://[bad", "http://xn--/a",
+                                    "http://127.0.0.1:99999/a"])),
 ]
 
 
@@ -150,6 +157,12 @@ def test_fetch_failures_give_a_reason(articles: FeedServer, case: str, path: str
     result = fetch(articles.url(path), max_bytes=4096)
     assert result.text is None
     assert result.failure is not None and reason in result.failure, (case, result.failure)
+
+
+def test_an_unusable_link_is_a_failure_not_an_exception() -> None:
+    result = fetch("http://[bad/story")
+    assert result.text is None and result.failure is not None
+    assert "unusable URL" in result.failure
 
 
 def test_redirect_loop_stops_after_five_hops(articles: FeedServer) -> None:
