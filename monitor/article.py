@@ -38,6 +38,7 @@ from monitor.fetch import (
     DEFAULT_USER_AGENT,
     URL_ERRORS,
     FetchError,
+    no_cookies,
     read_capped,
     url_error,
 )
@@ -127,6 +128,7 @@ def make_article_client(
                  "Accept-Encoding": "gzip, deflate"},
         follow_redirects=False,
         trust_env=False,
+        cookies=no_cookies(),
         timeout=httpx.Timeout(30.0),
     )
 

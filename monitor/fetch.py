@@ -14,6 +14,7 @@ Exceptions::
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import itertools
 import os
 import re
@@ -114,9 +115,22 @@ def make_client(*, user_agent: str | None = None, max_connections: int = 50,
         limits=httpx.Limits(max_connections=max_connections,
                             max_keepalive_connections=max_connections),
         verify=verify,
+        cookies=no_cookies(),
         # Per-phase timeouts; the whole fetch is bounded separately in fetch_feed.
         timeout=httpx.Timeout(30.0),
     )
+
+
+def no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that keeps none: polls need no cookies.
+
+    httpx's default jar lives as long as the client, i.e. the daemon, and keeps
+    every cookie any server sets: a server setting new names each time grew it
+    without end, and sent it all back in a Cookie header on every poll, until
+    the header was too large for the server and every poll of the feed failed.
+    """
+    return http.cookiejar.CookieJar(
+        policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 async def fetch_feed(

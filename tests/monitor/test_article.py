@@ -165,6 +165,24 @@ def test_an_unusable_link_is_a_failure_not_an_exception() -> None:
     assert "unusable URL" in result.failure
 
 
+def test_cookies_are_neither_kept_nor_sent(articles: FeedServer) -> None:
+    # The article client lives as long as the daemon and visits every site a feed
+    # links to: a jar there kept every cookie of every site, for good.
+    articles.set_route("/c", Response(headers={**HTML, "Set-Cookie": "session=abc; Path=/"},
+                                      body=page("armenia-csto.html")))
+
+    async def run() -> None:
+        async with make_article_client(allow_private=True) as client:
+            fetcher = ArticleFetcher(client=client)
+            for _ in range(2):
+                result = await fetcher.text(articles.url("/c"), deadline=5, timeout=5,
+                                            max_bytes=2**20)
+                assert result.failure is None
+
+    asyncio.run(run())
+    assert [r.header("Cookie") for r in articles.requests_to("/c")] == [None, None]
+
+
 def test_redirect_loop_stops_after_five_hops(articles: FeedServer) -> None:
     articles.redirect("/loop", "/loop", status=302)
     result = fetch(articles.url("/loop"))

@@ -21,10 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from monitor.fetch import fetch_feed, make_client
 from monitor.store import FeedState
 from tests.monitor.polling_kit import rig
 from tests.ops.daemon import free_port
+from tests.support import FeedServer, Request, Response
 from tests.support.hostile_server import (
+    GOOD_FEED,
     UNUSABLE_LOCATIONS,
     HostileServer,
     decompressed_size,
@@ -133,6 +136,29 @@ def test_redirect_to_an_unusable_url_is_an_error_on_the_feed(
     # stayed due and was fetched (and failed) again every pass.
     state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url(path))
     assert_failed(state, "unusable URL")
+
+
+def test_cookies_set_by_a_feed_are_not_kept_nor_sent_back(feed_server: FeedServer) -> None:
+    # One client serves every poll for the daemon's life. With a jar, a server
+    # setting a new cookie name on each answer made the jar, and the Cookie header
+    # on every later poll, grow without end (until the server refused the header).
+    def answer(request: Request) -> Response:
+        n = len(feed_server.requests_to("/feed"))
+        return Response(headers={"Content-Type": "application/rss+xml",
+                                 "Set-Cookie": f"visit{n}={'x' * 1000}; Path=/"},
+                        body=GOOD_FEED)
+
+    feed_server.set_route("/feed", answer)
+
+    async def poll_five_times() -> None:
+        async with make_client() as client:
+            for _ in range(5):
+                await fetch_feed(client, feed_server.url("/feed"), timeout=5, max_bytes=2**20)
+
+    asyncio.run(poll_five_times())
+    requests = feed_server.requests_to("/feed")
+    assert len(requests) == 5
+    assert [r.header("Cookie") for r in requests] == [None] * 5
 
 
 def test_invalid_utf8_keeps_the_item_and_its_readable_text(
