@@ -242,8 +242,8 @@ async def read_capped(response: httpx.Response, *, max_bytes: int) -> bytes:
                response.headers.get_list("content-encoding", split_commas=True)]
     unbounded = [coding for coding in codings if coding in _UNBOUNDED_CODINGS]
     if unbounded:
-        raise FetchError(f"the server compressed the body with {unbounded[0]}, which was "
-                         f"not offered (Accept-Encoding: gzip, deflate)",
+        raise FetchError(f"body compressed with {unbounded[0]}, which was not offered "
+                         f"(Accept-Encoding: gzip, deflate)",
                          status=response.status_code)
     chunks = response.aiter_raw()
     for coding in reversed(codings):
