@@ -200,6 +200,12 @@ async def _fetch(client: httpx.AsyncClient, url: str, *, headers: dict[str, str]
             (hop.status_code, str(after.request.url))
             for hop, after in itertools.pairwise(hops)
         )
+        if response.status_code == 304 and not headers:
+            # Only a conditional request may get a 304 (RFC 9110 §15.4.5). Taken as
+            # "unchanged", a server answering every request so looked healthy for
+            # good while its feed never brought an item.
+            raise HTTPStatusError("HTTP 304 Not Modified to a request without validators "
+                                  "(If-None-Match, If-Modified-Since)", status=304)
         if response.status_code == 304:
             return FetchResult(status=304, url=str(response.url), redirects=redirects,
                                headers=dict(response.headers),

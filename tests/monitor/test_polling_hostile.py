@@ -138,6 +138,16 @@ def test_redirect_to_an_unusable_url_is_an_error_on_the_feed(
     assert_failed(state, "unusable URL")
 
 
+def test_304_to_a_request_without_validators_is_an_error(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    # Taken as "unchanged", the feed looked healthy for good and never brought an item.
+    state, _ = poll_with_good_neighbour(tmp_path, hostile, hostile.url("/not-modified-unasked"))
+    assert_failed(state, "HTTP 304", "without validators")
+    (request, *_) = hostile.requests_to("/not-modified-unasked")
+    assert request.header("If-None-Match") is None and request.header("If-Modified-Since") is None
+
+
 def test_cookies_set_by_a_feed_are_not_kept_nor_sent_back(feed_server: FeedServer) -> None:
     # One client serves every poll for the daemon's life. With a jar, a server
     # setting a new cookie name on each answer made the jar, and the Cookie header

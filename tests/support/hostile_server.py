@@ -199,6 +199,11 @@ def _redirect_to(location: str) -> Case:
     return case
 
 
+async def not_modified_unasked(writer: Writer) -> None:
+    """304 to every request, conditional or not, and no validators of its own."""
+    await _send(writer, b"", status="304 Not Modified")
+
+
 async def invalid_utf8(writer: Writer) -> None:
     await _send(writer, INVALID_UTF8, content_type="application/rss+xml; charset=utf-8")
 
@@ -238,6 +243,7 @@ CASES: dict[str, Case] = {
     "/html": html_page,
     "/empty": empty,
     "/reset": reset,
+    "/not-modified-unasked": not_modified_unasked,
     **{path: _redirect_to(location) for path, location in UNUSABLE_LOCATIONS.items()},
 }
 
