@@ -37,8 +37,8 @@ import httpx
 from monitor.fetch import (
     DEFAULT_USER_AGENT,
     URL_ERRORS,
+    BoundedCookieJar,
     FetchError,
-    no_cookies,
     read_capped,
     url_error,
 )
@@ -128,7 +128,7 @@ def make_article_client(
                  "Accept-Encoding": "gzip, deflate"},
         follow_redirects=False,
         trust_env=False,
-        cookies=no_cookies(),
+        cookies=BoundedCookieJar(),
         timeout=httpx.Timeout(30.0),
     )
 

@@ -115,22 +115,31 @@ def make_client(*, user_agent: str | None = None, max_connections: int = 50,
         limits=httpx.Limits(max_connections=max_connections,
                             max_keepalive_connections=max_connections),
         verify=verify,
-        cookies=no_cookies(),
+        cookies=BoundedCookieJar(),
         # Per-phase timeouts; the whole fetch is bounded separately in fetch_feed.
         timeout=httpx.Timeout(30.0),
     )
 
 
-def no_cookies() -> http.cookiejar.CookieJar:
-    """A cookie jar that keeps none: polls need no cookies.
+#: Cookies a daemon-long client holds at most; one more and it forgets them all.
+MAX_COOKIES = 100
 
-    httpx's default jar lives as long as the client, i.e. the daemon, and keeps
-    every cookie any server sets: a server setting new names each time grew it
-    without end, and sent it all back in a Cookie header on every poll, until
-    the header was too large for the server and every poll of the feed failed.
+
+class BoundedCookieJar(http.cookiejar.CookieJar):
+    """A jar that keeps what servers set, but never more than MAX_COOKIES.
+
+    Some sites redirect through a cookie check (set a cookie, redirect, expect it
+    back): without a jar they answer with redirects until the limit.  But the HTTP
+    clients live as long as the daemon, and httpx's own jar kept every cookie any
+    server set: one setting a new name on each answer grew the jar, and the Cookie
+    header sent on every later poll, until the server refused the header and every
+    poll of the feed failed until a restart.  Starting over when full bounds both.
     """
-    return http.cookiejar.CookieJar(
-        policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        if len(self) >= MAX_COOKIES:
+            self.clear()
+        super().set_cookie(cookie)
 
 
 async def fetch_feed(

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
-from monitor.fetch import fetch_feed, make_client
+from monitor.fetch import MAX_COOKIES, BoundedCookieJar, fetch_feed, make_client
 from monitor.store import FeedState
 from tests.monitor.polling_kit import rig
 from tests.ops.daemon import free_port
@@ -148,27 +149,43 @@ def test_304_to_a_request_without_validators_is_an_error(
     assert request.header("If-None-Match") is None and request.header("If-Modified-Since") is None
 
 
-def test_cookies_set_by_a_feed_are_not_kept_nor_sent_back(feed_server: FeedServer) -> None:
-    # One client serves every poll for the daemon's life. With a jar, a server
-    # setting a new cookie name on each answer made the jar, and the Cookie header
-    # on every later poll, grow without end (until the server refused the header).
-    def answer(request: Request) -> Response:
-        n = len(feed_server.requests_to("/feed"))
-        return Response(headers={"Content-Type": "application/rss+xml",
-                                 "Set-Cookie": f"visit{n}={'x' * 1000}; Path=/"},
-                        body=GOOD_FEED)
+def test_a_feed_behind_a_cookie_check_is_read(feed_server: FeedServer) -> None:
+    # The site sets a cookie on a redirect and sends the feed only to who brings it
+    # back; without a jar every answer would be another redirect.
+    def feed(request: Request) -> Response:
+        if request.header("Cookie") == "check=ok":
+            return Response(headers={"Content-Type": "application/rss+xml"}, body=GOOD_FEED)
+        return Response(status=302, headers={"Location": "/check"})
 
-    feed_server.set_route("/feed", answer)
+    feed_server.set_route("/feed", feed)
+    feed_server.set_route("/check", Response(
+        status=302, headers={"Location": "/feed", "Set-Cookie": "check=ok; Path=/"}))
 
-    async def poll_five_times() -> None:
+    async def poll() -> int:
         async with make_client() as client:
-            for _ in range(5):
-                await fetch_feed(client, feed_server.url("/feed"), timeout=5, max_bytes=2**20)
+            result = await fetch_feed(client, feed_server.url("/feed"), timeout=5,
+                                      max_bytes=2**20)
+            return result.status
 
-    asyncio.run(poll_five_times())
-    requests = feed_server.requests_to("/feed")
-    assert len(requests) == 5
-    assert [r.header("Cookie") for r in requests] == [None] * 5
+    assert asyncio.run(poll()) == 200
+    assert [r.header("Cookie") for r in feed_server.requests_to("/feed")] == [None, "check=ok"]
+
+
+def test_a_client_holds_at_most_max_cookies_then_starts_over() -> None:
+    # One client serves every poll for the daemon's life. With an unbounded jar, a
+    # server setting a new cookie name on each answer made the jar, and the Cookie
+    # header on every later poll, grow without end (until the server refused it).
+    jar = BoundedCookieJar()
+    cookies = httpx.Cookies(jar)
+    request = httpx.Request("GET", "http://127.0.0.1/feed")
+    for n in range(3 * MAX_COOKIES):
+        answer = httpx.Response(200, headers={"Set-Cookie": f"visit{n}=x; Path=/"},
+                                request=request)
+        cookies.extract_cookies(answer)
+        assert len(jar) <= MAX_COOKIES
+    assert {cookie.name for cookie in jar} == {
+        f"visit{n}" for n in range(2 * MAX_COOKIES, 3 * MAX_COOKIES)
+    }
 
 
 def test_invalid_utf8_keeps_the_item_and_its_readable_text(
