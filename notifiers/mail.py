@@ -415,6 +415,10 @@ class EmailNotifier:
         except smtplib.SMTPRecipientsRefused as exc:
             raise self._refused(exc) from exc
         except smtplib.SMTPAuthenticationError as exc:
+            if 400 <= exc.smtp_code < 500:
+                # 454 "Temporary authentication failure" (RFC 4954 §6), 421: the server
+                # could not check the password just now; it may well be right.
+                raise self._from_reply(exc.smtp_code, exc.smtp_error) from exc
             raise NotifyError(
                 f"email {self.name!r}: login refused by {self.host} "
                 f"({exc.smtp_code} {_reason(exc.smtp_error)}); check username and password",

@@ -363,3 +363,20 @@ def test_bad_configuration_is_refused(
     with pytest.raises(ValueError, match="email 'desk-mail'") as caught:
         mailer(smtp_starttls_server, **options)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("code", [454, 421])
+def test_a_temporary_login_failure_is_retried_not_failed(code: int) -> None:
+    # RFC 4954 §6: 454 "Temporary authentication failure" (the auth backend is down);
+    # it said "check username and password" and failed the alert for good.
+    with SmtpServer(users={"wire": "s3cret"}) as server:
+        # smtplib tries each mechanism offered (PLAIN, LOGIN) before giving up.
+        server.fail_next(code, stage="auth", times=2)
+        notifier = mailer(server, username="wire", password="s3cret")
+        with pytest.raises(NotifyError) as caught:
+            notifier.send(make_alert())
+        assert caught.value.retryable is True
+        assert str(code) in str(caught.value)
+        assert "check username and password" not in str(caught.value)
+        notifier.send(make_alert())
+        assert [m.login for m in server.messages] == ["wire"]

@@ -11,7 +11,8 @@ CA's PEM, for clients to verify the server with. `users={"name": "password"}` tu
         assert mail.message["Subject"] == "..."
 
 Failures can be scripted: `smtp.fail_next(451, times=2)` answers the next two messages'
-DATA with 451, `fail_next(550, stage="rcpt")` refuses recipients. `stop()` and `start()`
+DATA with 451, `fail_next(550, stage="rcpt")` refuses recipients, `fail_next(454,
+stage="auth")` answers the next AUTH with 454 (needs `users`). `stop()` and `start()`
 keep the port, so a test can take SMTP down and bring it back.
 """
 
@@ -49,12 +50,13 @@ class _DropLoginDataWarning(logging.Filter):
 logging.getLogger("mail.log").addFilter(_DropLoginDataWarning())
 
 Security = Literal["none", "starttls", "ssl"]
-Stage = Literal["mail", "rcpt", "data"]
+Stage = Literal["auth", "mail", "rcpt", "data"]
 
 _DEFAULT_REPLY = {
     421: "421 4.3.2 Service shutting down",
     450: "450 4.2.1 Mailbox busy, try again later",
     451: "451 4.3.0 Temporary local problem, try again later",
+    454: "454 4.7.0 Temporary authentication failure",
     452: "452 4.3.1 Insufficient system storage",
     550: "550 5.1.1 Mailbox unavailable",
     552: "552 5.3.4 Message too big",
@@ -227,7 +229,8 @@ class SmtpServer:
     def fail_next(
         self, code: int = 451, *, times: int = 1, stage: Stage = "data", reply: str | None = None
     ) -> None:
-        """Answer the next `times` commands of `stage` (MAIL, RCPT or DATA) with `code`."""
+        """Answer the next `times` commands of `stage` (AUTH, MAIL, RCPT or DATA) with
+        `code`."""
         text = reply or _DEFAULT_REPLY.get(code, f"{code} Scripted failure")
         if not text.startswith(str(code)):
             text = f"{code} {text}"
@@ -269,6 +272,9 @@ class SmtpServer:
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
+        failure = self._take_failure("auth")
+        if failure:
+            return AuthResult(success=False, handled=False, message=failure)
         if isinstance(auth_data, LoginPassword):
             login = auth_data.login.decode()
             if self.users.get(login) == auth_data.password.decode():
