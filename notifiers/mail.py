@@ -21,7 +21,7 @@ import ipaddress
 import logging
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email import policy
 from email.header import Header
@@ -29,7 +29,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import format_datetime, parseaddr
-from typing import Literal
+from typing import Any, Literal
 
 from markupsafe import Markup, escape
 
@@ -482,6 +482,7 @@ class EmailNotifier:
             refused = smtp.send_message(
                 message, from_addr=self._envelope_sender, to_addrs=list(self.recipients)
             )
+            refused = self._send_deferred(smtp, message, refused)
             if refused:
                 # Some recipients took it: retrying would send them a second copy, so the
                 # delivery counts as sent and the refusals are reported.
@@ -497,6 +498,32 @@ class EmailNotifier:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
+
+    def _send_deferred(
+        self, smtp: smtplib.SMTP, message: EmailMessage, refused: Mapping[str, tuple[int, Any]]
+    ) -> dict[str, tuple[int, Any]]:
+        """Send the recipients a transaction deferred (4xx) another copy in the same
+        session, while each copy reaches some; what stays refused is returned.
+
+        A server that takes only so many recipients per message answers 452 for the
+        rest, and RFC 5321 §4.5.3.1.10 has the client send them in a new transaction.
+        The message is already accepted for the others, so nothing here may raise: a
+        retry of the whole delivery would send them a second copy.
+        """
+        while True:
+            deferred = [a for a, (code, _msg) in refused.items() if 400 <= code < 500]
+            if not deferred:
+                return dict(refused)
+            try:
+                again = smtp.send_message(message, from_addr=self._envelope_sender,
+                                          to_addrs=deferred)
+            except smtplib.SMTPRecipientsRefused as exc:
+                return {**refused, **exc.recipients}
+            except smtplib.SMTPResponseException as exc:
+                return {**refused, **{a: (exc.smtp_code, exc.smtp_error) for a in deferred}}
+            except (smtplib.SMTPException, OSError) as exc:
+                return {**refused, **{a: (421, str(exc).encode()) for a in deferred}}
+            refused = {a: v for a, v in refused.items() if a not in deferred} | again
 
     def _from_reply(self, code: int, reply: bytes | str) -> NotifyError:
         reason = _reason(reply)

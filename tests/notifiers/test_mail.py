@@ -380,3 +380,17 @@ def test_a_temporary_login_failure_is_retried_not_failed(code: int) -> None:
         assert "check username and password" not in str(caught.value)
         notifier.send(make_alert())
         assert [m.login for m in server.messages] == ["wire"]
+
+
+def test_recipients_deferred_with_452_get_the_message_in_another_transaction(
+    smtp_server: SmtpServer,
+) -> None:
+    # A server takes only so many recipients per message and answers 452 for the rest
+    # (RFC 5321 §4.5.3.1.10): the client sends those another copy. They were dropped
+    # with a log line while the alert counted as sent.
+    smtp_server.fail_next(452, stage="rcpt")  # the first recipient, once
+    receipt = mailer(smtp_server).send(make_alert())
+    mails = smtp_server.messages
+    assert sorted(r for mail in mails for r in mail.rcpt_tos) == sorted(
+        [DESK, "editor@news.example"])
+    assert {mail.message["Message-ID"] for mail in mails} == {receipt.external_id}
