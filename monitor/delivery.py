@@ -401,6 +401,7 @@ class Deliverer:
         self._observe([delivery], "sent")
         log.info("notifier=%s rule=%s delivery=%d sent", notifier.name, delivery.rule,
                  delivery.id)
+        self._report_problem([delivery], receipt)
 
     async def _send_batch(
         self, notifier: Notifier, rows: list[ClaimedDelivery], summary: DeliverySummary
@@ -425,6 +426,7 @@ class Deliverer:
         self._observe(rows, "sent")
         log.info("notifier=%s batch=%s deliveries=%d sent", notifier.name, rows[0].batch,
                  len(rows))
+        self._report_problem(rows, receipt)
 
     # ------------------------------------------------------------------- outcomes
 
@@ -488,6 +490,23 @@ class Deliverer:
                 f"Channel: {first.notifier}\nAttempts: {first.attempts}\nReason: {reason}\n"
                 f"Alerts:\n{items}{more}"
             ),
+        )
+
+    def _report_problem(self, rows: list[ClaimedDelivery], receipt: Receipt) -> None:
+        """Report what went wrong with a message that went out all the same (some
+        email recipients refused): once on ops, as a failure is."""
+        if receipt.problem is None:
+            return
+        first = rows[0]
+        log.error("notifier=%s rule=%s delivery=%d rows=%d sent with a problem: %s",
+                  first.notifier, first.rule, first.id, len(rows), receipt.problem)
+        items = "\n".join(f"- [{r.rule}] {r.title} ({r.link or 'no link'})" for r in rows[:20])
+        more = f"\n… and {len(rows) - 20} more" if len(rows) > 20 else ""
+        self._report_failure(
+            key=f"delivery-partial:{first.notifier}:{first.id}",
+            notifier=first.notifier,
+            title=f"Not every recipient got a message on '{first.notifier}'",
+            body=f"Channel: {first.notifier}\nReason: {receipt.problem}\nAlerts:\n{items}{more}",
         )
 
     def _report_failure(self, *, key: str, notifier: str, title: str, body: str) -> None:

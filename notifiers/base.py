@@ -100,9 +100,15 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What the channel gave back for a delivered alert (Slack "channel:ts", Message-ID)."""
+    """What the channel gave back for a delivered alert (Slack "channel:ts", Message-ID).
+
+    `problem` says what went wrong although the message went out (an email some
+    recipients refused): not worth a retry, which would repeat it to the others, but
+    worth telling the operators.
+    """
 
     external_id: str | None
+    problem: str | None = None
 
 
 class NotifyError(Exception):

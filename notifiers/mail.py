@@ -409,7 +409,7 @@ class EmailNotifier:
 
     def _submit(self, message: EmailMessage) -> Receipt:
         try:
-            self._deliver(message)
+            refused = self._deliver(message)
         except NotifyError:
             raise
         except smtplib.SMTPRecipientsRefused as exc:
@@ -462,9 +462,16 @@ class EmailNotifier:
         except (smtplib.SMTPException, OSError) as exc:
             # Connection refused or reset, DNS failure, timeout, server hung up.
             raise self._unreachable(exc) from exc
-        return Receipt(external_id=str(message["Message-ID"]))
+        problem = None
+        if refused:
+            details = "; ".join(f"{address}: {code} {_reason(msg)}"
+                                for address, (code, msg) in refused.items())
+            problem = (f"email {self.name!r}: sent, but {self.host} refused some recipients "
+                       f"({details}); check the `to` addresses")
+        return Receipt(external_id=str(message["Message-ID"]), problem=problem)
 
-    def _deliver(self, message: EmailMessage) -> None:
+    def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, Any]]:
+        """Send ``message`` to every recipient; the recipients refused (the others got it)."""
         smtp: smtplib.SMTP
         if self.security == "ssl":
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=self._tls)
@@ -491,6 +498,7 @@ class EmailNotifier:
                     self.name,
                     ",".join(f"{a}:{code}" for a, (code, _msg) in refused.items()),
                 )
+            return refused
         finally:
             # The message is already accepted (or the error is already raised): a
             # failing QUIT must not change the outcome.

@@ -14,7 +14,7 @@ import pytest
 
 from monitor.delivery import Backoff, Deliverer
 from monitor.holds import ChannelPolicy, DeliveryPolicy
-from monitor.store import FAILED, PENDING, Store
+from monitor.store import FAILED, PENDING, SENT, Store
 from notifiers import ConsoleNotifier, EmailNotifier, Notifier, SlackNotifier
 from tests.faults.outbox import store_hits
 from tests.support import SlackStandIn, SmtpServer
@@ -93,3 +93,29 @@ def test_failure_classification_end_to_end(
         assert ops.getvalue() == ""
         assert store.next_delivery_due() is not None
         assert store.next_delivery_due() > now + timedelta(seconds=20)  # type: ignore[operator]
+
+
+def test_recipients_refused_while_others_got_the_alert_are_reported(
+    store: Store, smtp_server: SmtpServer,
+) -> None:
+    # The alert reached one recipient, so it counts as sent (a retry would give that
+    # one a second copy); the one refused for good is reported on ops, not only logged.
+    smtp_server.fail_next(550, stage="rcpt")  # the first recipient
+    now = datetime.now(UTC)
+    store_hits(store, rule="csto", notifiers=["desk"], keys=["k1"], now=now)
+    ops = io.StringIO()
+    desk = EmailNotifier(name="desk", host=smtp_server.host, port=smtp_server.port,
+                         security="none", sender="wirewatch@newsroom.test",
+                         recipients=["gone@newsroom.test", "desk@newsroom.test"])
+    deliverer = Deliverer(
+        store=store, notifiers={"desk": desk, "ops": ConsoleNotifier(name="ops", stream=ops)},
+        instance_id="test:1", ops_notifier="ops",
+        policy=DeliveryPolicy(channels={"desk": ChannelPolicy(burst=None)}),
+    )
+    asyncio.run(deliverer.deliver_due())
+
+    [row] = store.deliveries()
+    assert row["status"] == SENT
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("desk@newsroom.test",)]
+    assert ops.getvalue().count("[wirewatch ops]") == 1
+    assert "gone@newsroom.test" in ops.getvalue() and "550" in ops.getvalue()
