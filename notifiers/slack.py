@@ -586,6 +586,23 @@ class SlackNotifier:
                 f"slack {self.name!r}: Slack is having trouble ({detail}); will retry",
                 retryable=True,
             )
+        if not error.isidentifier() and not error.startswith("HTTP "):
+            # Slack's error codes are identifiers; anything else is slack-sdk's note on
+            # a body that is not JSON ("Received a response in a non-JSON format: ..."):
+            # an answer from something in between (a proxy, a captive portal), or one
+            # cut off on the way.
+            excerpt = error.partition(":")[2].strip() or "empty"
+            if status == 200 or status == 408:
+                return NotifyError(
+                    f"slack {self.name!r}: Slack answered HTTP {status} with a body that is "
+                    f"not JSON ({excerpt}); will retry",
+                    retryable=True,
+                )
+            return NotifyError(
+                f"slack {self.name!r}: HTTP {status} with a body that is not JSON ({excerpt}) "
+                "— not Slack's API: check `base_url` and any proxy between wirewatch and Slack",
+                retryable=False,
+            )
         fix = _PERMANENT_ERRORS.get(error, "see https://api.slack.com/methods/chat.postMessage")
         return NotifyError(f"slack {self.name!r}: {error} — {fix}", retryable=False)
 

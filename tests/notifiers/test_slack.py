@@ -230,6 +230,21 @@ def test_webhook_mode_posts_the_same_message(slack_standin: SlackStandIn) -> Non
         pytest.param({"error": "is_archived"}, False, None, "archived", id="archived"),
         pytest.param({"error": "invalid_blocks"}, False, None, "invalid_blocks", id="blocks"),
         pytest.param({"error": "something_new"}, False, None, "something_new", id="unknown-error"),
+        pytest.param({"error": "fatal_error"}, True, None, "fatal_error", id="fatal"),
+        pytest.param({"status": 429}, True, None, "rate limited", id="429-no-retry-after"),
+        pytest.param({"error": "account_inactive"}, False, None, "reinstall", id="inactive"),
+        # A body that is not JSON comes from something between us and Slack, or is cut
+        # off: with HTTP 200 it failed the alert for good, quoting slack-sdk's "Received
+        # a response in a non-JSON format" and pointing at chat.postMessage's errors.
+        pytest.param({"status": 200, "body": ""}, True, None, "not JSON", id="empty-200"),
+        pytest.param({"status": 200, "body": '{"ok": tr', "headers": {
+            "Content-Type": "application/json"}}, True, None, "not JSON", id="cut-json-200"),
+        pytest.param({"status": 200, "body": "<html>Sign in to the Wi-Fi</html>", "headers": {
+            "Content-Type": "text/html"}}, True, None, "Sign in", id="html-200"),
+        pytest.param({"status": 502, "body": "<html><h1>502 Bad Gateway</h1></html>", "headers": {
+            "Content-Type": "text/html"}}, True, None, "HTTP 502", id="html-502"),
+        pytest.param({"status": 404, "body": "404 page not found"}, False, None,
+                     "check `base_url`", id="not-json-404"),
     ],
 )
 def test_api_errors_map_to_notify_error(
