@@ -8,7 +8,7 @@ the window goes out as one catch-up digest when it ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -36,6 +36,10 @@ class QuietHours:
         # fold=0 and a round trip through UTC settle wall times that a DST change
         # skips or repeats.
         end = datetime.combine(end_day, self.end, tzinfo=zone)
+        if end.astimezone(UTC) <= now.astimezone(UTC):
+            # The clock went back and ``now`` is in the repeated hour, after the first
+            # occurrence of the end time: the window ends at its second occurrence.
+            end = end.replace(fold=1)
         return end.astimezone(zone)
 
 

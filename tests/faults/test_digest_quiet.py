@@ -169,3 +169,30 @@ def test_quiet_window_end(
     assert found == expected_end, name
     if found is not None:
         assert found - at <= timedelta(hours=8)
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end", "night"),
+    [
+        # Clocks go back 03:00 → 02:00 on 25 October 2026: 02:00-03:00 happens twice.
+        ("Europe/Berlin", "22:00", "02:30", datetime(2026, 10, 24, 18, tzinfo=UTC)),
+        ("Europe/Berlin", "01:45", "02:15", datetime(2026, 10, 24, 18, tzinfo=UTC)),
+        # Lord Howe goes back half an hour, 02:00 → 01:30, on 5 April 2026.
+        ("Australia/Lord_Howe", "00:00", "01:45", datetime(2026, 4, 4, 10, tzinfo=UTC)),
+    ],
+)
+def test_quiet_window_ends_after_now_when_the_clock_goes_back(
+    zone: str, start: str, end: str, night: datetime
+) -> None:
+    # In the repeated hour the window's end was read as its first occurrence, already
+    # past: every alert held then went out at once as its own "catch-up".
+    quiet = QuietHours(start=parse_clock(start), end=parse_clock(end), timezone=zone)
+    now = night
+    inside = 0
+    while now < night + timedelta(hours=12):
+        found = quiet.window_end(now)
+        if found is not None:
+            inside += 1
+            assert now < found <= now + timedelta(hours=5), (now, found)
+        now += timedelta(minutes=5)
+    assert inside > 0
