@@ -12,7 +12,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -141,4 +142,21 @@ def next_fire_time(cron: str, timezone: str, *, after: datetime) -> datetime:
     fire: datetime | None = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
     if fire is None:  # pragma: no cover - a 5-field crontab line always fires again
         raise ValueError(f"cron {cron!r} never fires after {after.isoformat()}")
+    # APScheduler 3.11 moves to the next day (week, month) by adding the wall-clock
+    # distance as real time, so across the hour lost when clocks spring forward it
+    # overshoots: "0 0 * * *" from 00:30 on that day answered the midnight after next,
+    # a day late. The same search on the wall clock alone has no such hour; its answer
+    # wins when it is a real, earlier time in the zone.
+    zone = ZoneInfo(timezone)
+    wall_trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+    local = after.astimezone(zone)
+    wall: datetime | None = wall_trigger.get_next_fire_time(
+        None, local.replace(tzinfo=UTC, fold=0) + timedelta(microseconds=1))
+    if wall is not None:
+        for fold in (0, 1):
+            candidate = wall.replace(tzinfo=zone, fold=fold)
+            exists = candidate.astimezone(UTC).astimezone(zone).replace(fold=0) == \
+                candidate.replace(fold=0)
+            if exists and after < candidate.astimezone(UTC) < fire.astimezone(UTC):
+                return candidate
     return fire

@@ -196,3 +196,25 @@ def test_quiet_window_ends_after_now_when_the_clock_goes_back(
             assert now < found <= now + timedelta(hours=5), (now, found)
         now += timedelta(minutes=5)
     assert inside > 0
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "at", "expected"),
+    [
+        # 29 March 2026, 00:30 in Berlin: clocks spring forward at 02:00 that night.
+        ("0 0 * * *", "Europe/Berlin", berlin(29, 0, 30), berlin(30, 0, 0)),
+        ("0 0 * * mon", "Europe/Berlin", berlin(25, 12, 0), berlin(30, 0, 0)),
+        ("0 0 1 * *", "Europe/Berlin", berlin(29, 0, 30), berlin(31, 0, 0) + timedelta(days=1)),
+        ("0 8 * * *", "Europe/Berlin", berlin(29, 0, 30), berlin(29, 8, 0)),
+        # Lord Howe springs forward half an hour, 02:00 → 02:30, on 4 October 2026.
+        ("0 0 * * *", "Australia/Lord_Howe",
+         datetime(2026, 10, 4, 1, 0, tzinfo=ZoneInfo("Australia/Lord_Howe")),
+         datetime(2026, 10, 5, 0, 0, tzinfo=ZoneInfo("Australia/Lord_Howe"))),
+    ],
+)
+def test_digest_after_a_spring_forward_night_is_the_next_one_not_a_later_one(
+    cron: str, zone: str, at: datetime, expected: datetime
+) -> None:
+    # APScheduler 3.11 adds the wall-clock distance to the next run as real time, so
+    # across the lost hour it overshot midnight and skipped a day (a week, a month).
+    assert DigestSchedule(cron, zone).next_run(at.astimezone(UTC)) == expected
