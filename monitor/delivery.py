@@ -34,6 +34,7 @@ from typing import Protocol
 
 from monitor.holds import DeliveryPolicy, batch_kind
 from monitor.pacing import Pacer, Pacing, SharedPacer
+from monitor.recording import record_sent
 from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
 from monitor.story_desk import digest_with_stories, send_story_updates, with_story
 from notifiers import Alert, Digest, Notice, Notifier, NotifyError, Receipt
@@ -395,8 +396,11 @@ class Deliverer:
         except Exception as exc:
             self._handle_error([delivery], _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_sent(delivery.id, external_id=receipt.external_id, now=self._clock(),
-                              listed_sources=named)
+        await record_sent(
+            f"notifier={notifier.name} delivery={delivery.id}",
+            lambda: self._store.mark_sent(delivery.id, external_id=receipt.external_id,
+                                          now=self._clock(), listed_sources=named),
+            lease=self._lease)
         summary.sent += 1
         self._observe([delivery], "sent")
         log.info("notifier=%s rule=%s delivery=%d sent", notifier.name, delivery.rule,
@@ -420,8 +424,11 @@ class Deliverer:
         except Exception as exc:
             self._handle_error(rows, _as_notify_error(notifier.name, exc), summary)
             return
-        self._store.mark_batch_sent(ids, external_id=receipt.external_id, now=self._clock(),
-                                    listed_sources=named)
+        await record_sent(
+            f"notifier={notifier.name} batch={rows[0].batch}",
+            lambda: self._store.mark_batch_sent(ids, external_id=receipt.external_id,
+                                                now=self._clock(), listed_sources=named),
+            lease=self._lease)
         summary.sent += len(rows)
         self._observe(rows, "sent")
         log.info("notifier=%s batch=%s deliveries=%d sent", notifier.name, rows[0].batch,
@@ -554,7 +561,11 @@ class Deliverer:
                 summary.failed += 1
                 log.error("notifier=%s notice=%s failed: %s", row.notifier, row.key, error)
             return
-        self._store.mark_notice_sent(row.id, external_id=receipt.external_id, now=self._clock())
+        await record_sent(
+            f"notifier={notifier.name} notice={row.key}",
+            lambda: self._store.mark_notice_sent(row.id, external_id=receipt.external_id,
+                                                 now=self._clock()),
+            lease=self._lease)
         summary.sent += 1
         log.info("notifier=%s notice=%s sent", row.notifier, row.key)
 

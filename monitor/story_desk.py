@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from monitor.recording import record_sent
 from monitor.store import (
     FAILED,
     PENDING,
@@ -237,7 +238,7 @@ async def send_story_updates(
             return summary
         for row in claimed:
             await _send_update(store, notifiers, row, original_alert, clock, retry_delay,
-                               summary)
+                               summary, lease=lease)
 
 
 def _deliver_update(notifier: Notifier, alert: Alert, *, original: str, mode: str,
@@ -260,7 +261,8 @@ def _deliver_update(notifier: Notifier, alert: Alert, *, original: str, mode: st
 async def _send_update(
     store: Store, notifiers: Mapping[str, Notifier], row: ClaimedStoryUpdate,
     original_alert: Callable[[ClaimedDelivery], Alert], clock: Callable[[], datetime],
-    retry_delay: Callable[[int], timedelta], summary: UpdateSummary,
+    retry_delay: Callable[[int], timedelta], summary: UpdateSummary, *,
+    lease: timedelta = LEASE,
 ) -> None:
     now = clock()
 
@@ -327,7 +329,11 @@ async def _send_update(
             finish(FAILED, str(exc))
             summary.failed += 1
         return
-    store.finish_story_update(row.id, status=SENT, now=clock(), external_id=receipt.external_id)
+    await record_sent(
+        f"notifier={row.notifier} story={row.story_id} update={row.id}",
+        lambda: store.finish_story_update(row.id, status=SENT, now=clock(),
+                                          external_id=receipt.external_id),
+        lease=lease)
     summary.sent += 1
     log.info("notifier=%s story=%d update=%d mode=%s sent", row.notifier, row.story_id,
              row.id, mode)
