@@ -50,6 +50,7 @@ from monitor.store.base import (
     StoreError,
     _install_sqlite_pragmas,
     _redact,
+    _watch_sqlite_file,
     describe_database_error,
     utcnow,
 )
@@ -163,6 +164,8 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
                 engine = create_engine(url, pool_pre_ping=True)
             store = cls(engine)
             store.create_schema()
+            if url.startswith("sqlite"):
+                _watch_sqlite_file(engine, url)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open {describe_database_error(url, exc)}") from exc
         except ImportError as exc:  # a driver named in the URL that is not installed

@@ -63,6 +63,38 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _watch_sqlite_file(engine: Engine, url: str) -> None:
+    """Refuse every use of the engine once its SQLite file is deleted or replaced.
+
+    Open connections keep the old file, so a daemon would go on writing to a file no
+    one can see any more (deleted), or to a different one than its next connection
+    (replaced by a restore), and lose all of it on restart, its items seen as new
+    again. Checked on each checkout from the pool: one stat.
+    """
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    opened = _file_identity(path)
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        now = _file_identity(path)
+        if now != opened:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreError(
+                f"database {path} was {what} while wirewatch was running: stop wirewatch, "
+                "put the database back (docs/deploy.md, Backups) and start it again; "
+                "until then nothing is stored")
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 class StoreBase:
     """The engine every query group runs on; the groups and ``Store`` extend it."""
 

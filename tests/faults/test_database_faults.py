@@ -1,4 +1,5 @@
-"""The database failing under delivery: a PostgreSQL connection killed mid-write.
+"""The database failing under a running wirewatch: a PostgreSQL connection killed
+mid-write, a SQLite file deleted or replaced.
 
 Faults are made on the test's own database only: its table locked from another
 connection, and the backend that waits for the lock terminated, as a failover or a
@@ -8,10 +9,13 @@ server restart ends a connection in the middle of a transaction.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from monitor.delivery import LEASE, Deliverer
@@ -20,6 +24,7 @@ from monitor.store import SENT, Store
 from notifiers import Alert, Receipt, SlackNotifier
 from tests.dbs import fresh_postgres_url  # noqa: F401  (fixture)
 from tests.faults.outbox import store_hits
+from tests.ops.daemon import Daemon, free_port, http_get, wait_for_http
 from tests.support import SlackStandIn
 
 
@@ -101,3 +106,30 @@ def test_a_connection_killed_while_marking_an_alert_sent_does_not_send_it_twice(
     finally:
         killer.close()
         store.close()
+
+
+@pytest.mark.sqlite_files
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_a_sqlite_file_deleted_or_replaced_under_the_daemon_is_named_on_healthz(
+        tmp_path: Path, change: str) -> None:
+    db = tmp_path / "w.db"
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database: "sqlite:///{db}"\nhttp:\n  listen: 127.0.0.1:{port}\n'
+                      "feeds:\n  - name: dw\n    url: http://127.0.0.1:9/dw\n")
+    daemon = Daemon(config, env={})
+    try:
+        daemon.wait_for_log("started feeds=1")
+        assert wait_for_http(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        if change == "deleted":
+            db.unlink()
+        else:  # a copy put in its place, as a restore by `cp` + `mv` does
+            shutil.copy(db, tmp_path / "restored.db")
+            (tmp_path / "restored.db").replace(db)
+        status, body = http_get(f"http://127.0.0.1:{port}/healthz")
+        assert status == 503, body
+        assert f"database {db} was {'deleted' if change == 'deleted' else 'replaced'}" in body
+        daemon.wait_for_log("stop wirewatch, put the database back")
+        assert daemon.process.poll() is None, "the daemon died"
+    finally:
+        daemon.stop()
