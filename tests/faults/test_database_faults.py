@@ -1,5 +1,5 @@
 """The database failing under a running wirewatch: a PostgreSQL connection killed
-mid-write, a SQLite file deleted or replaced.
+mid-write, the server gone for a while, a SQLite file deleted or replaced.
 
 Faults are made on the test's own database only: its table locked from another
 connection, and the backend that waits for the lock terminated, as a failover or a
@@ -9,14 +9,16 @@ server restart ends a connection in the middle of a transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from monitor.delivery import LEASE, Deliverer
 from monitor.pacing import Pacer
@@ -133,3 +135,93 @@ def test_a_sqlite_file_deleted_or_replaced_under_the_daemon_is_named_on_healthz(
         assert daemon.process.poll() is None, "the daemon died"
     finally:
         daemon.stop()
+
+
+class Outage:
+    """A TCP forwarder to the PostgreSQL server on a port of its own: ``down()`` cuts
+    every connection through it and refuses new ones, ``up()`` listens again, so one
+    test's database goes away without touching the shared server."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.port = 0
+        self.up()
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(50)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._target)
+            with self._lock:
+                self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _wait_for_health(url: str, status: int) -> str:
+    deadline = time.monotonic() + 10
+    while True:
+        got, body = http_get(url)
+        if got == status:
+            return body
+        assert time.monotonic() < deadline, f"/healthz stayed {got}: {body}"
+        time.sleep(0.05)
+
+
+def test_postgresql_gone_for_a_while_is_503_then_the_daemon_recovers_on_its_own(
+        tmp_path: Path, fresh_postgres_url: str) -> None:  # noqa: F811
+    url = make_url(fresh_postgres_url)
+    outage = Outage((url.host or "127.0.0.1", url.port or 5432))
+    through = url.set(host="127.0.0.1", port=outage.port).render_as_string(hide_password=False)
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database: "{through}"\nhttp:\n  listen: 127.0.0.1:{port}\n'
+                      "feeds:\n  - name: dw\n    url: http://127.0.0.1:9/dw\n")
+    daemon = Daemon(config, env={})
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        daemon.wait_for_log("started feeds=1")
+        assert wait_for_http(health)[0] == 200
+        outage.down()
+        assert "database: OperationalError" in _wait_for_health(health, 503)
+        daemon.wait_for_log("pass=poll failed")
+        outage.up()
+        assert "database answers" in _wait_for_health(health, 200)
+        daemon.wait_for_log("pass=poll recovered")
+        assert daemon.process.poll() is None, "the daemon died"
+    finally:
+        daemon.stop()
+        outage.down()
