@@ -214,7 +214,9 @@ def _lex(query: str) -> list[_Tok]:
                     query=query,
                     column=col,
                 )
-            distance = int(near.group(2))
+            distance = 0
+            for digit in near.group(2):  # int() of them all refuses past 4,300 digits
+                distance = min(distance * 10 + int(digit), MAX_NEAR + 1)
             if not 1 <= distance <= MAX_NEAR:
                 raise RuleError(
                     f"{near.group(1)} distance must be between 1 and {MAX_NEAR}",
