@@ -120,6 +120,7 @@ class _Tok(NamedTuple):
 _OPEN_QUOTES = '"\u201c\u201e'
 _CLOSE_QUOTES = '"\u201d\u201c'
 _RUN = re.compile(r'[^\s()"\u201c\u201d\u201e]+')
+_RUN_CHAR = re.compile(r'[^\s()"\u201c\u201d\u201e]')
 _MODIFIER = re.compile(r"([A-Za-z]+):")
 _NEAR = re.compile(r"(O?NEAR)(?:/(\d*))?")
 _NEAR_LIKE = re.compile(r"O?NEAR/")
@@ -157,6 +158,28 @@ def _lex(query: str) -> list[_Tok]:
             i = end + 1
             raw_next = False
             continue
+        if not raw_next:
+            # Prefixes of a run (-term, title:term) are read where they stand: slicing
+            # the run again after each one made "----...x" or "title:title:..." quadratic.
+            if ch == "-" and _RUN_CHAR.match(query, i + 1):
+                tokens.append(_Tok("MINUS", "-", col))
+                i += 1
+                continue
+            modifier = _MODIFIER.match(query, i)
+            if modifier:
+                name = modifier.group(1).lower()
+                if name not in _MODIFIERS:
+                    raise RuleError(
+                        f"unknown field {modifier.group(1)!r}; fields are "
+                        + ", ".join(f"{f}:" for f in _MODIFIERS)
+                        + ' (put text with a colon in "quotes")',
+                        query=query,
+                        column=col,
+                    )
+                tokens.append(_Tok("FIELD", name, col))
+                i = modifier.end()
+                raw_next = name in _RAW_VALUE_FIELDS
+                continue
         run_match = _RUN.match(query, i)
         j = run_match.end() if run_match else i + 1
         run = query[i:j]
@@ -176,31 +199,12 @@ def _lex(query: str) -> list[_Tok]:
                 query=query,
                 column=col,
             )
-        if run[0] == "-" and len(run) > 1:
-            tokens.append(_Tok("MINUS", "-", col))
-            i += 1
-            continue
         if run[0] == "@":
             name = run[1:]
             if not name:
                 raise RuleError("expected a list name after @", query=query, column=col + 1)
             tokens.append(_Tok("LIST", name, col))
             i = j
-            continue
-        modifier = _MODIFIER.match(run)
-        if modifier:
-            name = modifier.group(1).lower()
-            if name not in _MODIFIERS:
-                raise RuleError(
-                    f"unknown field {modifier.group(1)!r}; fields are "
-                    + ", ".join(f"{f}:" for f in _MODIFIERS)
-                    + ' (put text with a colon in "quotes")',
-                    query=query,
-                    column=col,
-                )
-            tokens.append(_Tok("FIELD", name, col))
-            i += modifier.end()
-            raw_next = name in _RAW_VALUE_FIELDS
             continue
         if run in ("AND", "OR", "NOT"):
             tokens.append(_Tok(run, run, col))
