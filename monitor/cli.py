@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import logging
 import math
 import os
@@ -373,6 +374,8 @@ def main(
     stderr: TextIO | None = None,
     environ: dict[str, str] | None = None,
 ) -> int:
+    if stdout is None:
+        _escape_undecodable_bytes(sys.stdout)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     env = dict(os.environ if environ is None else environ)
     parser = build_parser()
@@ -426,6 +429,18 @@ def main(
     finally:
         with contextlib.suppress(Exception):
             out.flush()
+
+
+def _escape_undecodable_bytes(stream: TextIO) -> None:
+    """Let a strict standard output write lone surrogates as ``\\udcff`` escapes.
+
+    Arguments and paths that are not UTF-8 reach Python as lone surrogates
+    (``rules test CSTO --title $'\\xff'``, ``--config $'\\xff.yaml'``); echoed to a
+    UTF-8 stdout with strict errors they raised UnicodeEncodeError, a traceback with
+    exit 1, which ``rules test`` means as NO MATCH. Standard error escapes them already.
+    """
+    if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        stream.reconfigure(errors="backslashreplace")
 
 
 @dataclass
