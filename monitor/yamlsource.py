@@ -92,8 +92,9 @@ def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
             pass
     try:
         loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        return _failed(_reader_problem(text, exc))
     except yaml.YAMLError as exc:
-        # ReaderError (a control character in the text) carries no mark, only a position.
         return _failed(SourceProblem(None, (), f"invalid YAML: {_first_line(str(exc))}"))
     try:
         root = loader.get_single_node()
@@ -148,6 +149,24 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> SourceProblem:
     if mark is None:
         return SourceProblem(None, (), f"invalid YAML: {what}")
     return SourceProblem(mark.line + 1, (), f"invalid YAML at column {mark.column + 1}: {what}")
+
+
+def _reader_problem(text: str, exc: yaml.reader.ReaderError) -> SourceProblem:
+    """A character YAML refuses (a control character pasted into a query, a NUL): its
+    line and column, as a syntax error has. ReaderError carries only an offset, and in a
+    long rule file a message without a line leaves the editor searching for something
+    invisible."""
+    position = int(exc.position)
+    breaks = list(_LINE_BREAK.finditer(text, 0, position))
+    line_start = breaks[-1].end() if breaks else 0
+    what = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+    return SourceProblem(
+        len(breaks) + 1, (), f"invalid YAML at column {position - line_start + 1}: {what}"
+    )
+
+
+# What YAML counts as a line break, so lines are numbered as in its other errors.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 
 def _first_line(text: str) -> str:

@@ -113,9 +113,21 @@ PROBLEMS: list[tuple[str, str, dict[str, str], SourceProblem]] = [
         "a: \x07\n",
         {},
         SourceProblem(
-            None,
+            1,
             (),
-            "invalid YAML: unacceptable character #x0007: special characters are not allowed",
+            "invalid YAML at column 4: unacceptable character #x0007: "
+            "special characters are not allowed",
+        ),
+    ),
+    (
+        "a NUL in a query further down",
+        "a: 1\r\nrules:\n  - name: r\n    query: CSTO\x00 AND x\n",
+        {},
+        SourceProblem(
+            4,
+            (),
+            "invalid YAML at column 16: unacceptable character #x0000: "
+            "special characters are not allowed",
         ),
     ),
 ]
