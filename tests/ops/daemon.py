@@ -157,3 +157,19 @@ def metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+#: The smallest config a daemon runs: one SQLite file (``{db}``), one console channel,
+#: one feed nobody serves and one rule.
+CONSOLE_CONFIG = """\
+database: "sqlite:///{db}"
+notifiers:
+  out:
+    type: console
+feeds:
+  - name: wire
+    url: http://127.0.0.1:9/wire.rss
+rules:
+  - name: csto
+    query: CSTO
+"""

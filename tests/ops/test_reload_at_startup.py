@@ -12,23 +12,11 @@ from pathlib import Path
 import pytest
 
 from monitor.store import Store
+from tests.ops.daemon import CONSOLE_CONFIG as CONFIG
 from tests.ops.daemon import Daemon
 
 # The daemon is held in start-up by a lock on its SQLite file.
 pytestmark = pytest.mark.sqlite_files
-
-CONFIG = """\
-database: "sqlite:///{db}"
-notifiers:
-  out:
-    type: console
-feeds:
-  - name: wire
-    url: http://127.0.0.1:9/wire.rss
-rules:
-  - name: csto
-    query: CSTO
-"""
 
 
 def _has_open(pid: int, path: Path, *, timeout: float = 20.0) -> None:

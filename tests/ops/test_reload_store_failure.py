@@ -15,22 +15,10 @@ from monitor.config import load_config
 from monitor.ops_wiring import reloader_for
 from monitor.service import Monitor
 from monitor.store import Store
+from tests.ops.daemon import CONSOLE_CONFIG as CONFIG
 
 # The failure is an SQLite trigger on the file the monitor uses.
 pytestmark = pytest.mark.sqlite_files
-
-CONFIG = """\
-database: "sqlite:///{db}"
-notifiers:
-  out:
-    type: console
-feeds:
-  - name: wire
-    url: http://127.0.0.1:9/wire.rss
-rules:
-  - name: csto
-    query: CSTO
-"""
 
 EDITED = (CONFIG + """\
   - name: quake

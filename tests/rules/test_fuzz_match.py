@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules import Document, Hit, RuleSetError, RuleSpec, compile_rules
+from tests.rules.test_index_property import combined
 
 WORDS = [
     "csto", "CSTO", "ＣＳＴＯ", "ОДКБ", "одкб", "Pashinia\u0301n", "Pashinián", "pashinian",
@@ -48,18 +49,9 @@ near = st.tuples(
 ).map(lambda t: f"{t[0]} {t[1]}/{t[2]} {t[3]}")
 
 
-def _extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.tuples(inner, st.sampled_from([" AND ", " OR ", " ", " AND NOT ", " -"]), inner).map(
-            "".join
-        ),
-        inner.map(lambda q: f"({q})"),
-        inner.map(lambda q: f"NOT ({q})"),
-        st.tuples(st.sampled_from([*FIELDS, "case:"]), inner).map(lambda t: f"{t[0]}({t[1]})"),
-    )
-
-
-query = st.recursive(st.one_of(leaf, near), _extend, max_leaves=6)
+query = st.recursive(
+    st.one_of(leaf, near), lambda inner: combined(inner, [*FIELDS, "case:"]), max_leaves=6
+)
 
 text = st.lists(
     st.tuples(st.one_of(word, st.text(max_size=3)), st.sampled_from(SEPARATORS)).map("".join),

@@ -47,18 +47,21 @@ near = st.tuples(
 ).map(lambda t: f"{t[0]} {t[1]}/{t[2]} {t[3]}")
 
 
-def _extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+def combined(
+    inner: st.SearchStrategy[str], scopes: list[str] = FIELDS
+) -> st.SearchStrategy[str]:
+    """Queries built from ``inner`` ones: joined by an operator, grouped, negated or scoped."""
     return st.one_of(
         st.tuples(inner, st.sampled_from([" AND ", " OR ", " ", " AND NOT ", " -"]), inner).map(
             "".join
         ),
         inner.map(lambda q: f"({q})"),
         inner.map(lambda q: f"NOT ({q})"),
-        st.tuples(st.sampled_from(FIELDS), inner).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(st.sampled_from(scopes), inner).map(lambda t: f"{t[0]}({t[1]})"),
     )
 
 
-query = st.recursive(st.one_of(leaf, near), _extend, max_leaves=6)
+query = st.recursive(st.one_of(leaf, near), combined, max_leaves=6)
 
 text = st.lists(
     st.one_of(word, st.sampled_from([",", ".", "organisation", "sport"])), max_size=25
