@@ -52,6 +52,7 @@ from monitor.store.base import (
     _redact,
     _watch_sqlite_file,
     describe_database_error,
+    postgres_connect_args,
     utcnow,
 )
 from monitor.store.feeds import FeedQueries
@@ -161,7 +162,8 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
                 engine = create_engine(url, connect_args={"timeout": 30})
                 _install_sqlite_pragmas(engine)
             else:
-                engine = create_engine(url, pool_pre_ping=True)
+                engine = create_engine(url, pool_pre_ping=True,
+                                       connect_args=postgres_connect_args(url))
             store = cls(engine)
             store.create_schema()
             if url.startswith("sqlite"):

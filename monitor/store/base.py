@@ -63,6 +63,28 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: libpq waits for ever by default: a server gone silent (packets dropped by a network
+#: partition or a dead host, not refused) would hold a store call, and with it the
+#: daemon's event loop, for good. These bound the wait wherever the URL does not
+#: set its own.
+POSTGRES_TIMEOUTS: dict[str, int] = {
+    "connect_timeout": 10,  # seconds to connect
+    "keepalives": 1,  # probe an idle connection: 30 s, then every 10 s, 3 misses
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # ms sent data may go unacknowledged
+}
+
+
+def postgres_connect_args(url: str) -> dict[str, int]:
+    """The timeouts of POSTGRES_TIMEOUTS that a PostgreSQL ``url`` does not set itself."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return {}
+    return {key: value for key, value in POSTGRES_TIMEOUTS.items() if key not in parsed.query}
+
+
 def _watch_sqlite_file(engine: Engine, url: str) -> None:
     """Refuse every use of the engine once its SQLite file is deleted or replaced.
 

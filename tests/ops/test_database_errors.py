@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
-from monitor.store import Store
+from monitor.store import Store, StoreError
+from tests.dbs import postgres_url  # noqa: F401  (fixture)
 from tests.ops.daemon import REPO
 
 # Missing directories and damaged files are SQLite's own failures: the PostgreSQL pass
@@ -118,3 +119,41 @@ def test_a_driver_that_is_not_installed(tmp_path: Path) -> None:
     assert code == 1
     assert "Traceback" not in err
     assert "wirewatch: cannot open database postgresql+pg8000://" in err
+
+
+def _connection_settings(url: str) -> dict[str, str]:
+    """The libpq settings a store opened on ``url`` connects with."""
+    store = Store.open(url)
+    try:
+        with store.engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            return dict(driver.info.get_parameters())
+    finally:
+        store.close()
+
+
+def test_postgres_connections_time_out_instead_of_waiting_for_ever(
+    request: pytest.FixtureRequest,
+) -> None:
+    # libpq waits for ever by default: a server gone silent would hold every store
+    # call, and the event loop with it. The URL's own settings win.
+    server: str = request.getfixturevalue("postgres_url")
+    settings = _connection_settings(server)
+    assert {key: settings.get(key) for key in ("connect_timeout", "keepalives_idle",
+                                               "tcp_user_timeout")} == {
+        "connect_timeout": "10", "keepalives_idle": "30", "tcp_user_timeout": "60000"}
+    separator = "&" if "?" in server else "?"
+    assert _connection_settings(f"{server}{separator}connect_timeout=3")["connect_timeout"] == "3"
+
+
+def test_a_postgres_server_that_never_answers_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # listens, never accepts nor answers
+    port = silent.getsockname()[1]
+    try:
+        with pytest.raises(StoreError, match="cannot open database"):
+            Store.open(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x?connect_timeout=1")
+    finally:
+        silent.close()
