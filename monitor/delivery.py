@@ -299,35 +299,22 @@ class Deliverer:
     async def _fail_orphans(self, known: set[str]) -> DeliverySummary:
         summary = DeliverySummary()
         while True:
+            now, configured = self._clock(), sorted(known)
             claimed = self._store.claim_deliveries(
-                now=self._clock(), lease=self._lease, claimer=self.instance_id,
-                not_notifiers=sorted(known),
-            )
+                now=now, lease=self._lease, claimer=self.instance_id, not_notifiers=configured)
             for delivery in claimed:
-                self._fail(
-                    [delivery], f"notifier '{delivery.notifier}' is no longer configured", summary
-                )
+                self._fail([delivery], _no_longer_configured(delivery.notifier), summary)
             # Rows held for a digest, quiet hours or a flood summary fail with their
             # batch when it comes due (a channel added back before then sends it).
             batch = self._store.claim_batch(
-                now=self._clock(), lease=self._lease, claimer=self.instance_id,
-                not_notifiers=sorted(known),
-            )
+                now=now, lease=self._lease, claimer=self.instance_id, not_notifiers=configured)
             if batch:
-                self._fail(batch, f"notifier '{batch[0].notifier}' is no longer configured",
-                           summary)
-            # Notices too (ops_notify moved to another channel): logged only, as any
-            # failed notice is.
+                self._fail(batch, _no_longer_configured(batch[0].notifier), summary)
+            # Notices too (ops_notify moved to another channel).
             notices = self._store.claim_notices(
-                now=self._clock(), lease=self._lease, claimer=self.instance_id,
-                not_notifiers=sorted(known),
-            )
+                now=now, lease=self._lease, claimer=self.instance_id, not_notifiers=configured)
             for notice in notices:
-                reason = f"notifier '{notice.notifier}' is no longer configured"
-                self._store.mark_notice_failed(notice.id, reason=reason)
-                summary.failed += 1
-                log.error("notifier=%s notice=%s failed: %s", notice.notifier, notice.key,
-                          reason)
+                self._fail_notice(notice, _no_longer_configured(notice.notifier), summary)
             if not (claimed or batch or notices):
                 return summary
 
@@ -533,6 +520,12 @@ class Deliverer:
 
     # ------------------------------------------------------------------- notices
 
+    def _fail_notice(self, row: ClaimedNotice, reason: str, summary: DeliverySummary) -> None:
+        # Logged only: reporting a failed notice would be a notice about a notice.
+        self._store.mark_notice_failed(row.id, reason=reason)
+        summary.failed += 1
+        log.error("notifier=%s notice=%s failed: %s", row.notifier, row.key, reason)
+
     async def _send_notice(
         self, notifier: Notifier, row: ClaimedNotice, summary: DeliverySummary
     ) -> None:
@@ -556,10 +549,7 @@ class Deliverer:
                 log.warning("notifier=%s notice=%s retry_in=%.1fs error=%r", row.notifier,
                             row.key, delay.total_seconds(), str(error))
             else:
-                # Logged only: reporting a failed notice would be a notice about a notice.
-                self._store.mark_notice_failed(row.id, reason=str(error))
-                summary.failed += 1
-                log.error("notifier=%s notice=%s failed: %s", row.notifier, row.key, error)
+                self._fail_notice(row, str(error), summary)
             return
         await record_sent(
             f"notifier={notifier.name} notice={row.key}",
@@ -603,3 +593,7 @@ def _as_notify_error(channel: str, exc: BaseException) -> NotifyError:
     # A bug in a channel must not stall the outbox: retry, and say so loudly.
     log.error("notifier=%s unexpected error %r", channel, exc, exc_info=exc)
     return NotifyError(f"{channel}: {exc!r}", retryable=True)
+
+
+def _no_longer_configured(notifier: str) -> str:
+    return f"notifier '{notifier}' is no longer configured"

@@ -518,6 +518,8 @@ class EmailNotifier:
         The message is already accepted for the others, so nothing here may raise: a
         retry of the whole delivery would send them a second copy.
         """
+        # Each round reaches one more recipient at least, or ends: a transaction that
+        # reaches none raises SMTPRecipientsRefused.
         while True:
             deferred = [a for a, (code, _msg) in refused.items() if 400 <= code < 500]
             if not deferred:

@@ -218,9 +218,9 @@ def _lex(query: str) -> list[_Tok]:
                     query=query,
                     column=col,
                 )
-            distance = 0
-            for digit in near.group(2):  # int() of them all refuses past 4,300 digits
-                distance = min(distance * 10 + int(digit), MAX_NEAR + 1)
+            # int() refuses more than 4,300 digits: any number that long is out of range.
+            digits = near.group(2).lstrip("0") or "0"
+            distance = int(digits) if len(digits) <= len(str(MAX_NEAR)) else MAX_NEAR + 1
             if not 1 <= distance <= MAX_NEAR:
                 raise RuleError(
                     f"{near.group(1)} distance must be between 1 and {MAX_NEAR}",

@@ -300,8 +300,8 @@ _CHECKED_BLOCKS = ((0x00A0, 0x00BF), (0x2000, 0x206F), (0x3000, 0x30FF), (0xFF00
 
 def folds_in_place(ch: str) -> bool:
     """Whether ``ch`` may stay as it is while the ASCII letters around it are lowered."""
-    if unicodedata.category(ch).startswith("M") or _MARK.match(ch):
-        return False  # a mark composes with the character before it
+    if not _stands_alone(ch):
+        return False  # a mark or a jamo composes with the character before it
     if _WORD_OR_CJK.match(ch) is None:
         return True  # a separator: it only cuts, whatever it is
     return (
