@@ -9,6 +9,8 @@ readers of what the database hands back (``_aware``, ``_rowcount``, ``_row_id``)
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,8 +54,8 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         # "database is locked" half-way through a transaction.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _enter_wal_mode(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -61,6 +63,29 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _enter_wal_mode(cursor: sqlite3.Cursor, wait_s: float = 30.0) -> None:
+    """Put the database in WAL mode, waiting while another connection writes.
+
+    Changing the journal mode takes an exclusive lock, and SQLite answers "database
+    is locked" at once, without the busy timeout, when another connection holds the
+    write lock meanwhile: two processes opening a new database file together (a CLI
+    command beside a starting daemon) would fail. The mode is kept in the file, so
+    once it is WAL nothing here takes a lock again.
+    """
+    deadline = time.monotonic() + wait_s
+    pause = 0.01
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 #: libpq waits for ever by default: a server gone silent (packets dropped by a network

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
 from monitor.cli import main
+from monitor.store import Store
 from tests.scale.cluster import FeedFarm, Instance, config_text
 from tests.support import FeedServer
 
@@ -63,3 +66,29 @@ def test_cli_commands_beside_a_busy_daemon_never_hit_a_locked_database(
     assert {name for name, _, _ in outcomes} == {c[0] for c in COMMANDS}
     assert len(outcomes) >= 2 * len(COMMANDS)
     assert "hits=" in daemon.stderr_path.read_text()  # the daemon was writing hits meanwhile
+
+
+def test_opening_a_new_database_waits_while_another_connection_writes(tmp_path: Path) -> None:
+    # A file not yet in WAL mode, written by another process at the moment the store
+    # opens it: turning on WAL needs a lock SQLite refuses at once, busy timeout or not.
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    committed = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    committed.start()
+    started = time.monotonic()
+    try:
+        store = Store.open(f"sqlite:///{path}")
+    finally:
+        committed.join()
+        writer.close()
+    try:
+        assert time.monotonic() - started >= 0.4  # it waited for the writer
+        assert store.feeds() == []
+    finally:
+        store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    check.close()
