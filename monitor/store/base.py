@@ -210,6 +210,11 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def _sqlite_file_problem(path: Path, detail: str) -> str | None:
+    if "database is locked" in detail:
+        # Only after the 30 s busy timeout: something holds a transaction open.
+        return (f"another process held the write lock on {path} for over 30 s: close any "
+                "`sqlite3` shell or backup tool left inside a transaction on it; to run "
+                "several wirewatch instances, use PostgreSQL (docs/scaling.md)")
     if "not a database" in detail or "malformed" in detail:
         return (f"{path} is damaged or not an SQLite database ({detail}): stop wirewatch, "
                 f'check it with `sqlite3 {path} "PRAGMA integrity_check"` and restore the '

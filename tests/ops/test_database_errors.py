@@ -16,9 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from monitor.cli import main
 from monitor.store import Store, StoreError
+from monitor.store.base import describe_database_error
 from tests.dbs import postgres_url  # noqa: F401  (fixture)
 from tests.ops.daemon import REPO
 
@@ -157,3 +160,22 @@ def test_a_postgres_server_that_never_answers_is_a_clear_error(tmp_path: Path) -
             Store.open(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x?connect_timeout=1")
     finally:
         silent.close()
+
+
+def test_a_locked_database_names_the_holder_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "ww.db"
+    url = f"sqlite:///{path}"
+    Store.open(url).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # an sqlite3 shell left inside a transaction
+    # Waiting 0 s instead of wirewatch's 30 gives SQLite's own error at once.
+    engine = create_engine(url, connect_args={"timeout": 0})
+    try:
+        with pytest.raises(OperationalError) as caught, engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+    finally:
+        engine.dispose()
+        holder.close()
+    message = describe_database_error(url, caught.value)
+    assert message.startswith(f"database {url}: another process held the write lock on {path}")
+    assert "close any `sqlite3` shell" in message
