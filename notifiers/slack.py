@@ -517,6 +517,16 @@ class SlackNotifier:
             raise NotifyError(
                 f"slack {self.name!r}: the request could not be made ({exc})", retryable=False
             ) from exc
+        except AttributeError as exc:
+            # slack-sdk reads any JSON answer as an object: a list, string or number
+            # (from something in between, never from Slack) fails inside its check.
+            if not _raised_in_slack_sdk(exc):
+                raise
+            raise NotifyError(
+                f"slack {self.name!r}: Slack answered with JSON that is not an object "
+                "(not Slack's API answer; check `base_url` and any proxy); will retry",
+                retryable=True,
+            ) from exc
 
     def _send_web(self, message: dict[str, Any]) -> Receipt:
         assert self._web is not None
@@ -586,6 +596,14 @@ class SlackNotifier:
                 f"slack {self.name!r}: Slack is having trouble ({detail}); will retry",
                 retryable=True,
             )
+        if status == 200 and not data.get("error"):
+            # Slack names the error of every refused call; an answer of 200 without one
+            # (JSON null, {"ok": false}) is garbled on the way, like a body cut off.
+            return NotifyError(
+                f"slack {self.name!r}: Slack answered HTTP 200 without an ok or an error "
+                "code; will retry",
+                retryable=True,
+            )
         if not error.isidentifier() and not error.startswith("HTTP "):
             # Slack's error codes are identifiers; anything else is slack-sdk's note on
             # a body that is not JSON ("Received a response in a non-JSON format: ..."):
@@ -608,3 +626,11 @@ class SlackNotifier:
 
     def close(self) -> None:
         """Both clients open one connection per request; nothing is held open."""
+
+
+def _raised_in_slack_sdk(exc: BaseException) -> bool:
+    """Whether ``exc`` came from slack-sdk's own code, not from wirewatch's."""
+    trace = exc.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace is not None and "slack_sdk" in trace.tb_frame.f_code.co_filename

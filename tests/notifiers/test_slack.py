@@ -245,6 +245,16 @@ def test_webhook_mode_posts_the_same_message(slack_standin: SlackStandIn) -> Non
             "Content-Type": "text/html"}}, True, None, "HTTP 502", id="html-502"),
         pytest.param({"status": 404, "body": "404 page not found"}, False, None,
                      "check `base_url`", id="not-json-404"),
+        # JSON, but not Slack's answer: a list, string or number raised AttributeError
+        # inside slack-sdk; null and an ok-less object failed the alert for good.
+        *(pytest.param({"status": 200, "body": body, "headers": {
+            "Content-Type": "application/json"}}, True, None, "not an object", id=name)
+          for name, body in [("json-list", "[1, 2]"), ("json-string", '"ok"'),
+                             ("json-number", "42")]),
+        *(pytest.param({"status": 200, "body": body, "headers": {
+            "Content-Type": "application/json"}}, True, None, "without an ok or an error",
+            id=name)
+          for name, body in [("json-null", "null"), ("not-ok-no-error", '{"ok": false}')]),
     ],
 )
 def test_api_errors_map_to_notify_error(
