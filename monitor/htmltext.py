@@ -98,6 +98,18 @@ _WHITESPACE = re.compile(r"\s+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u00ad\u2060\ufeff]")
 
 
+# C1 controls never mean anything in feed text: they are Windows-1252 bytes read as
+# Latin-1 on the way (a JSON feed's "\u0093", XML's "&#x93;"), and a terminal may
+# obey one (U+009B starts an escape sequence) when `wirewatch hits` prints a title.
+# Each becomes its Windows-1252 character, as HTML reads "&#x93;"; the five that
+# code page leaves undefined go.
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+
+
+def _from_windows_1252(match: re.Match[str]) -> str:
+    return bytes([ord(match.group())]).decode("cp1252", errors="ignore")
+
+
 def _replace_tag(match: re.Match[str]) -> str:
     name = match.group(2).lower()
     if name in _BLOCK_TAGS:
@@ -131,6 +143,8 @@ def html_to_text(html_text: str) -> str:
     # hyphen splits a word; non-breaking and other Unicode spaces already count
     # as whitespace for "\s".
     text = _CONTROL_CHARS.sub("", text)
+    if not text.isascii():
+        text = _C1_CONTROLS.sub(_from_windows_1252, text)
     text = _HORIZONTAL_SPACE.sub(" ", text.replace("\r", "\n"))
     text = _LINE_BREAKS.sub("\n", text)
     return text.strip()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -86,3 +88,18 @@ def test_a_soft_hyphenated_word_in_a_feed_matches_its_rule() -> None:
     ruleset = compile_rules([RuleSpec("pa", '"Palestinian Authority"')])
     (hit,) = ruleset.match(Document(title=item.title, summary=item.summary))
     assert hit.snippet.text == "The Palestinian Authority"
+
+
+def test_c1_controls_from_a_json_feed_become_windows_1252_characters() -> None:
+    # A JSON feed whose publisher read Windows-1252 as Latin-1: "\u0093" for a quote.
+    # U+009B is an escape sequence's start to some terminals `wirewatch hits` prints to.
+    body = json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "Wire",
+        "items": [{"id": "1", "title": "He said \u0093no\u0094 \u009b31m",
+                   "content_text": "It\u0092s over\u0081."}],
+    }).encode()
+    (item,) = parse_feed(body, url="https://news.example.org/feed.json",
+                         content_type="application/feed+json").items
+    assert item.title == "He said \u201cno\u201d \u203a31m"
+    assert item.content == "It\u2019s over."
+    assert not any("\x80" <= ch <= "\x9f" for ch in item.title + item.content)
