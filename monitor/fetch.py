@@ -279,16 +279,27 @@ _UNBOUNDED_CODINGS = ("br", "zstd", "compress", "x-compress")
 
 
 class _Inflater:
-    """Incremental gzip/deflate decoding in steps of at most STEP output bytes."""
+    """Incremental gzip/deflate decoding in steps of at most STEP output bytes.
+
+    A gzip body may hold several members one after another (RFC 1952 §2.2: what
+    concatenating .gz files, or a server compressing a response in parts, gives);
+    each is inflated in turn, as gzip and browsers do. Bytes after the end that do
+    not start a member are ignored, as browsers ignore them.
+    """
 
     STEP = 256 * 1024
+    _GZIP_MAGIC = b"\x1f\x8b"
 
     def __init__(self, coding: str) -> None:
         # 47 = 32 + 15: zlib detects a gzip or zlib header itself. Some servers
         # send raw deflate for "deflate"; that is retried with -15 below.
         self._decoder = zlib.decompressobj(47 if coding != "deflate" else 15)
         self._raw_deflate_fallback = coding == "deflate"
+        self._members = coding != "deflate"
         self._started = False
+        # After a member's end: the bytes seen since, until they show what follows.
+        self._after_end: bytes | None = None
+        self._done = False
 
     async def chunks(self, raw: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for data in raw:
@@ -299,7 +310,17 @@ class _Inflater:
             yield tail
 
     def _feed(self, data: bytes) -> Iterator[bytes]:
-        while data:
+        while data and not self._done:
+            if self._after_end is not None:
+                data = self._after_end + data
+                if len(data) < len(self._GZIP_MAGIC):
+                    self._after_end = data
+                    return
+                self._after_end = None
+                if not (self._members and data.startswith(self._GZIP_MAGIC)):
+                    self._done = True
+                    return
+                self._decoder = zlib.decompressobj(47)
             try:
                 out = self._decoder.decompress(data, self.STEP)
             except zlib.error as exc:
@@ -314,7 +335,8 @@ class _Inflater:
                 yield out
             data = self._decoder.unconsumed_tail
             if self._decoder.eof:
-                return
+                self._after_end = b""
+                data = self._decoder.unused_data
 
 
 def _validators(response: httpx.Response) -> Validators:

@@ -6,10 +6,11 @@ import asyncio
 import gzip
 import tracemalloc
 import zlib
+from collections.abc import AsyncIterator
 
 import pytest
 
-from monitor.fetch import BodyTooLarge, FetchError, fetch_feed, make_client
+from monitor.fetch import BodyTooLarge, FetchError, _Inflater, fetch_feed, make_client
 from tests.support import FeedServer
 from tests.support.feed_server import Response
 
@@ -112,3 +113,44 @@ def test_a_coding_we_did_not_offer_is_an_error_that_names_it(
         body=b"\x1b\x03\x00\xf8\xa5\x00\x00\x00"))
     with pytest.raises(FetchError, match=f"compressed with {coding.split()[-1]}, which was not"):
         fetch(feed_server.url("/feed"), max_bytes=MIB)
+
+
+@pytest.mark.parametrize("trailer", [b"", b"\x00" * 8, b"<garbage>"])
+def test_a_gzip_body_of_several_members_arrives_whole(
+    feed_server: FeedServer, trailer: bytes
+) -> None:
+    # Concatenated .gz files, or a server compressing a response in parts, give one
+    # gzip member after another; reading stopped after the first: a feed cut short.
+    feed = b"<rss version='2.0'><channel><title>x</title>" + b"<!-- pad -->" * 50_000 + \
+        b"</channel></rss>"
+    parts = [feed[:9], feed[9:300_000], feed[300_000:]]
+    body = b"".join(gzip.compress(part) for part in parts) + trailer
+    feed_server.set_route("/feed", Response(headers={
+        "Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}, body=body))
+    assert fetch(feed_server.url("/feed"), max_bytes=MIB) == feed
+
+
+def test_a_bomb_in_a_later_gzip_member_is_refused_without_inflating_it(
+    feed_server: FeedServer,
+) -> None:
+    body = gzip.compress(b"<rss version='2.0'>") + gzip.compress(bytes(64 * MIB), 9)
+    feed_server.set_route("/bomb", Response(
+        headers={"Content-Type": "application/rss+xml", "Content-Encoding": "gzip"}, body=body))
+    peak = _peak_memory_of_refused_bomb(feed_server.url("/bomb"))
+    assert peak < 8 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_gzip_members_split_anywhere_between_network_chunks_inflate_whole() -> None:
+    # A member's end, and the next one's two magic bytes, may fall in any chunk.
+    feed = b"<rss version='2.0'><channel><title>x</title></channel></rss>"
+    body = gzip.compress(feed[:20]) + gzip.compress(feed[20:]) + b"\x00\x00"
+
+    async def inflate(chunks: list[bytes]) -> bytes:
+        async def raw() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+        return b"".join([piece async for piece in _Inflater("gzip").chunks(raw())])
+
+    assert asyncio.run(inflate([body[i:i + 1] for i in range(len(body))])) == feed
+    for cut in range(1, len(body)):
+        assert asyncio.run(inflate([body[:cut], body[cut:]])) == feed, cut
