@@ -29,7 +29,7 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
     """Parse a JSON Feed (or RSS-in-JSON) document. Raises ``FeedParseError``."""
     try:
         # JSON text is UTF-8 (RFC 8259 §8.1); "utf-8-sig" also accepts a BOM.
-        document = json.loads(body.decode("utf-8-sig"))
+        document = json.loads(body.decode("utf-8-sig"), parse_int=_integer)
     except UnicodeDecodeError as exc:
         raise FeedParseError(f"malformed JSON feed: not UTF-8 ({exc.reason})") from exc
     except RecursionError as exc:
@@ -55,6 +55,13 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedFeed:
         ttl=None,
         url=url,
     )
+
+
+def _integer(digits: str) -> int | str:
+    # Python refuses to read an int of more than 4,300 digits (a guard against slow
+    # conversions): one such item id would fail the whole feed. Kept as its digits,
+    # it is the same id text as a shorter number's str().
+    return int(digits) if len(digits) <= 4000 else digits
 
 
 def _entry_from_item(item: Mapping[str, Any], feed_authors: list[str]) -> RawEntry:

@@ -163,3 +163,14 @@ def test_scripting_news_rss_in_json_is_read() -> None:
     assert len(feed.items) == 50
     assert all(item.link and item.link.startswith("http://scripting.com/") for item in feed.items)
     assert all(item.published_at is not None for item in feed.items)
+
+
+def test_an_item_id_of_thousands_of_digits_does_not_fail_the_feed() -> None:
+    # Python reads at most 4,300 digits into an int: the whole feed was refused.
+    digits = "7" * 5000
+    body = ('{"version": "https://jsonfeed.org/version/1.1", "items": ['
+            f'{{"id": {digits}, "content_text": "long id"}},'
+            '{"id": 42, "content_text": "short id"}]}').encode()
+    long_id, short_id = parse_json_feed(body, url=URL).items
+    assert long_id.guid == digits
+    assert short_id.guid == "42"
