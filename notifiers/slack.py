@@ -95,6 +95,9 @@ _PIPE_LOOKALIKE = "\uff5c"
 
 # Slack "error" codes after which retrying cannot help, each with the fix to tell the
 # operator. https://api.slack.com/methods/chat.postMessage#errors
+_OUR_FAULT = ("a fault in how wirewatch builds messages, not in the config: report it "
+              "with the alert's rule and item title")
+
 _PERMANENT_ERRORS: dict[str, str] = {
     # The notifier does not know which variable its token came from: point at the key.
     "invalid_auth": "the bot token is wrong or revoked; check this notifier's `token` in "
@@ -112,11 +115,13 @@ _PERMANENT_ERRORS: dict[str, str] = {
     "is_archived": "the channel is archived; unarchive it or choose another channel",
     "restricted_action": "the workspace does not allow the bot to post there",
     "restricted_action_read_only_channel": "the channel is read-only for the bot",
-    "msg_too_long": "the message is too long for Slack",
-    "invalid_blocks": "Slack rejected the message layout",
-    "invalid_blocks_format": "Slack rejected the message layout",
-    "too_many_attachments": "Slack rejected the message layout",
-    "invalid_arguments": "Slack rejected the request arguments",
+    # wirewatch caps every part of a message it builds, so these are its own fault,
+    # not the operator's: nothing in the config fixes them.
+    "msg_too_long": "the message is too long for Slack; " + _OUR_FAULT,
+    "invalid_blocks": "Slack rejected the message layout; " + _OUR_FAULT,
+    "invalid_blocks_format": "Slack rejected the message layout; " + _OUR_FAULT,
+    "too_many_attachments": "Slack rejected the message layout; " + _OUR_FAULT,
+    "invalid_arguments": "Slack rejected the request arguments; " + _OUR_FAULT,
     "team_access_not_granted": "the token has no access to this workspace",
     "ekm_access_denied": "the workspace's encryption keys deny access",
 }

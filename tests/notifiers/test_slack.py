@@ -229,6 +229,8 @@ def test_webhook_mode_posts_the_same_message(slack_standin: SlackStandIn) -> Non
         pytest.param({"error": "not_in_channel"}, False, None, "/invite", id="not-in-channel"),
         pytest.param({"error": "is_archived"}, False, None, "archived", id="archived"),
         pytest.param({"error": "invalid_blocks"}, False, None, "invalid_blocks", id="blocks"),
+        pytest.param({"error": "msg_too_long"}, False, None, "not in the config: report it",
+                     id="too-long"),
         pytest.param({"error": "something_new"}, False, None, "something_new", id="unknown-error"),
         pytest.param({"error": "fatal_error"}, True, None, "fatal_error", id="fatal"),
         pytest.param({"status": 429}, True, None, "rate limited", id="429-no-retry-after"),
