@@ -104,20 +104,38 @@ class ConfigReloader(Generic[C]):
         """Re-read the file on the next turn, even if it looks unchanged (SIGHUP)."""
         self._forced.set()
 
+    #: The longest wait between tries of a reload that keeps failing.
+    LONGEST_RETRY_WAIT = 60.0
+
     async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
         while not stop.is_set():
-            forced = await self._wait(stop)
+            # A reload that failed (the database is down) is tried again ever more
+            # slowly: each try loads and compiles the whole config on the event loop.
+            wait = min(self._interval * 2**min(failures, 16), self.LONGEST_RETRY_WAIT)
+            forced = await self._wait(stop, wait)
             if stop.is_set():
                 return
             try:
-                self.check(forced=forced)
-            except Exception:  # the watcher must outlive any one bad turn
-                log.exception("config reload failed unexpectedly; the running config stays")
+                outcome = self.check(forced=forced)
+            except Exception as exc:  # the watcher must outlive any one bad turn
+                failures += 1
+                if failures == 1:
+                    log.exception("config reload failed unexpectedly; the running config stays")
+                else:  # the traceback once, then one line a try, not a traceback a second
+                    log.warning("config reload failed again (%d tries): %s: %s; the running "
+                                "config stays, next try in %.0f s", failures,
+                                type(exc).__name__, exc,
+                                min(self._interval * 2**failures, self.LONGEST_RETRY_WAIT))
+                continue
+            if failures and outcome == "applied":
+                log.info("config reload applied after %d failed tries", failures)
+            failures = 0
 
-    async def _wait(self, stop: asyncio.Event) -> bool:
+    async def _wait(self, stop: asyncio.Event, timeout: float) -> bool:
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._forced.wait())}
         try:
-            await asyncio.wait(waiters, timeout=self._interval,
+            await asyncio.wait(waiters, timeout=timeout,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import load_config
 from monitor.ops_wiring import reloader_for
+from monitor.reload import ConfigReloader
 from monitor.service import Monitor
 from monitor.store import Store
 from tests.ops.daemon import CONSOLE_CONFIG as CONFIG
@@ -56,3 +58,48 @@ def test_a_reload_that_cannot_write_the_feeds_is_retried_and_changes_nothing_mea
         failing.close()
         asyncio.run(monitor.aclose())
         store.close()
+
+
+def test_a_reload_that_keeps_failing_backs_off_and_logs_one_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database down for an hour made the watcher load and compile the whole config,
+    # and log a traceback, every second of it.
+    path = tmp_path / "config.yaml"
+    path.write_text("version: 0\n")
+    down = True
+    tries: list[str] = []
+
+    def apply(text: str) -> None:
+        tries.append(text)
+        if down:
+            raise OSError("database unavailable")
+
+    reloader: ConfigReloader[str] = ConfigReloader(
+        path=path, load=lambda text: text, apply=apply, reject=lambda rejected: None,
+        errors=(ValueError,), initial_text="version: 0\n", interval=0.05)
+    reloader.LONGEST_RETRY_WAIT = 0.4
+    path.write_text("version: 1 (edited)\n")
+
+    async def watch() -> None:
+        stop = asyncio.Event()
+        watching = asyncio.create_task(reloader.run(stop))
+        await asyncio.sleep(1.6)  # 32 tries at one a turn; 0.05 s doubling to 0.4: <= 7
+        failed_tries = len(tries)
+        nonlocal down
+        down = False
+        for _ in range(600):  # the next try comes within 0.4 s
+            if reloader.applied:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await watching
+        assert 2 <= failed_tries <= 7, failed_tries
+        assert tries[-1] == "version: 1 (edited)\n"
+
+    with caplog.at_level(logging.INFO, logger="wirewatch.reload"):
+        asyncio.run(watch())
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert any("config reload failed again" in r.getMessage() for r in caplog.records)
+    assert any("config reload applied after" in r.getMessage() for r in caplog.records)
