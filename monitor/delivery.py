@@ -254,7 +254,8 @@ class Deliverer:
         (monitor.story_desk), from their own outbox."""
         done = await send_story_updates(self._store, notifiers, original_alert=alert_for,
                                         claimer=self.instance_id, clock=self._clock,
-                                        lease=self._lease)
+                                        lease=self._lease, send=self._paced,
+                                        budget=PASS_BUDGET)
         return DeliverySummary(sent=done.sent, retrying=done.retrying, failed=done.failed)
 
     def _recover_orphaned_claims(self) -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from monitor.recording import record_sent
 from monitor.store import (
@@ -223,22 +224,54 @@ class UpdateSummary:
     failed: int = 0
 
 
+#: How a message goes out: in a worker thread, after whatever wait its channel needs.
+Send = Callable[[Notifier, Callable[[], Receipt]], Awaitable[Receipt]]
+
+
+async def _unpaced(_notifier: Notifier, send: Callable[[], Receipt]) -> Receipt:
+    return await asyncio.to_thread(send)
+
+
 async def send_story_updates(
     store: Store, notifiers: Mapping[str, Notifier], *,
     original_alert: Callable[[ClaimedDelivery], Alert], claimer: str,
     clock: Callable[[], datetime] = utcnow, lease: timedelta = LEASE,
     retry_delay: Callable[[int], timedelta] = lambda attempts: timedelta(seconds=2 * attempts),
+    send: Send = _unpaced, budget: float | None = None,
 ) -> UpdateSummary:
-    """Send every due story update once; ``original_alert`` rebuilds the alert an update
-    refers to from its delivery (an edit sends the whole message again)."""
+    """Send due story updates once; ``original_alert`` rebuilds the alert an update
+    refers to from its delivery (an edit sends the whole message again).
+
+    ``send`` is the delivery's own: it waits for the channel's slot, and a Retry-After
+    holds back alerts and updates alike. Past ``budget`` seconds the updates claimed
+    and not yet sent are given back for the next pass, whose new alerts would
+    otherwise wait behind a paced channel's backlog of updates.
+    """
     summary = UpdateSummary()
+    loop = asyncio.get_running_loop()
+    until = None if budget is None else loop.time() + budget
     while True:
         claimed = store.claim_story_updates(now=clock(), lease=lease, claimer=claimer)
         if not claimed:
             return summary
-        for row in claimed:
-            await _send_update(store, notifiers, row, original_alert, clock, retry_delay,
-                               summary, lease=lease)
+        # Channels that asked for a pause (Retry-After): their other updates wait it out
+        # in the outbox, not in this pass.
+        paused: dict[str, datetime] = {}
+        for done, row in enumerate(claimed):
+            if until is not None and loop.time() >= until:
+                for later in claimed[done:]:
+                    store.finish_story_update(later.id, status=PENDING, now=clock(),
+                                              retry_at=paused.get(later.notifier, clock()),
+                                              attempted=False)
+                return summary
+            if row.notifier in paused:
+                store.finish_story_update(row.id, status=PENDING, now=clock(),
+                                          retry_at=paused[row.notifier], attempted=False)
+                continue
+            retry_at = await _send_update(store, notifiers, row, original_alert, clock,
+                                          retry_delay, summary, lease=lease, send=send)
+            if retry_at is not None:
+                paused[row.notifier] = retry_at
 
 
 def _deliver_update(notifier: Notifier, alert: Alert, *, original: str, mode: str,
@@ -262,8 +295,10 @@ async def _send_update(
     store: Store, notifiers: Mapping[str, Notifier], row: ClaimedStoryUpdate,
     original_alert: Callable[[ClaimedDelivery], Alert], clock: Callable[[], datetime],
     retry_delay: Callable[[int], timedelta], summary: UpdateSummary, *,
-    lease: timedelta = LEASE,
-) -> None:
+    lease: timedelta = LEASE, send: Send = _unpaced,
+) -> datetime | None:
+    """Send one update; returns when its channel takes messages again if it asked for
+    a pause (Retry-After), else None."""
     now = clock()
 
     def finish(status: str, reason: str | None = None, **extra: object) -> None:
@@ -274,11 +309,11 @@ async def _send_update(
     if notifier is None:
         finish(FAILED, f"notifier '{row.notifier}' is no longer configured")
         summary.failed += 1
-        return
+        return None
     if row.original_status == FAILED:
         finish(FAILED, "the original alert was never delivered")
         summary.failed += 1
-        return
+        return None
     if row.original_status != SENT:
         # The original is still on its way (held for a digest, retrying): wait for it,
         # looking again when it is due rather than every half minute until a morning
@@ -286,7 +321,7 @@ async def _send_update(
         finish(PENDING, "waiting for the original alert", attempted=False,
                retry_at=max(now + LEASE / 4, row.original_due_at))
         summary.retrying += 1
-        return
+        return None
     if row.original_listed_sources is not None:
         listed = row.new_feed in row.original_listed_sources
     else:
@@ -297,12 +332,12 @@ async def _send_update(
     if listed:
         finish(SENT, "listed in the original alert")
         summary.skipped += 1
-        return
+        return None
     delivery = store.delivery_for(row.original_hit_id, row.notifier)
     if delivery is None or not row.original_external_id:
         finish(FAILED, "the original message left no id to update or reply to")
         summary.failed += 1
-        return
+        return None
     sources = store.story_sources(row.story_id, until=row.new_seen_at)
     alert = original_alert(delivery)
     alert = replace(alert, other_sources=other_sources(sources, own_feed=alert.feed))
@@ -318,17 +353,19 @@ async def _send_update(
             title = title[:_MAX_QUOTED_TITLE - 1].rstrip() + "…"
         note = f"{note}: {title}"
     try:
-        receipt = await asyncio.to_thread(_deliver_update, notifier, alert,
-                                          original=row.original_external_id, mode=mode,
-                                          note=note)
+        receipt = await send(notifier, partial(_deliver_update, notifier, alert,
+                                               original=row.original_external_id, mode=mode,
+                                               note=note))
     except NotifyError as exc:
         if exc.retryable and now - row.created_at < MAX_AGE:
-            finish(PENDING, str(exc), retry_at=now + retry_delay(row.attempts))
+            # Not before the channel said it would take another message.
+            wait = max(retry_delay(row.attempts), timedelta(seconds=exc.retry_after or 0))
+            finish(PENDING, str(exc), retry_at=now + wait)
             summary.retrying += 1
         else:
             finish(FAILED, str(exc))
             summary.failed += 1
-        return
+        return None if exc.retry_after is None else now + timedelta(seconds=exc.retry_after)
     await record_sent(
         f"notifier={row.notifier} story={row.story_id} update={row.id}",
         lambda: store.finish_story_update(row.id, status=SENT, now=clock(),
@@ -337,6 +374,7 @@ async def _send_update(
     summary.sent += 1
     log.info("notifier=%s story=%d update=%d mode=%s sent", row.notifier, row.story_id,
              row.id, mode)
+    return None
 
 
 def story_update_modes(notifier_configs: Mapping[str, object]) -> dict[str, str]:

@@ -25,7 +25,7 @@ from monitor.digest import DigestSchedule
 from monitor.holds import ChannelPolicy, DeliveryPolicy
 from monitor.pacing import Pacer
 from monitor.store import FeedSpec, FeedUpdate, NewHit, NewItem, Store
-from monitor.story_desk import StoryDesk
+from monitor.story_desk import StoryDesk, send_story_updates
 from notifiers import Alert, Digest, EmailNotifier, Notifier, Receipt, SlackNotifier
 from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 from tests.support import SlackStandIn, SmtpServer
@@ -328,3 +328,62 @@ def test_an_update_waits_for_its_digest_without_counting_or_churning(
     # b is in the digest: both updates are settled as listed, one attempt each.
     assert [(u["status"], u["last_error"], u["attempts"]) for u in store.story_updates()] == [
         ("sent", "listed in the original alert", 1)] * 2
+
+
+def test_updates_obey_a_retry_after_and_hold_back_the_channel(
+    store: Store, slack_standin: SlackStandIn, smtp_server: SmtpServer,
+) -> None:
+    """Slack rate-limits the first of two updates with Retry-After: 30. The other update
+    of that channel waits too, and neither goes out before the 30 s are up (they were
+    retried at once, and the next one sent straight into the limit)."""
+    notifiers = {"desk": notifiers_for(slack_standin, smtp_server)["desk"]}
+    immediate = DeliveryPolicy()
+    with time_machine.travel(berlin(7), tick=False) as clock:
+        desk = StoryDesk.load(store, update_modes={"desk": "thread"})
+        poll(store, desk, "a", notifiers=("desk",))
+        deliver(store, notifiers, immediate)
+        assert len(slack_standin.calls_to("chat.postMessage")) == 1  # the alert
+        clock.move_to(berlin(7, 4))
+        poll(store, desk, "b", notifiers=("desk",))
+        poll(store, desk, "c", notifiers=("desk",))
+        slack_standin.fail_next(status=429, headers={"Retry-After": "30"})
+        deliver(store, notifiers, immediate)
+        assert len(slack_standin.calls_to("chat.postMessage")) == 2  # only the refused one
+        paused_until = (berlin(7, 4) + timedelta(seconds=30)).astimezone(UTC)
+        assert [(u["status"], u["next_attempt_at"]) for u in store.story_updates()] == [
+            ("pending", paused_until)] * 2
+
+        clock.move_to(berlin(7, 4) + timedelta(seconds=29))
+        deliver(store, notifiers, immediate)
+        assert len(slack_standin.calls_to("chat.postMessage")) == 2
+        clock.move_to(berlin(7, 4) + timedelta(seconds=30))
+        deliver(store, notifiers, immediate)
+    replies = slack_standin.calls_to("chat.postMessage")[2:]
+    assert [r.body["text"].split(" (")[0] for r in replies] == [
+        "Also reported by: b", "Also reported by: c"]
+    assert [u["status"] for u in store.story_updates()] == ["sent", "sent"]
+
+
+def test_updates_past_the_pass_budget_are_given_back_for_the_next_pass(
+    store: Store, slack_standin: SlackStandIn, smtp_server: SmtpServer,
+) -> None:
+    """A paced channel's backlog of updates must not hold the delivery pass (and every
+    channel's next alerts) for long: past the budget, claimed updates go back unsent
+    and unleased, with no attempt counted."""
+    notifiers = {"desk": notifiers_for(slack_standin, smtp_server)["desk"]}
+    with time_machine.travel(berlin(7), tick=False) as clock:
+        desk = StoryDesk.load(store, update_modes={"desk": "thread"})
+        poll(store, desk, "a", notifiers=("desk",))
+        deliver(store, notifiers, DeliveryPolicy())
+        clock.move_to(berlin(7, 4))
+        for feed in "bcd":
+            poll(store, desk, feed, notifiers=("desk",))
+        done = asyncio.run(send_story_updates(store, notifiers, original_alert=alert_for,
+                                              claimer="test:1", budget=0.0))
+        assert (done.sent, done.retrying, done.failed) == (0, 0, 0)
+        now = berlin(7, 4).astimezone(UTC)
+        assert [(u["status"], u["attempts"], u["next_attempt_at"])
+                for u in store.story_updates()] == [("pending", 0, now)] * 3
+        deliver(store, notifiers, DeliveryPolicy())  # claimable at once: no lease left
+    assert [u["status"] for u in store.story_updates()] == ["sent"] * 3
+    assert len(slack_standin.calls_to("chat.postMessage")) == 4
