@@ -363,10 +363,8 @@ class StoryIndex:
         best: StoryMatch | None = None
         weigh, rare_word = self._weigher()
         side = _Side.of(item, weigh)
-        for story_id in self._candidates(item):
+        for story_id in self._candidates(item, feed=feed, seen_at=seen_at):
             story = self._stories[story_id]
-            if feed in story.feeds or seen_at - story.first_seen_at > self.window:
-                continue
             score = max(_score(side, member, weigh, rare_word) for member in story.members)
             if score >= self.threshold and (best is None or score > best.score):
                 best = StoryMatch(story_id=story_id, reason="similar", score=score)
@@ -384,7 +382,9 @@ class StoryIndex:
 
         return weigh, ceiling
 
-    def _candidates(self, item: Fingerprint) -> list[int]:
+    def _candidates(self, item: Fingerprint, *, feed: str, seen_at: datetime) -> list[int]:
+        """The stories ``item`` may join, most words shared first: live ones (within
+        the window of ``seen_at``) that ``feed`` is not already in."""
         postings = self._postings
         # Look up by the rarest words only: a duplicate shares most of them, and
         # the posting lists of rare words are short (prefix filtering).
@@ -398,11 +398,14 @@ class StoryIndex:
         counts: Counter[int] = Counter()
         for posting in rare:
             counts.update(posting)
-        # Postings keep forgotten stories until the next compaction: drop them before
-        # picking, or a few dozen expired stories sharing the item's words (a recurring
-        # headline) fill every place and hide the live story it belongs to.
-        stories = self._stories
-        for sid in [sid for sid in counts if sid not in stories]:
+        # Drop the stories the item cannot join before picking, or a few dozen of them
+        # sharing its words fill every place and hide the story it belongs to: the
+        # forgotten ones postings keep until the next compaction (a recurring
+        # headline), those past the window, and its own feed's (a live blog's updates).
+        stories, window = self._stories, self.window
+        for sid in [sid for sid in counts if sid not in stories
+                    or feed in stories[sid].feeds
+                    or seen_at - stories[sid].first_seen_at > window]:
             del counts[sid]
         return [sid for sid, _ in counts.most_common(_MAX_CANDIDATES)]
 

@@ -176,6 +176,23 @@ def test_expired_stories_of_a_recurring_headline_do_not_hide_the_live_one() -> N
     assert found is not None and found.story_id == 100
 
 
+@pytest.mark.parametrize("crowd", ["own-feed", "past-the-window"])
+def test_stories_the_item_cannot_join_do_not_hide_the_one_it_can(crowd: str) -> None:
+    # A live blog's feed makes a story of each update (an item never joins a story of
+    # its own feed); 20 of them sharing every word took all 16 places before the
+    # wire's story, the one the next update belongs to, was looked at. Stories past
+    # the window, not yet expired, crowded it out the same way.
+    index = StoryIndex()
+    first_seen = T0 - timedelta(hours=47) if crowd == "past-the-window" else T0
+    for n in range(1, 21):
+        index.add_story(n, ORIGINAL, feed="live" if crowd == "own-feed" else f"f{n}",
+                        seen_at=first_seen)
+    later = T0 + timedelta(hours=1, minutes=30)
+    index.add_story(100, ORIGINAL, feed="wire", seen_at=T0 + timedelta(hours=1))
+    found = index.match(REWRITE, feed="live", seen_at=later)
+    assert found is not None and found.story_id == 100
+
+
 def test_a_title_of_thousands_of_words_counts_only_its_first_ones() -> None:
     # One such item was a candidate for every later item sharing any of its words,
     # and each comparison walked all of them.
@@ -219,7 +236,8 @@ def test_compaction_forgets_expired_postings_and_keeps_every_live_story_findable
         found = index.match(probe, feed="wire", seen_at=seen_at)
         assert found is not None and found.story_id == story
         assert found == fresh.match(probe, feed="wire", seen_at=seen_at)
-        assert index._candidates(probe) == fresh._candidates(probe)
+        assert index._candidates(probe, feed="wire", seen_at=seen_at) == \
+            fresh._candidates(probe, feed="wire", seen_at=seen_at)
     # Removing a live story after compaction still forgets it.
     index.remove_story(1000)
     assert index.match(REWRITE, feed="wire", seen_at=seen_at) is None
