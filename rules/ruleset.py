@@ -232,10 +232,16 @@ def _covers(excluded: Node, required: Node) -> bool:
 def _explain(matcher: Matcher, doc: Prepared) -> Explanation:
     occurrences: list[Occurrence] = []
     matcher.collect(doc, occurrences)
-    terms = sorted(
-        {_to_term(doc, occ) for occ in occurrences},
-        key=lambda t: (_TERM_ORDER[t.field], t.start, t.end),
-    )[:MAX_TERMS]
+    # Quoting is the dear part: only the first MAX_TERMS occurrences are quoted, not
+    # every one of a word repeated throughout a huge item. Occurrences sort as their
+    # terms do (token and feed indexes grow with the offsets they map to); several
+    # may quote as one term (a whole link), hence the count of distinct terms.
+    quoted: dict[MatchedTerm, None] = {}
+    for occurrence in sorted(set(occurrences), key=lambda o: (_TERM_ORDER[o[0]], o[1], o[2])):
+        quoted[_to_term(doc, occurrence)] = None
+        if len(quoted) == MAX_TERMS:
+            break
+    terms = sorted(quoted, key=lambda t: (_TERM_ORDER[t.field], t.start, t.end))
     return tuple(terms), _snippet(doc, terms)
 
 
