@@ -3,6 +3,11 @@
 Units may be combined from the largest to the smallest (``1h30m``, ``1d12h``). A bare
 number is refused on purpose: ``interval: 300`` could mean seconds or minutes, and a
 config value whose unit a reader has to guess is a bug waiting to happen.
+
+Nor is a duration longer than :data:`MAX_DURATION` accepted: added to or taken from the
+clock, ``99999999d`` leaves the calendar Python and the databases can hold, and every
+poll (or ``--since``) would then fail on an OverflowError instead of the value being
+refused once, where it is written.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ DURATION_HINT = "expected a duration like 30s, 5m, 2h or 1d"
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+#: About a century: far beyond any interval, window or retention anyone means, and far
+#: inside the years a datetime can reach from today in either direction.
+MAX_DURATION = timedelta(days=36500)
 
 
 class DurationError(ValueError):
@@ -30,11 +39,18 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(written)
     if not written or match is None:
         raise DurationError(DURATION_HINT)
+    too_long = DurationError(f"a duration must be at most {format_duration(MAX_DURATION)} "
+                             "(about 100 years)")
+    # Thousands of digits would stop int() itself; anything this long is refused anyway.
+    if any(len(group) > 12 for group in match.groups() if group):
+        raise too_long
     days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
-    duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if duration <= timedelta(0):
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
         raise DurationError("a duration must be longer than zero")
-    return duration
+    if total > MAX_DURATION.total_seconds():
+        raise too_long
+    return timedelta(seconds=total)
 
 
 def format_duration(duration: timedelta) -> str:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from monitor.durations import DurationError, parse_duration
+from monitor.durations import DURATION_HINT, DurationError, parse_duration
 from monitor.store import Store, utcnow
 
 
@@ -33,14 +33,22 @@ def parse_since(text: str, *, now: datetime) -> datetime:
     """``24h`` / ``7d`` (that long ago) or an ISO date/time (UTC unless it says)."""
     try:
         return now - parse_duration(text)
-    except DurationError:
-        pass
+    except DurationError as exc:
+        refused = exc
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
+        if str(refused) != DURATION_HINT:  # written as a duration, but too long or zero
+            raise UsageError(f"--since: {refused}") from None
         raise UsageError(f"--since: expected a duration like 24h or 7d, or an ISO date like "
                          f"2026-03-01, got {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        # In UTC here, not in the query: 9999-12-31T23:00-05:00 is past the last date
+        # a datetime holds, and the database driver would fail on it with a traceback.
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"--since: {text!r} is outside the dates wirewatch can handle "
+                         "(years 1 to 9999 in UTC)") from None
 
 
 def _iso(value: datetime | None) -> str | None:

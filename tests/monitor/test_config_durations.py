@@ -17,6 +17,7 @@ VALID = [
     ("every unit", "1d2h3m4s", timedelta(days=1, hours=2, minutes=3, seconds=4)),
     ("surrounding spaces", " 10m ", timedelta(minutes=10)),
     ("more than one unit's worth", "90m", timedelta(minutes=90)),
+    ("the longest", "36500d", timedelta(days=36500)),
 ]
 
 INVALID = [
@@ -28,6 +29,10 @@ INVALID = [
     ("space inside", "1h 30m", "expected a duration like 30s, 5m, 2h or 1d"),
     ("negative", "-5m", "expected a duration like 30s, 5m, 2h or 1d"),
     ("zero", "0s", "a duration must be longer than zero"),
+    ("past the longest", "36500d1s", "a duration must be at most 36500d (about 100 years)"),
+    ("beyond a datetime", "99999999d", "a duration must be at most 36500d (about 100 years)"),
+    ("beyond a timedelta", "999999999999d", "a duration must be at most 36500d (about 100 years)"),
+    ("beyond int()", "9" * 5000 + "s", "a duration must be at most 36500d (about 100 years)"),
 ]
 
 

@@ -160,6 +160,22 @@ CASES = [
         "config.yaml:2: feeds[0].name: expected text, got 2024 (put it in quotes)",
     ),
     Broken(
+        # Accepted before, then every poll failed on an OverflowError computing the next.
+        "interval past the calendar",
+        FEED + "    interval: 99999999d\n    max_interval: 99999999d\n",
+        "config.yaml:4: feeds[0].interval: a duration must be at most 36500d (about 100 years), "
+        "got '99999999d'\n"
+        "config.yaml:5: feeds[0].max_interval: a duration must be at most 36500d "
+        "(about 100 years), got '99999999d'",
+    ),
+    Broken(
+        # Was an OverflowError traceback out of `wirewatch check` itself.
+        "retention too long for a timedelta",
+        FEED + "retention:\n  items: 999999999999d\n",
+        "config.yaml:5: retention.items: a duration must be at most 36500d (about 100 years), "
+        "got '999999999999d'",
+    ),
+    Broken(
         "default min_interval longer than max_interval",
         "defaults:\n  min_interval: 2d\n  max_interval: 1d\n" + FEED,
         "config.yaml:1: defaults: min_interval (2d) is longer than max_interval (1d)",
