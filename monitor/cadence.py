@@ -63,8 +63,16 @@ def next_poll_after_failure(
         # Obeyed exactly: no jitter, no clamping to our own bounds.
         return now + retry_after
     base = cadence.clamp(cadence.interval)
+    cap = max(cadence.max_backoff, base)
     exponent = max(0, min(failures - 1, 20))
-    delay = min(base * (1 << exponent), max(cadence.max_backoff, base))
+    # Doubling stops at the cap: base * 2**exponent itself overflows a timedelta for long
+    # intervals (36500d from the 16th failure), which failed the poll instead.
+    delay = base
+    for _ in range(exponent):
+        if delay >= cap:
+            break
+        delay *= 2
+    delay = min(delay, cap)
     return now + delay + _jitter(delay, rng)
 
 
