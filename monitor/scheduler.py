@@ -1,8 +1,13 @@
-"""When things run: APScheduler 3 ticks that start polling and delivery passes.
+"""When things run: ticks that start polling and delivery passes; cron times (APScheduler 3).
 
 No business logic lives here. The store decides which feeds are due; this
 module only makes sure a pass starts soon after the previous one finished,
 and never two of the same kind at once.
+
+Ticks run on the event loop's monotonic clock, not on an APScheduler interval job:
+that trigger schedules each run from the previous one on the wall clock, so a clock
+stepped back an hour (NTP, an operator) stopped every pass (polling, delivery, the
+heartbeat) for the hour it took to catch up.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class Scheduler:
     def __init__(self, *, tick_seconds: float = 1.0) -> None:
         self._tick = tick_seconds
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._passes: dict[str, Pass] = {}
+        self._tickers: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, asyncio.Task[object]] = {}
         self._failures: dict[str, PassFailure] = {}
         self.last_tick_at: datetime | None = None
@@ -53,22 +60,29 @@ class Scheduler:
         return dict(self._failures)
 
     def every_tick(self, name: str, run: Pass) -> None:
-        async def tick() -> None:
-            self.last_tick_at = datetime.now(self._scheduler.timezone)
-            task = self._running.get(name)
-            if task is not None and not task.done():
-                return  # the previous pass is still working: skipping is the point
-            self._running[name] = asyncio.create_task(self._guarded(name, run), name=name)
+        """Start ``run`` every tick from :meth:`start` on, unless it is still running."""
+        self._passes[name] = run
+        if self._scheduler.running:
+            self._start_ticking(name, run)
 
-        self._scheduler.add_job(
-            tick,
-            "interval",
-            seconds=self._tick,
-            id=name,
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(self._scheduler.timezone),
-        )
+    def _start_ticking(self, name: str, run: Pass) -> None:
+        self._tickers[name] = asyncio.create_task(self._ticks(name, run), name=f"tick:{name}")
+
+    async def _ticks(self, name: str, run: Pass) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            self.last_tick_at = datetime.now(UTC)
+            task = self._running.get(name)
+            # A pass still working skips this tick: skipping is the point.
+            if task is None or task.done():
+                self._running[name] = asyncio.create_task(self._guarded(name, run), name=name)
+            due += self._tick
+            now = loop.time()
+            # Ticks missed while the loop was busy (or the host suspended) are dropped,
+            # not run back to back.
+            due = max(due, now)
+            await asyncio.sleep(due - now)
 
     def cron(self, name: str, run: Pass, *, trigger: object) -> None:
         self._scheduler.add_job(run, trigger=trigger, id=name, max_instances=1, coalesce=True)
@@ -109,12 +123,19 @@ class Scheduler:
         self._failures[name] = failure
 
     def start(self) -> None:
+        """Start ticking (and the cron jobs); call it with the event loop running."""
         self._scheduler.start()
+        for name, run in self._passes.items():
+            self._start_ticking(name, run)
 
     async def shutdown(self, *, grace_seconds: float = 10.0) -> None:
         """Stop ticking, then let running passes finish within the grace period."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for ticker in self._tickers.values():
+            ticker.cancel()
+        await asyncio.gather(*self._tickers.values(), return_exceptions=True)
+        self._tickers.clear()
         pending = [t for t in self._running.values() if not t.done()]
         if not pending:
             return
