@@ -92,6 +92,10 @@ FEED_LEASE_MARGIN = timedelta(seconds=60)
 # past that another pass (after a crash: the next one) may take it over.
 ARTICLE_CLAIM_MARGIN = timedelta(seconds=60)
 
+#: A wall clock found this much behind the previous pass's was stepped back (NTP, an
+#: operator); smaller differences are left to the schedule.
+CLOCK_STEP_BACK = timedelta(minutes=1)
+
 
 @dataclass(frozen=True, slots=True)
 class FeedOutcome:
@@ -163,6 +167,7 @@ class Poller:
         self._owned_clients: list[httpx.AsyncClient] = []
         self._articles: tuple[tuple[object, ...], ArticleFetcher] | None = None
         self._instance = instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._last_pass_at: datetime | None = None
 
     #: How long a claimed feed stays leased (None: derived from the plan, see
     #: :meth:`feed_lease`); short in tests so takeover after a crash is quick.
@@ -201,6 +206,24 @@ class Poller:
             except Exception:  # the next renewal, or the lease itself, covers a miss
                 log.exception("renewing feed leases failed")
 
+    async def _catch_clock_step_back(self) -> None:
+        """After the wall clock went back, poll now what was polled "later".
+
+        Next polls are wall-clock times: set before a step back of an hour, they
+        held every feed for that hour on top of its interval. A step is seen against
+        this poller's previous pass, and on its first pass (``run --once`` from
+        cron, a restart) against the store's record of when feeds were polled.
+        """
+        now = self._clock()
+        previous, self._last_pass_at = self._last_pass_at, now
+        if previous is not None and previous - now <= CLOCK_STEP_BACK:
+            return
+        count = await asyncio.to_thread(self._store.reschedule_polled_after,
+                                        now + CLOCK_STEP_BACK, now=now)
+        if count:
+            log.warning("clock stepped back: %d feeds polled more than %s after now "
+                        "are due again now", count, CLOCK_STEP_BACK)
+
     @property
     def plan(self) -> Plan:
         return self._plan
@@ -225,6 +248,7 @@ class Poller:
         """
         plan = self._plan
         summary = PollSummary()
+        await self._catch_clock_step_back()
         writer = UnchangedWriter(self._store)
 
         async def poll_one(state: FeedState) -> None:

@@ -95,6 +95,21 @@ class FeedQueries(StoreBase):
             rows = session.exec(statement.order_by(col(FeedRow.next_poll_at))).all()
             return [_feed_state(row) for row in rows]
 
+    def reschedule_polled_after(self, after: datetime, *, now: datetime) -> int:
+        """Make every feed last polled after ``after`` due at ``now``; returns how many.
+
+        For a clock stepped back: those feeds' next polls were set from the later
+        time, and would wait for the clock to catch up with it. A server's
+        Retry-After (``retry_after_until``) is left as it was, and still obeyed.
+        """
+        with Session(self._engine) as session:
+            result = session.execute(
+                update(FeedRow)
+                .where(col(FeedRow.last_polled_at) > after, col(FeedRow.next_poll_at) > now)
+                .values(next_poll_at=now))
+            session.commit()
+        return _rowcount(result)
+
     def claim_due_feeds(self, *, now: datetime, lease: timedelta, owner: str, limit: int = 100,
                         force: bool = False) -> list[FeedState]:
         """Lease up to ``limit`` due feeds to ``owner`` until ``now + lease``; most overdue first.

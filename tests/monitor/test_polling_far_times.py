@@ -8,7 +8,9 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from tests.monitor.polling_kit import ONE_ITEM, rig
+from monitor.fetch import make_client
+from monitor.pipeline import Poller
+from tests.monitor.polling_kit import ONE_ITEM, NoJitter, rig
 from tests.support import FeedServer, Response
 
 CENTURY = timedelta(days=36500)
@@ -47,3 +49,62 @@ def test_a_feed_failing_at_the_longest_interval_keeps_backing_off(
 
     asyncio.run(scenario())
     assert len(feed_server.requests_to("/f.xml")) == 22
+
+
+def test_a_clock_stepped_back_an_hour_does_not_hold_polling_for_the_hour(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    # The next poll was set from the later clock: T0 + 1m. Stepped back to T0 - 1h,
+    # the feed was not due again until the clock had caught up, 61 minutes on.
+    feed_server.set_route("/f.xml", ONE_ITEM)
+
+    async def scenario() -> None:
+        async with rig(tmp_path, {"desk": feed_server.url("/f.xml")}) as r:
+            await r.poll()
+            stepped_to = r.clock() - timedelta(hours=1)
+            r.clock.now = stepped_to
+            outcome = await r.poll()
+            assert [o.status for o in outcome.outcomes] == ["unchanged"]
+            assert r.feed().next_poll_at == stepped_to + timedelta(minutes=1)
+            # From there on the feed runs to its interval on the new clock.
+            r.clock.advance(timedelta(seconds=30))
+            assert (await r.poll()).outcomes == []
+            r.clock.advance(timedelta(seconds=30))
+            assert [o.status for o in (await r.poll()).outcomes] == ["unchanged"]
+
+    asyncio.run(scenario())
+    assert len(feed_server.requests_to("/f.xml")) == 3
+
+
+def test_a_clock_stepped_back_a_few_seconds_polls_nothing_early(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set_route("/f.xml", ONE_ITEM)
+
+    async def scenario() -> None:
+        async with rig(tmp_path, {"desk": feed_server.url("/f.xml")}) as r:
+            await r.poll()
+            r.clock.advance(timedelta(seconds=-20))
+            assert (await r.poll()).outcomes == []
+
+    asyncio.run(scenario())
+    assert len(feed_server.requests_to("/f.xml")) == 1
+
+
+def test_a_first_pass_after_a_step_back_sees_it_in_the_store(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    # `run --once` from cron is a new poller each time: the step shows only in the
+    # poll times the store holds.
+    feed_server.set_route("/f.xml", ONE_ITEM)
+
+    async def scenario() -> None:
+        async with rig(tmp_path, {"desk": feed_server.url("/f.xml")}) as r:
+            await r.poll()
+            r.clock.advance(timedelta(hours=-1))
+            async with make_client() as client:
+                fresh = Poller(store=r.store, client=client, plan=r.poller.plan, clock=r.clock,
+                               rng=NoJitter())
+                outcome = await fresh.poll_due()
+                await fresh.aclose()
+            assert [o.status for o in outcome.outcomes] == ["unchanged"]
+
+    asyncio.run(scenario())
+    assert len(feed_server.requests_to("/f.xml")) == 2
