@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor import __version__
 from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, load_config
+from monitor.durations import MAX_DURATION
 from monitor.feeds_view import add_feeds_command
 from monitor.logs import RedactingStream, Redactor, configure_logging
 from monitor.ops_wiring import (
@@ -340,6 +341,11 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected a number of seconds from 0, got {text!r}")
+    # A timedelta of more overflows (1e20 did, with a traceback).
+    if value > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_DURATION.total_seconds():.0f} seconds (about 100 years), "
+            f"got {text!r}")
     return value
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from monitor.durations import DURATION_HINT, DurationError, parse_duration
+from monitor.durations import DURATION_HINT, MAX_DURATION, DurationError, parse_duration
 from monitor.store import Store, utcnow
 
 
@@ -196,6 +196,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _days(text: str) -> int:
+    value = _positive(text)
+    # More days than this reach back before year 1: a ValueError out of date.fromordinal.
+    if value > MAX_DURATION.days:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_DURATION.days}, got {value}")
+    return value
+
+
 def _since(text: str) -> str:
     try:
         parse_since(text, now=utcnow())
@@ -215,7 +223,7 @@ def add_report_commands(commands: Any) -> None:
     hits.set_defaults(func=cmd_hits)
 
     stats = commands.add_parser("stats", help="items, hits and deliveries per day")
-    stats.add_argument("--days", default=7, type=_positive, metavar="N",
+    stats.add_argument("--days", default=7, type=_days, metavar="N",
                        help="the last N days, today included (default 7)")
     stats.add_argument("--format", choices=["table", "json"], default="table")
     stats.set_defaults(func=cmd_stats)

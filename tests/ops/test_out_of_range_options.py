@@ -61,3 +61,21 @@ def test_the_longest_since_still_reads_the_store(database_url: str,  # noqa: F81
                           "--since", "36500d")
     assert code == 0, err
     assert "0 of 0 items since" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    # date.fromordinal(): "ordinal must be >= 1", with a traceback.
+    (["stats", "--days", "99999999"], "argument --days: must be at most 36500, got 99999999"),
+    # timedelta(seconds=1e20): "Python int too large to convert to C int".
+    (["run", "--once", "--deliver-timeout", "1e20"],
+     "argument --deliver-timeout: expected at most 3153600000 seconds (about 100 years), "
+     "got '1e20'"),
+], ids=["stats days before year 1", "deliver timeout beyond a timedelta"])
+def test_a_count_of_days_or_seconds_past_the_calendar_is_a_usage_error(
+        database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
+        argv: list[str], message: str) -> None:
+    code, _, _ = _cli(database_url, tmp_path, *argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
