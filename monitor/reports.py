@@ -193,7 +193,14 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    # Past a 64-bit integer the database driver fails on it (an OverflowError).
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT}, got {value}")
     return value
+
+
+#: The largest --limit: more rows than any store holds, well within SQL's 64 bits.
+MAX_COUNT = 1_000_000_000
 
 
 def _days(text: str) -> int:

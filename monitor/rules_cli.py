@@ -90,9 +90,14 @@ def _count(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0, got {text!r}")
+    if not 0 <= value <= MAX_EXAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_EXAMPLES}, got {text!r}")
     return value
+
+
+#: The most --examples: any more is not reading but an export (`wirewatch hits`).
+MAX_EXAMPLES = 10_000
 
 
 def _duration(text: str) -> timedelta:

@@ -70,7 +70,14 @@ def test_the_longest_since_still_reads_the_store(database_url: str,  # noqa: F81
     (["run", "--once", "--deliver-timeout", "1e20"],
      "argument --deliver-timeout: expected at most 3153600000 seconds (about 100 years), "
      "got '1e20'"),
-], ids=["stats days before year 1", "deliver timeout beyond a timedelta"])
+    # Past 64 bits: "OverflowError: Python int too large to convert to SQLite INTEGER".
+    (["hits", "--limit", "99999999999999999999"],
+     "argument --limit: must be at most 1000000000, got 99999999999999999999"),
+    (["rules", "backtest", "csto", "--examples", "99999999999999999999"],
+     "argument --examples: expected a whole number from 0 to 10000, got "
+     "'99999999999999999999'"),
+], ids=["stats days before year 1", "deliver timeout beyond a timedelta",
+        "hits limit beyond 64 bits", "backtest examples beyond 64 bits"])
 def test_a_count_of_days_or_seconds_past_the_calendar_is_a_usage_error(
         database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
         argv: list[str], message: str) -> None:
