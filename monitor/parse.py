@@ -763,6 +763,9 @@ _WORD = re.compile(r"[^\W\d_]+")
 _NUMBER = re.compile(r"\b\d{1,4}\b")
 
 
+_LEAP_SECOND = re.compile(r"(\d:\d\d):60(?!\d)")
+
+
 def parse_date(value: str | None) -> datetime | None:
     """Parse a feed date tolerantly into aware UTC; None when it cannot be understood.
 
@@ -776,6 +779,8 @@ def parse_date(value: str | None) -> datetime | None:
     text = value.strip()
     if not text or len(text) > 100:
         return None
+    # A leap second ("23:59:60", as the clock showed it) has no datetime: read as :59.
+    text = _LEAP_SECOND.sub(r"\1:59", text)
     parsed: datetime | None
     try:
         parsed = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)

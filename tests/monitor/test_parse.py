@@ -345,6 +345,11 @@ DATE_CASES = [
         "Friday, January 29, 2021 04:42 PM",
         datetime(2021, 1, 29, 16, 42, tzinfo=UTC),
     ),
+    # A leap second, as the clock showed it: read as the second before.
+    ("leap second, ISO", "2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ("leap second, RFC 822", "Sat, 31 Dec 2016 23:59:60 GMT",
+     datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ("sixty minutes", "2016-12-31T23:60:00Z", None),
     ("garbage", "soon", None),
     ("impossible day", "Mon, 99 Jan 2020", None),
     ("empty", "", None),
