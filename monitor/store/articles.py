@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import _aware, _rowcount
+from monitor.store.base import _aware, _rowcount, id_chunks
 from monitor.store.items import ItemQueries
 from monitor.store.records import ArticleState, AwaitingItem, NewHit, NewItem
 from monitor.store.tables import ArticleRow, FeedRow, ItemRow
@@ -110,9 +110,11 @@ class ArticleQueries(ItemQueries):
                 .where(failed).group_by(FeedRow.name)
             ).all()
             latest = {
-                item_id: reason for item_id, reason in session.exec(
+                item_id: reason
+                for chunk in id_chunks([c[2] for c in counts])  # one id per failing feed
+                for item_id, reason in session.exec(
                     select(ArticleRow.item_id, ArticleRow.failure)
-                    .where(col(ArticleRow.item_id).in_([c[2] for c in counts]))
+                    .where(col(ArticleRow.item_id).in_(chunk))
                 ).all()
             }
         return {name: (int(count), latest.get(last)) for name, count, last in counts}

@@ -30,6 +30,18 @@ class StoreError(Exception):
     """The database could not be opened or answered with an error."""
 
 
+#: Ids bound in one IN list. SQLite (32,766) and PostgreSQL (65,535) cap the bound
+#: parameters of a statement; a digest of a broad rule over thousands of feeds can
+#: hold more rows than that.
+IDS_PER_STATEMENT = 1000
+
+
+def id_chunks(ids: Sequence[int]) -> list[list[int]]:
+    """``ids`` in lists short enough for one IN clause each."""
+    listed = list(ids)
+    return [listed[i:i + IDS_PER_STATEMENT] for i in range(0, len(listed), IDS_PER_STATEMENT)]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
-from monitor.store.base import StoreBase, _aware, _row_id, _rowcount
+from monitor.store.base import StoreBase, _aware, _row_id, _rowcount, id_chunks
 from monitor.store.tables import FAILED, SENT, DeliveryRow, FeedRow, HitRow, ItemRow, JobRunRow
 
 
@@ -48,12 +48,12 @@ class OperationQueries(StoreBase):
             statement = statement.where(col(HitRow.rule) == rule)
         with Session(self._engine) as session:
             rows = session.exec(statement).all()
-            ids = [h.id for h, _, _ in rows]
+            ids = [_row_id(h.id) for h, _, _ in rows]
             by_hit: dict[int, dict[str, str]] = {}
-            if ids:
+            for chunk in id_chunks(ids):  # --limit may ask for more than one IN list holds
                 for hit_id, notifier, status in session.exec(
                     select(DeliveryRow.hit_id, DeliveryRow.notifier, DeliveryRow.status)
-                    .where(col(DeliveryRow.hit_id).in_(ids))
+                    .where(col(DeliveryRow.hit_id).in_(chunk))
                 ):
                     by_hit.setdefault(hit_id, {})[notifier] = status
         return [

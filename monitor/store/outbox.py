@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import StoreBase, _aware, _row_id, _rowcount
+from monitor.store.base import StoreBase, _aware, _row_id, _rowcount, id_chunks
 from monitor.store.records import ClaimedDelivery, DeliveryCounts
 from monitor.store.tables import (
     FAILED,
@@ -66,16 +66,17 @@ class OutboxQueries(StoreBase):
     def _claimed(self, ids: Sequence[int]) -> list[ClaimedDelivery]:
         if not ids:
             return []
-        claimed = list(ids)
+        rows: list[tuple[DeliveryRow, HitRow, ItemRow, str]] = []
         with Session(self._engine) as session:
-            rows = session.exec(
-                select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
-                .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
-                .join(ItemRow, col(ItemRow.id) == HitRow.item_id)
-                .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
-                .where(col(DeliveryRow.id).in_(claimed))
-                .order_by(col(DeliveryRow.id))
-            ).all()
+            for chunk in id_chunks(sorted(ids)):
+                rows.extend(session.exec(
+                    select(DeliveryRow, HitRow, ItemRow, FeedRow.name)
+                    .join(HitRow, col(HitRow.id) == DeliveryRow.hit_id)
+                    .join(ItemRow, col(ItemRow.id) == HitRow.item_id)
+                    .join(FeedRow, col(FeedRow.id) == ItemRow.feed_id)
+                    .where(col(DeliveryRow.id).in_(chunk))
+                    .order_by(col(DeliveryRow.id))
+                ).all())
         return [
             ClaimedDelivery(
                 id=_row_id(d.id), notifier=d.notifier, attempts=d.attempts,
@@ -194,11 +195,11 @@ class OutboxQueries(StoreBase):
         self._finish_many(delivery_ids, status=FAILED, last_error=reason, claimed_until=None)
 
     def _finish_many(self, delivery_ids: Sequence[int], **values: Any) -> None:
-        ids = list(delivery_ids)
         with Session(self._engine) as session:
-            session.execute(update(DeliveryRow)
-                            .where(col(DeliveryRow.id).in_(ids))
-                            .values(**values))
+            for chunk in id_chunks(delivery_ids):
+                session.execute(update(DeliveryRow)
+                                .where(col(DeliveryRow.id).in_(chunk))
+                                .values(**values))
             session.commit()
 
     def claimers(self) -> list[str]:
