@@ -11,6 +11,10 @@ change, each naming the one before). :func:`upgrade_schema` runs on every
   upgrades too;
 - a versioned database is upgraded to head.
 
+A database already at a revision this code does not know (a newer wirewatch
+upgraded it, as another instance does first in a rolling upgrade) is refused
+with :class:`SchemaError`, never changed.
+
 Adding a column later is one new file in ``versions/`` (docs/operations.md
 says how to generate it); tests/ops/test_migrations.py fails while the models
 and the migrations disagree.
@@ -33,6 +37,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 OLDEST_SUPPORTED = "0001"
 #: Any number: the key of the PostgreSQL advisory lock that serializes upgrades.
 _PG_LOCK = 0x77697265
+
+
+class SchemaError(Exception):
+    """The database's schema cannot be brought to this version's."""
 
 
 def alembic_config(connection: Connection | None = None,
@@ -73,6 +81,20 @@ def upgrade_schema(engine: Engine, metadata: MetaData) -> str:
         before = current_revision(connection)
         if before == head_revision():
             return "current"
+        _refuse_unknown(before)
         log.info("upgrading database schema from %s to %s", before, head_revision())
         command.upgrade(config, "head")
         return f"upgraded from {before}"
+
+
+def _refuse_unknown(revision: str | None) -> None:
+    # alembic would fail with a traceback deep in its revision map, after the
+    # instance had half started; say instead which version is needed.
+    script = ScriptDirectory.from_config(alembic_config())
+    if revision is None or revision in {r.revision for r in script.walk_revisions()}:
+        return
+    raise SchemaError(
+        f"its schema is at revision {revision}, which this wirewatch does not know (its "
+        f"newest is {head_revision()}): a newer wirewatch has upgraded it. Run that "
+        "version here too; going back to an older one needs the backup taken before "
+        "the upgrade (docs/operations.md, Upgrades and schema migrations)")

@@ -44,7 +44,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel, create_engine
 
-from monitor.schema import upgrade_schema
+from monitor.schema import SchemaError, upgrade_schema
 from monitor.store.articles import ArticleQueries
 from monitor.store.base import (
     StoreError,
@@ -170,6 +170,8 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
                 _watch_sqlite_file(engine, url)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open {describe_database_error(url, exc)}") from exc
+        except SchemaError as exc:
+            raise StoreError(f"cannot open database {_redact(url)}: {exc}") from exc
         except ImportError as exc:  # a driver named in the URL that is not installed
             raise StoreError(f"cannot open database {_redact(url)}: its driver is not "
                              f"installed ({exc}); use sqlite:///PATH or "

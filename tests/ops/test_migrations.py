@@ -6,7 +6,9 @@ database made before migrations existed has it: no ``alembic_version`` table.
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,8 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, inspect, text
 from sqlmodel import SQLModel
 
+from monitor.cli import main
 from monitor.schema import alembic_config, current_revision, head_revision, upgrade_schema
-from monitor.store import SENT, Store
+from monitor.store import SENT, Store, StoreError
 from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 
 T0 = datetime(2026, 2, 17, 18, 0, tzinfo=UTC)
@@ -123,4 +126,32 @@ def test_versioned_database_upgrades_from_each_revision(empty_url: str,
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
     assert upgrade_schema(engine, SQLModel.metadata) == f"upgraded from {revision}"
+    engine.dispose()
+
+
+def test_database_upgraded_by_a_newer_version_is_refused_with_what_to_do(
+        empty_url: str, tmp_path: Path) -> None:
+    # In a rolling upgrade the first new instance upgrades the schema; an instance of
+    # the old version (re)starting after that must say why it cannot, not crash.
+    Store.open(empty_url).close()
+    engine = create_engine(empty_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_later'"))
+    engine.dispose()
+
+    with pytest.raises(StoreError, match=r"revision 9999_later.*newer wirewatch"):
+        Store.open(empty_url)
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f'database: "{empty_url}"\nfeeds:\n  - name: wire\n'
+                      "    url: http://127.0.0.1:9/wire.xml\nrules:\n  - name: r\n    query: x\n")
+    for command_line in (["feeds"], ["run", "--once", "--deliver-timeout", "0"]):
+        err = io.StringIO()
+        code = main(["--config", str(config), *command_line], stdout=io.StringIO(), stderr=err,
+                    environ={})
+        assert code == 1, err.getvalue()
+        assert "newer wirewatch has upgraded it" in err.getvalue()
+    engine = create_engine(empty_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "9999_later"  # left as it was
     engine.dispose()
