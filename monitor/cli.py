@@ -20,7 +20,7 @@ import signal
 import socket
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -129,8 +129,19 @@ def _unset_variables(error: ConfigError) -> list[str]:
     return names
 
 
-def instance_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+#: Sets the instance id instead of ``hostname:pid``: for containers that share a
+#: hostname (host networking) and so, each its own pid 1, would share the id too.
+INSTANCE_ID_ENV = "WIREWATCH_INSTANCE_ID"
+
+
+def instance_id(environ: Mapping[str, str] | None = None) -> str:
+    value = (environ or {}).get(INSTANCE_ID_ENV, "").strip()
+    if not value:
+        return f"{socket.gethostname()}:{os.getpid()}"
+    if len(value) > 200 or not value.isprintable():
+        raise CommandError(f"{INSTANCE_ID_ENV}={value[:40]!r}: expected at most 200 printable "
+                           "characters, one value per instance")
+    return value
 
 
 #: Seconds a claimed feed stays leased to this instance, over the config's
@@ -207,7 +218,7 @@ def _run(args: argparse.Namespace, ctx: Context, *, early_hup: list[int]) -> int
             config=config,
             store=store,
             notifiers=build_notifiers(config, stdout=ctx.stdout),
-            instance_id=instance_id(),
+            instance_id=instance_id(ctx.environ),
             feed_lease=feed_lease(ctx.environ, config),
         )
         if args.once:

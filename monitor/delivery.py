@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import random
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -146,6 +147,11 @@ def _is_local_process_gone(claimer: str, *, own: str) -> bool:
     own_host = own.rpartition(":")[0]
     if claimer == own or host != own_host or not pid.isdigit():
         return False
+    if own != f"{socket.gethostname()}:{os.getpid()}" or not _in_the_hosts_pid_namespace():
+        # An id set by hand names no process; and in a container, a claimer of the same
+        # hostname (host networking) may be another container's live process, its pid
+        # meaningless here: releasing its claims would send what it is sending again.
+        return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -153,6 +159,18 @@ def _is_local_process_gone(claimer: str, *, own: str) -> bool:
     except OSError:  # PermissionError: alive, someone else's
         return False
     return _is_zombie(int(pid))
+
+
+#: The inode of the kernel's first pid namespace (PROC_PID_INIT_INO): processes outside
+#: any container see this one.
+_INITIAL_PID_NAMESPACE = 0xEFFFFFFC
+
+
+def _in_the_hosts_pid_namespace() -> bool:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino == _INITIAL_PID_NAMESPACE
+    except OSError:  # no /proc: no way to tell, so no early release
+        return False
 
 
 def _is_zombie(pid: int) -> bool:

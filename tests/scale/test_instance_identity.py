@@ -126,3 +126,20 @@ def test_retention_runs_on_one_instance_a_day(database_url: str) -> None:  # noq
         for monitor in day_one + day_two:
             asyncio.run(monitor.aclose())
             monitor.store.close()
+
+
+def test_the_environment_sets_the_instance_id(tmp_path: Path, database_url: str,  # noqa: F811
+                                              feed_server: FeedServer) -> None:
+    # Containers sharing a hostname (host networking), each its own pid 1, would all be
+    # "host:1": one instance's leases and claims taken for another's.
+    feed_server.serve_feed("/wire.xml", ONE_ITEM, etag="v1")
+    config = write_config(tmp_path / "config.yaml", database_url, feed_server.url("/wire.xml"))
+    code, _, err = cli(config, "run", "--once", "--deliver-timeout", "1",
+                       environ={"WIREWATCH_INSTANCE_ID": "desk-a"})
+    assert code == 0, err
+    code, out, err = cli(config, "feeds", "--format", "json")
+    assert json.loads(out)[0]["last_polled_by"] == "desk-a"
+
+    code, _, err = cli(config, "run", "--once", environ={"WIREWATCH_INSTANCE_ID": "a\tb"})
+    assert code == 1
+    assert "WIREWATCH_INSTANCE_ID='a\\tb': expected at most 200 printable characters" in err
