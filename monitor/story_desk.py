@@ -70,8 +70,10 @@ class StoryDesk:
         self._journal_items: list[int] = []
         self._prints: dict[int, Fingerprint] = {}
         # Which stored story members the index already holds, so catching up with
-        # other processes' stories adds each item once.
-        self._known_items: set[int] = set()
+        # other processes' stories adds each item once; with when (this desk's clock)
+        # each was noted, oldest first, so that it is forgotten once no catch-up can
+        # return it again (_forget_old_items).
+        self._known_items: dict[int, datetime] = {}
         self._high_water = 0
         self._window = self.index.window
 
@@ -91,7 +93,7 @@ class StoryDesk:
             self._high_water = max(self._high_water, row.member_id)
             if row.item_id in self._known_items:
                 continue
-            self._known_items.add(row.item_id)
+            self._known_items[row.item_id] = self._clock()
             item = fingerprint(title=row.title, lead=row.summary, link=row.link)
             if row.is_first:
                 self.index.add_story(row.story_id, item, feed=row.feed, seen_at=row.seen_at)
@@ -107,9 +109,27 @@ class StoryDesk:
         assignment across instances, so a near-duplicate first seen by another
         instance a moment ago is found by its title, not only by its URL.
         """
+        self._forget_old_items()
         learned = self._learn(rows_after(self._clock() - self._window, self._high_water))
         if learned:
             log.debug("stories_caught_up=%d", learned)
+
+    def _forget_old_items(self) -> None:
+        """Forget the items noted more than two windows ago.
+
+        A catch-up returns only rows past the high-water mark of stories first seen
+        within the window: an item learned from the database is behind the mark at
+        once, and one this process stored is passed by the next catch-up, or its story
+        has left the window. Two windows leave room for clocks that differ between
+        instances. Kept for the whole run, the set grew by every item ever stored.
+        """
+        cutoff = self._clock() - 2 * self._window
+        known = self._known_items
+        while known:
+            item_id, noted_at = next(iter(known.items()))
+            if noted_at >= cutoff:
+                return
+            del known[item_id]
 
     def replace_update_modes(self, update_modes: Mapping[str, str]) -> None:
         self._modes = dict(update_modes)
@@ -127,7 +147,8 @@ class StoryDesk:
                 for story_id in self._journal:
                     self.index.remove_story(story_id)
                 # SQLite may hand a rolled-back row id out again.
-                self._known_items.difference_update(self._journal_items)
+                for item_id in self._journal_items:
+                    self._known_items.pop(item_id, None)
                 raise
             finally:
                 self._journal = None
@@ -154,7 +175,7 @@ class StoryDesk:
         print_ = self._prints.pop(id(item), None) or fingerprint(
             title=item.title, lead=_lead_of(item), link=item.link)
         if item_id is not None:
-            self._known_items.add(item_id)
+            self._known_items[item_id] = self._clock()
             self._journal_items.append(item_id)
         if choice.story_id is None:
             self.index.add_story(story_id, print_, feed=feed, seen_at=seen_at)

@@ -96,3 +96,45 @@ def test_off_queues_no_updates_and_a_failed_write_forgets_its_stories(store: Sto
     poll(store, desk, "b", [item("b1", "Quake hits Turkey", "https://x.example/q")], T0)
     assert store.story_updates() == []
     assert len(store.deliveries()) == 4
+
+
+
+def no_hits(items: Sequence[NewItem]) -> list[NewHit]:
+    return []
+
+
+def hourly_polls(store: Store, hours: int) -> StoryDesk:
+    """``hours`` simulated hours of polls through a desk on the same clock; returns it.
+
+    Each hour feed a brings two new stories, in words no other story shares, and from
+    the fourth day on feed b links a story of three days ago: it joins that story
+    through the database (its URL), long after the story left the window.
+    """
+    now = [T0]
+    desk = StoryDesk.load(store, update_modes={"desk": "off", "mail": "off"},
+                          clock=lambda: now[0])
+    feeds = {name: next(s.id for s in store.due_feeds(now=T0, force=True) if s.name == name)
+             for name in ("a", "b")}
+    for hour in range(hours):
+        now[0] = at = T0 + timedelta(hours=hour)
+        update = FeedUpdate(polled_at=at, next_poll_at=at + timedelta(hours=1), status=200,
+                            error=None)
+        fresh = [item(f"a{hour}-{n}", f"Story{hour}x{n} alpha{hour}y{n} beta{hour}z{n}",
+                      f"https://x.example/{hour}/{n}") for n in range(2)]
+        store.store_poll(feeds["a"], fresh, update_=update, match=no_hits, stories=desk)
+        if hour >= 72:
+            old = hour - 72
+            late = [item(f"b{hour}", f"Story{old}x0 alpha{old}y0 beta{old}z0",
+                         f"https://x.example/{old}/0")]
+            store.store_poll(feeds["b"], late, update_=update, match=no_hits, stories=desk)
+    return desk
+
+
+def test_a_long_run_remembers_stored_items_for_the_window_only(store: Store) -> None:
+    """Every item stored was remembered (so that catching up with the database would
+    not add it to the index twice) for as long as the process lived: memory grew
+    with each item a daemon ever stored. Eight days of hourly polls must leave no
+    more than two windows' worth."""
+    desk = hourly_polls(store, 8 * 24)
+    window_hours = int(desk.index.window / timedelta(hours=1))
+    assert len(desk._known_items) <= (2 * window_hours + 1) * 3  # three stored an hour
