@@ -435,8 +435,9 @@ class StoryIndex:
         """A later item of a story: its feed, its URL, and its words for comparison."""
         story = self._stories.get(story_id)
         if story is None:
-            # Older than the window: only its URL still matters.
-            self._remember_url(story_id, item.url)
+            # Older than the window: the database finds it by URL (StoryDesk). Kept
+            # here, the URL would stay for good, as only a story in the window takes
+            # its URLs away when it expires.
             return
         story.feeds.add(feed)
         if len(story.members) >= _MEMBERS_KEPT:

@@ -138,3 +138,16 @@ def test_a_long_run_remembers_stored_items_for_the_window_only(store: Store) -> 
     desk = hourly_polls(store, 8 * 24)
     window_hours = int(desk.index.window / timedelta(hours=1))
     assert len(desk._known_items) <= (2 * window_hours + 1) * 3  # three stored an hour
+
+
+def test_a_long_run_keeps_urls_of_the_windows_stories_only(store: Store) -> None:
+    """An item joining a story older than the window (through the database, by its
+    URL) left that URL in the index for good, where nothing ever removed it: one
+    more entry for every old page linked again, for as long as the daemon ran."""
+    desk = hourly_polls(store, 5 * 24)
+    window_hours = int(desk.index.window / timedelta(hours=1))
+    assert len(desk.index) <= (window_hours + 1) * 2  # two new stories an hour
+    assert len(desk.index._urls) <= (window_hours + 1) * 2
+    # Linked again, an old story is still found (in the database).
+    first = store.stories()[0]
+    assert [(i["feed"], i["reason"]) for i in first["items"]] == [("a", "first"), ("b", "url")]
