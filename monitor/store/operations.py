@@ -95,7 +95,8 @@ class OperationQueries(StoreBase):
         """Delete what retention lets go; returns rows deleted per table.
 
         - deliveries created before ``deliveries_before`` that are finished
-          (sent or failed): never one still waiting or being sent;
+          (sent or failed): never one still waiting or being sent; ops notices
+          likewise (their episodes are remembered on the feeds, not by the rows);
         - an item first seen before ``items_before`` is *prunable* when no
           delivery is left on its hits; a story is pruned (with its items,
           alerts and updates) when all its items are prunable, so a story loses
@@ -123,6 +124,14 @@ class OperationQueries(StoreBase):
             run(deliveries, delete(deliveries).where(
                 deliveries.c.created_at < deliveries_before,
                 deliveries.c.status.in_((SENT, FAILED))))
+            # A notice per failing, silent or recovered feed and per failed delivery:
+            # kept for good, they piled up for as long as the database lived. Their
+            # keys need not outlive them: a feed's episode is marked on the feed
+            # (failure_alerted_at, silence_alerted_at), and a delivery fails once.
+            notices = t["notices"]
+            run(notices, delete(notices).where(
+                notices.c.created_at < deliveries_before,
+                notices.c.status.in_((SENT, FAILED))))
             delivered_items = (select(hits.c.item_id)
                                .join(deliveries, deliveries.c.hit_id == hits.c.id))
             young = or_(items.c.first_seen_at >= items_before,
