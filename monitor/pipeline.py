@@ -164,7 +164,11 @@ class Poller:
         # Article text (feeds with full_text): a guarded client, built on first need
         # unless one is given; see _article_fetcher.
         self._article_client = article_client
-        self._owned_clients: list[httpx.AsyncClient] = []
+        # The article client this poller built, with the settings it was built for;
+        # one a reload replaced is closed once no article matching is under way.
+        self._owned_client: tuple[tuple[object, ...], httpx.AsyncClient] | None = None
+        self._retired_clients: list[httpx.AsyncClient] = []
+        self._matching = 0
         self._articles: tuple[tuple[object, ...], ArticleFetcher] | None = None
         self._instance = instance_id or f"{socket.gethostname()}:{os.getpid()}"
         self._last_pass_at: datetime | None = None
@@ -318,7 +322,18 @@ class Poller:
         Each item waits for its text at most its feed's ``full_text_timeout``, then
         is matched on the feed text with the reason recorded. Returns hits stored.
         """
-        plan = plan or self._plan
+        self._matching += 1
+        try:
+            return await self._match_awaiting(plan=plan or self._plan, feed_id=feed_id)
+        finally:
+            self._matching -= 1
+            if not self._matching and self._retired_clients:
+                # Every fetch through a replaced client happens in here: none is left.
+                retired, self._retired_clients = self._retired_clients, []
+                for client in retired:
+                    await client.aclose()
+
+    async def _match_awaiting(self, *, plan: Plan, feed_id: int | None) -> int:
         waits = [f.full_text_timeout for f in plan.feeds.values() if f.full_text]
         lease = max(waits, default=timedelta(seconds=30)) + ARTICLE_CLAIM_MARGIN
         stored = 0
@@ -379,21 +394,36 @@ class Poller:
         key = (plan.user_agent, plan.allow_private_article_hosts, plan.full_text_concurrency,
                id(self._limits))
         if self._articles is None or self._articles[0] != key:
-            client = self._article_client
-            if client is None:
-                client = make_article_client(
-                    user_agent=plan.user_agent, allow_private=plan.allow_private_article_hosts,
-                    max_connections=plan.full_text_concurrency)
-                self._owned_clients.append(client)
+            client = self._article_client or self._own_article_client(plan)
             fetcher = ArticleFetcher(client=client, limits=self._limits,
                                      concurrency=plan.full_text_concurrency)
             self._articles = (key, fetcher)
         return self._articles[1]
 
+    def _own_article_client(self, plan: Plan) -> httpx.AsyncClient:
+        """The client for the plan's article settings; new host limits keep the client.
+
+        A client replaced (the settings changed on a reload) is retired, not dropped:
+        left open, each one kept its pooled connections until the daemon stopped.
+        """
+        key = (plan.user_agent, plan.allow_private_article_hosts, plan.full_text_concurrency)
+        if self._owned_client is not None:
+            if self._owned_client[0] == key:
+                return self._owned_client[1]
+            self._retired_clients.append(self._owned_client[1])
+        client = make_article_client(
+            user_agent=plan.user_agent, allow_private=plan.allow_private_article_hosts,
+            max_connections=plan.full_text_concurrency)
+        self._owned_client = (key, client)
+        return client
+
     async def aclose(self) -> None:
         """Close the HTTP clients this poller built (not the ones it was given)."""
         self._parser.close()  # stops parse worker processes, if any
-        clients, self._owned_clients = self._owned_clients, []
+        clients, self._retired_clients = self._retired_clients, []
+        if self._owned_client is not None:
+            clients.append(self._owned_client[1])
+            self._owned_client = None
         for client in clients:
             await client.aclose()
 
