@@ -13,7 +13,7 @@ and several monitors in one process do not see each other's numbers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import Protocol
 
@@ -162,10 +162,30 @@ class Metrics:
             self.alert_latency.labels("first_seen").observe(
                 max(0.0, (now - first_seen_at).total_seconds()))
 
+    def forget_all_but(self, *, rules: Collection[str], notifiers: Collection[str]) -> None:
+        """Drop the series of rules and notifiers no longer configured (after a reload).
+
+        Editors rename and remove rules and channels while the daemon runs for months:
+        kept, every name it ever counted stayed in each scrape for the rest of the run.
+        A counter that disappears reads to Prometheus like one of a restarted process.
+        """
+        for rule in _label_values(self.hits, "rule") - set(rules):
+            self.hits.remove(rule)
+        for notifier in _label_values(self.deliveries, "notifier") - set(notifiers):
+            for outcome in _label_values(self.deliveries, "outcome", notifier=notifier):
+                self.deliveries.remove(notifier, outcome)
+
     # -- exposition -------------------------------------------------------
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _label_values(counter: Counter, label: str, **where: str) -> set[str]:
+    """The values of ``label`` among ``counter``'s series (those matching ``where``)."""
+    return {sample.labels[label]
+            for family in counter.collect() for sample in family.samples
+            if all(sample.labels.get(key) == value for key, value in where.items())}
 
 
 class _StoreCollector(Collector):

@@ -137,6 +137,7 @@ class Monitor:
         self.deliverer.replace_policy(policy_from_config(config), config.ops_notify)
         self.stories.replace_update_modes(story_update_modes(config.effective_notifiers()))
         self._retire(replaced)
+        self.metrics.forget_all_but(rules=self._plan.rules, notifiers=self._notifiers)
         self.metrics.reloads.labels("applied").inc()
         log.info("config reloaded feeds=%d rules=%d notifiers=%s", len(self._plan.feeds),
                  len(self._plan.rules), ",".join(self._notifiers))
