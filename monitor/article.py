@@ -5,7 +5,9 @@ are in the article. :class:`ArticleFetcher` fetches the page (politely: the
 per-host limit shared with feed polls, a cap of its own, the same User-Agent)
 through the connect-time address guard of :mod:`monitor.netguard`, following
 redirects itself so every hop is checked, and :func:`extract_text` keeps the
-story and drops navigation, "read also" boxes, comments and sidebars.
+story and drops navigation, "read also" boxes, comments and sidebars. It runs
+in a worker process (:mod:`monitor.extractpool`), which is killed when the
+item's deadline passes: a thread could only be abandoned, still running.
 
 trafilatura does the extraction and lives in this module only. It is given
 the bytes we fetched; it never fetches anything itself (``extract`` has no
@@ -80,6 +82,15 @@ class Page:
     content_type: str | None
 
 
+class TextExtractor(Protocol):
+    """Runs :func:`extract_text` where it can be stopped (:mod:`monitor.extractpool`).
+
+    Cancelling :meth:`extract` must stop the extraction, not only the wait for it.
+    """
+
+    async def extract(self, body: bytes, *, url: str | None) -> str: ...
+
+
 class HostSlot(Protocol):
     def release_host(self) -> None: ...
 
@@ -140,10 +151,12 @@ class ArticleFetcher:
         self,
         *,
         client: httpx.AsyncClient,
+        extractor: TextExtractor,
         limits: HostLimiter | None = None,
         concurrency: int = 4,
     ) -> None:
         self._client = client
+        self._extractor = extractor
         self._limits: HostLimiter = limits or _Unlimited()
         self._gate = asyncio.Semaphore(concurrency)
 
@@ -152,7 +165,9 @@ class ArticleFetcher:
         """The article text at ``url``, or why not; waits at most ``deadline`` seconds.
 
         ``timeout`` and ``max_bytes`` bound each HTTP exchange, as for feed polls;
-        ``deadline`` bounds everything, waiting for a free slot included.
+        ``deadline`` bounds everything, waiting for a free slot included. An
+        extraction still running at the deadline is stopped (the extractor's
+        contract), so it holds no CPU and no slot past it.
         """
         if not url:
             return ArticleText(url="", failure="the item has no link")
@@ -160,7 +175,7 @@ class ArticleFetcher:
             async with asyncio.timeout(deadline):
                 async with self._gate:
                     page = await self.fetch(url, timeout=timeout, max_bytes=max_bytes)
-                    text = await asyncio.to_thread(extract_text, page.body, url=page.url)
+                    text = await self._extractor.extract(page.body, url=page.url)
             return ArticleText(url=page.url, text=text)
         except TimeoutError:
             return ArticleText(url=url,

@@ -23,6 +23,7 @@ import httpx
 import rules
 from monitor.article import ArticleFetcher, make_article_client
 from monitor.cadence import next_poll_after_failure, next_poll_after_success
+from monitor.extractpool import ExtractionPool
 from monitor.feed_health import (
     OpsNotice,
     failing_notice,
@@ -169,7 +170,7 @@ class Poller:
         self._owned_client: tuple[tuple[object, ...], httpx.AsyncClient] | None = None
         self._retired_clients: list[httpx.AsyncClient] = []
         self._matching = 0
-        self._articles: tuple[tuple[object, ...], ArticleFetcher] | None = None
+        self._articles: tuple[tuple[object, ...], ArticleFetcher, ExtractionPool] | None = None
         self._instance = instance_id or f"{socket.gethostname()}:{os.getpid()}"
         self._last_pass_at: datetime | None = None
 
@@ -395,9 +396,16 @@ class Poller:
                id(self._limits))
         if self._articles is None or self._articles[0] != key:
             client = self._article_client or self._own_article_client(plan)
-            fetcher = ArticleFetcher(client=client, limits=self._limits,
+            # Extraction runs in worker processes, killed at an item's deadline; their
+            # number is the fetcher's own bound, so they are replaced together.
+            extractor = ExtractionPool(size=plan.full_text_concurrency)
+            fetcher = ArticleFetcher(client=client, extractor=extractor, limits=self._limits,
                                      concurrency=plan.full_text_concurrency)
-            self._articles = (key, fetcher)
+            if self._articles is not None:
+                # Extractions under way on the old pool finish (or are killed at their
+                # deadline) before its workers go.
+                self._articles[2].close(wait=False)
+            self._articles = (key, fetcher, extractor)
         return self._articles[1]
 
     def _own_article_client(self, plan: Plan) -> httpx.AsyncClient:
@@ -420,6 +428,9 @@ class Poller:
     async def aclose(self) -> None:
         """Close the HTTP clients this poller built (not the ones it was given)."""
         self._parser.close()  # stops parse worker processes, if any
+        if self._articles is not None:
+            self._articles[2].close()  # and the extraction workers
+            self._articles = None
         clients, self._retired_clients = self._retired_clients, []
         if self._owned_client is not None:
             clients.append(self._owned_client[1])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pytest
 from monitor.cli import main
 from monitor.parse import parse_feed
 from monitor.store import FeedSpec, FeedUpdate, NewItem, Store, utcnow
+from tests.ops.daemon import descendants, parent_of, survivors
 from tests.support import FeedServer, Response
 
 ARTICLES = Path(__file__).parent / "data" / "articles"
@@ -159,6 +162,31 @@ def test_failures_fall_back_to_the_feed_text_with_the_reason(
     assert record["full_text_failures"] == 1
     assert reason in str(record["last_full_text_failure"]), record
     assert reason in err  # logged as well
+
+
+def test_a_page_that_takes_too_long_to_extract_is_cut_off_at_the_deadline(
+        tmp_path: Path, server: FeedServer) -> None:
+    """A 9 MiB table takes about 20 s of CPU to extract; full_text_timeout is 2s. The item
+    is matched on the feed text at the deadline, and the run ends then: no extraction
+    goes on after it (a thread used to, and the run waited for it at exit)."""
+    row = b"<tr><td>Row of the casualty table</td><td>Gyumri</td></tr>\n"
+    body = (b"<html><body><article><table>" + row * (9 * 2**20 // len(row))
+            + b"</table></article></body></html>")
+    server.set_route("/huge", Response(headers=HTML, body=body))
+    config = write_setup(tmp_path, server, full_text=True, path="/huge", full_text_timeout="2s")
+    before = descendants(os.getpid())
+    started = time.monotonic()
+    code, _out, err = run(config, "run", "--once")
+    took = time.monotonic() - started
+    assert code == 0, err
+    assert fired(config) == ["teaser-words"]
+    assert feeds_json(config)["last_full_text_failure"] == "timed out after 2s (full_text_timeout)"
+    assert took < 12, f"run --once took {took:.1f}s"
+    # The run closed its extraction workers: none is left, busy or idle. (The forkserver
+    # that started them, a child of this process, serves the process's lifetime.)
+    workers = {(pid, started) for pid, started in descendants(os.getpid()) - before
+               if parent_of(pid) != os.getpid()}
+    assert survivors(workers, timeout=5) == {}
 
 
 def test_switch_off_refuses_the_loopback_article_and_falls_back(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -24,8 +26,10 @@ from monitor.article import (
     extract_text,
     make_article_client,
 )
+from monitor.extractpool import ExtractionPool
 from monitor.hosts import HostLimits
 from monitor.netguard import AddressPolicy, IPAddress, Resolver
+from tests.ops.daemon import cpu_seconds, descendants, parent_of
 from tests.support import FeedServer, Request, Response
 
 ARTICLES = Path(__file__).resolve().parents[1] / "data" / "articles"
@@ -100,12 +104,14 @@ def fetch(url: str, *, allow_private: bool = True, deadline: float = 5.0, timeou
     async def run() -> ArticleText:
         client = make_article_client(allow_private=allow_private, policy=policy,  # type: ignore[arg-type]
                                      resolver=resolver, user_agent="wirewatch/test")
+        extractor = ExtractionPool()
         try:
-            fetcher = ArticleFetcher(client=client, limits=limits)
+            fetcher = ArticleFetcher(client=client, extractor=extractor, limits=limits)
             return await fetcher.text(url, deadline=deadline, timeout=timeout,
                                       max_bytes=max_bytes)
         finally:
             await client.aclose()
+            extractor.close()
 
     return asyncio.run(run())
 
@@ -217,12 +223,15 @@ class _InFlight:
 def run_fetches(urls: list[str], *, limits: HostLimits, concurrency: int) -> list[ArticleText]:
     async def run() -> list[ArticleText]:
         client = make_article_client(allow_private=True, max_connections=10)
-        fetcher = ArticleFetcher(client=client, limits=limits, concurrency=concurrency)
+        extractor = ExtractionPool(size=concurrency)
+        fetcher = ArticleFetcher(client=client, extractor=extractor, limits=limits,
+                                 concurrency=concurrency)
         try:
             return await asyncio.gather(*(
                 fetcher.text(u, deadline=10, timeout=10, max_bytes=2**20) for u in urls))
         finally:
             await client.aclose()
+            extractor.close()
 
     return asyncio.run(run())
 
@@ -256,11 +265,14 @@ def test_article_fetches_wait_for_a_host_busy_with_a_feed_poll() -> None:
 
         async def run_article() -> ArticleText:
             client = make_article_client(allow_private=True)
+            extractor = ExtractionPool()
             try:
-                return await ArticleFetcher(client=client, limits=limits).text(
+                return await ArticleFetcher(client=client, extractor=extractor,
+                                            limits=limits).text(
                     server.url("/a"), deadline=10, timeout=10, max_bytes=2**20)
             finally:
                 await client.aclose()
+                extractor.close()
 
         order = asyncio.run(run())
     assert order == ["poll done, article requests so far: 0", "article requests after: 1"]
@@ -273,6 +285,95 @@ def test_full_text_concurrency_caps_fetches_across_hosts() -> None:
         urls = [server.url("/a"), server.url("/a").replace("127.0.0.1", "localhost")] * 3
         run_fetches(urls, limits=HostLimits(per_host=10, total=10), concurrency=2)
     assert len(server.requests) == 6 and route.most == 2
+
+
+# ----------------------------------------------------------------------------- the deadline
+
+
+def slow_page(megabytes: float = 9.0) -> bytes:
+    """A table of short rows: trafilatura spends about 2 s of CPU per MiB on it (any page
+    this large and flat would do), under the default max_bytes of 10 MiB."""
+    row = b"<tr><td>Row of the casualty table</td><td>Gyumri</td></tr>\n"
+    rows = row * int(megabytes * 2**20 / len(row))
+    return b"<html><body><article><table>" + rows + b"</table></article></body></html>"
+
+
+def cpu_in_use() -> dict[int, float]:
+    """CPU seconds used so far by this process (all its threads) and each of its descendants."""
+    pids = [os.getpid(), *(pid for pid, _started in descendants(os.getpid()))]
+    return {pid: cpu for pid in pids if (cpu := cpu_seconds(pid)) is not None}
+
+
+def cpu_spent_since(before: dict[int, float]) -> float:
+    """CPU seconds spent since ``before`` by this process and its descendants, live ones."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in cpu_in_use().items())
+
+
+def test_an_extraction_past_the_deadline_is_stopped_not_abandoned(articles: FeedServer) -> None:
+    """The page takes ~20 s of CPU; at the 2 s deadline the work must stop, not carry on
+    unseen (a thread ran on, outside full_text_concurrency, holding the GIL)."""
+    articles.set_route("/slow", Response(headers=HTML, body=slow_page()))
+
+    async def run() -> tuple[ArticleText, float, float, ArticleText]:
+        client = make_article_client(allow_private=True)
+        extractor = ExtractionPool(size=1)
+        fetcher = ArticleFetcher(client=client, extractor=extractor, concurrency=1)
+        try:
+            # A first page starts the worker, so the slow one is being extracted, not
+            # waiting for a process to start, when its deadline passes.
+            warm = await fetcher.text(articles.url("/a"), deadline=15, timeout=10,
+                                      max_bytes=2**20)
+            assert warm.failure is None, warm
+            started = time.monotonic()
+            slow = await fetcher.text(articles.url("/slow"), deadline=2, timeout=10,
+                                      max_bytes=10 * 2**20)
+            waited = time.monotonic() - started
+            before = cpu_in_use()
+            await asyncio.sleep(3)
+            spent = cpu_spent_since(before)
+            # The slot is free again and the next page is extracted by a fresh worker.
+            after = await fetcher.text(articles.url("/a"), deadline=15, timeout=10,
+                                       max_bytes=2**20)
+            return slow, waited, spent, after
+        finally:
+            await client.aclose()
+            extractor.close()
+
+    slow, waited, spent, after = asyncio.run(run())
+    assert slow.failure == "timed out after 2s (full_text_timeout)"
+    assert waited < 6  # the deadline, give or take a loaded machine
+    assert spent < 0.5, f"{spent:.2f} s of CPU spent in the 3 s after the deadline"
+    assert after.failure is None and after.text is not None and "CSTO" in after.text
+
+
+def test_an_extraction_worker_that_dies_fails_the_article_not_the_monitor() -> None:
+    """Killed mid-page (the OOM killer, a crash in C code): that page fails with a reason,
+    and the next one is extracted by a fresh worker."""
+    async def run() -> tuple[str, str]:
+        extractor = ExtractionPool(size=1)
+        before = cpu_in_use()
+        try:
+            task = asyncio.ensure_future(extractor.extract(slow_page(4), url=None))
+            worker = None
+            for _ in range(200):  # the worker is a grandchild, under the forkserver
+                await asyncio.sleep(0.05)
+                busy = [pid for pid, cpu in cpu_in_use().items() if pid not in before
+                        and parent_of(pid) != os.getpid() and cpu > 0.3]
+                if busy:
+                    (worker,) = busy
+                    break
+            assert worker is not None, "no extraction worker got to work"
+            os.kill(worker, signal.SIGKILL)
+            with pytest.raises(ArticleError) as caught:
+                await task
+            text = await extractor.extract(page("armenia-csto.html"), url=None)
+            return str(caught.value), text
+        finally:
+            extractor.close()
+
+    reason, text = asyncio.run(run())
+    assert reason == "the extraction process died on this page"
+    assert "CSTO" in text
 
 
 # ----------------------------------------------------------------------------- the guard

@@ -89,6 +89,14 @@ def parent_of(pid: int) -> int | None:
     return None if fields is None else int(fields[1])
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user and system) ``pid`` has used so far; None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> set[ProcessId]:
     """Every live process below ``pid``: children, their children, and so on."""
     children: dict[int, list[int]] = {}
