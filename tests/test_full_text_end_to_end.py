@@ -181,7 +181,7 @@ def test_a_page_that_takes_too_long_to_extract_is_cut_off_at_the_deadline(
     assert code == 0, err
     assert fired(config) == ["teaser-words"]
     assert feeds_json(config)["last_full_text_failure"] == "timed out after 2s (full_text_timeout)"
-    assert took < 12, f"run --once took {took:.1f}s"
+    assert took < 20, f"run --once took {took:.1f}s"  # 30 s and more when extraction ran on
     # The run closed its extraction workers: none is left, busy or idle. (The forkserver
     # that started them, a child of this process, serves the process's lifetime.)
     workers = {(pid, started) for pid, started in descendants(os.getpid()) - before

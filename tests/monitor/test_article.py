@@ -341,7 +341,7 @@ def test_an_extraction_past_the_deadline_is_stopped_not_abandoned(articles: Feed
 
     slow, waited, spent, after = asyncio.run(run())
     assert slow.failure == "timed out after 2s (full_text_timeout)"
-    assert waited < 6  # the deadline, give or take a loaded machine
+    assert waited < 8  # the deadline, give or take a loaded machine
     assert spent < 0.5, f"{spent:.2f} s of CPU spent in the 3 s after the deadline"
     assert after.failure is None and after.text is not None and "CSTO" in after.text
 
