@@ -254,7 +254,10 @@ class FeedQueries(StoreBase):
                      p_status=u.status, p_rtarget=u.redirect_target,
                      p_rstreak=u.redirect_streak, p_eff=u.effective_url,
                      p_etag=u.etag, p_lm=u.last_modified)
-                for feed_id, u in updates if u.keep_validators is keep
+                # In id order, the order sync_feeds updates rows in: two instances
+                # locking the same feeds in opposite orders could deadlock.
+                for feed_id, u in sorted(updates, key=lambda update_: update_[0])
+                if u.keep_validators is keep
             ]
             if not rows:
                 continue
