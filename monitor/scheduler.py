@@ -7,7 +7,8 @@ and never two of the same kind at once.
 Ticks run on the event loop's monotonic clock, not on an APScheduler interval job:
 that trigger schedules each run from the previous one on the wall clock, so a clock
 stepped back an hour (NTP, an operator) stopped every pass (polling, delivery, the
-heartbeat) for the hour it took to catch up.
+heartbeat) for the hour it took to catch up. APScheduler's CronTrigger still does the
+calendar work of digests and quiet hours (:func:`next_fire_time`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 log = logging.getLogger("wirewatch.scheduler")
@@ -47,7 +47,7 @@ class Scheduler:
 
     def __init__(self, *, tick_seconds: float = 1.0) -> None:
         self._tick = tick_seconds
-        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._started = False
         self._passes: dict[str, Pass] = {}
         self._tickers: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, asyncio.Task[object]] = {}
@@ -62,7 +62,7 @@ class Scheduler:
     def every_tick(self, name: str, run: Pass) -> None:
         """Start ``run`` every tick from :meth:`start` on, unless it is still running."""
         self._passes[name] = run
-        if self._scheduler.running:
+        if self._started:
             self._start_ticking(name, run)
 
     def _start_ticking(self, name: str, run: Pass) -> None:
@@ -83,9 +83,6 @@ class Scheduler:
             # not run back to back.
             due = max(due, now)
             await asyncio.sleep(due - now)
-
-    def cron(self, name: str, run: Pass, *, trigger: object) -> None:
-        self._scheduler.add_job(run, trigger=trigger, id=name, max_instances=1, coalesce=True)
 
     async def _guarded(self, name: str, run: Pass) -> object:
         try:
@@ -123,15 +120,14 @@ class Scheduler:
         self._failures[name] = failure
 
     def start(self) -> None:
-        """Start ticking (and the cron jobs); call it with the event loop running."""
-        self._scheduler.start()
+        """Start ticking; call it with the event loop running."""
+        self._started = True
         for name, run in self._passes.items():
             self._start_ticking(name, run)
 
     async def shutdown(self, *, grace_seconds: float = 10.0) -> None:
         """Stop ticking, then let running passes finish within the grace period."""
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        self._started = False
         for ticker in self._tickers.values():
             ticker.cancel()
         await asyncio.gather(*self._tickers.values(), return_exceptions=True)
