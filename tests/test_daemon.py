@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ops.daemon import Daemon
 from tests.support import FeedServer, SlackStandIn
 
 DATA = Path(__file__).parent / "data" / "e2e"
@@ -35,11 +36,9 @@ rules:
 """
 
 
-def start_daemon(config: Path, token: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "SLACK_BOT_TOKEN": token, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_daemon(config: Path, token: str) -> Daemon:
+    # Output goes to files (appended to by each start) so the test can wait for a line.
+    return Daemon(config, env={"SLACK_BOT_TOKEN": token})
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -58,26 +57,24 @@ def test_daemon_alerts_then_stops_cleanly_on_signal(
         # The feed's next poll is a minute away: nothing more is fetched meanwhile.
         time.sleep(2.5)
         assert len(feed_server.requests_to("/world.rss")) == 1
-        daemon.send_signal(signum)
-        _, stderr = daemon.communicate(timeout=20)
+        code = daemon.stop(signum, timeout=30)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
-    assert daemon.returncode == 0, stderr
-    assert "stopping" in stderr
+        daemon.close()
+    assert code == 0, daemon.stderr
+    assert "stopping" in daemon.stderr
 
     # Restarted, the daemon keeps the feed's cadence from the store: no poll, no alert.
     daemon = start_daemon(config, slack_standin.token)
     try:
+        # Signalled before its handlers are in place (start-up takes seconds on a busy
+        # machine), it would die of SIGTERM's default action: wait until it is up, then
+        # give its scheduler a few ticks in which it must not poll.
+        daemon.wait_for_log("started feeds=", count=2, timeout=60)
         time.sleep(3)
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=20)
+        code = daemon.stop(signal.SIGTERM, timeout=30)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
-    assert daemon.returncode == 0, stderr
+        daemon.close()
+    assert code == 0, daemon.stderr
     assert len(feed_server.requests_to("/world.rss")) == 1
     assert len(slack_standin.messages) == 1
 
