@@ -135,8 +135,7 @@ def _watch_sqlite_file(engine: Engine, url: str) -> None:
         return
     opened = _file_identity(path)
 
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    def refuse_if_changed() -> None:
         now = _file_identity(path)
         if now != opened:
             what = "deleted" if now is None else "replaced by another file"
@@ -144,6 +143,19 @@ def _watch_sqlite_file(engine: Engine, url: str) -> None:
                 f"database {path} was {what} while wirewatch was running: stop wirewatch, "
                 "put the database back (docs/deploy.md, Backups) and start it again; "
                 "until then nothing is stored")
+
+    # Checked before a new connection opens the path, not only on checkout: opening
+    # it creates an empty file where one was deleted, or pairs a restored copy with
+    # the old file's -wal and -shm; closing that connection again then checkpoints the
+    # old WAL into the new file and deletes it under the connections still open, whose
+    # recent writes were in it ("no such table").
+    @event.listens_for(engine, "do_connect")
+    def _on_connect(_dialect: Any, _record: Any, _args: Any, _kwargs: Any) -> None:
+        refuse_if_changed()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        refuse_if_changed()
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from monitor.delivery import LEASE, Deliverer
 from monitor.pacing import Pacer
-from monitor.store import SENT, Store
+from monitor.store import SENT, Store, StoreError
 from notifiers import Alert, Receipt, SlackNotifier
 from tests.dbs import fresh_postgres_url  # noqa: F401  (fixture)
 from tests.faults.outbox import store_hits
@@ -135,6 +135,38 @@ def test_a_sqlite_file_deleted_or_replaced_under_the_daemon_is_named_on_healthz(
         assert daemon.process.poll() is None, "the daemon died"
     finally:
         daemon.stop()
+
+
+@pytest.mark.sqlite_files
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_a_new_connection_never_opens_a_sqlite_file_deleted_or_replaced_under_the_store(
+        tmp_path: Path, change: str) -> None:
+    # The daemon's passes run at once, so the pool opens a second connection while the
+    # first is in use. Opening it on the path after the file went would create an empty
+    # file there (deleted), or take the restored copy with the old file's -wal and -shm
+    # (replaced); closing that connection then checkpoints the old WAL into the new file
+    # and deletes the WAL the open connection still reads its recent writes from.
+    db = tmp_path / "w.db"
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        store_hits(store, rule="quake", notifiers=["desk"], keys=["q1"], now=datetime.now(UTC))
+        with store.engine.connect() as in_use:  # checked out before the file changes
+            if change == "deleted":
+                db.unlink()
+            else:  # a copy put in its place, as a restore by `cp` + `mv` does
+                shutil.copy(db, tmp_path / "restored.db")
+                (tmp_path / "restored.db").replace(db)
+            restored = None if change == "deleted" else db.read_bytes()
+            with pytest.raises(StoreError, match=f"database {db} was {change}"), \
+                    store.engine.connect():
+                pass
+            assert in_use.exec_driver_sql("SELECT count(*) FROM deliveries").scalar() == 1
+        if change == "deleted":
+            assert not db.exists(), "a connection created an empty file in its place"
+        else:
+            assert db.read_bytes() == restored, "a connection wrote into the restored file"
+    finally:
+        store.close()
 
 
 class Outage:
