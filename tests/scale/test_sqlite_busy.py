@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from monitor.cli import main
 from monitor.store import Store
 from tests.scale.cluster import FeedFarm, Instance, config_text
@@ -28,6 +30,10 @@ COMMANDS = [
 ]
 
 
+# Two rounds of four CLI commands (each opening the store, one a full run --once)
+# beside a daemon polling 200 feeds a second: a minute on a busy machine, near the
+# suite's 120 s hang guard.
+@pytest.mark.timeout(300)
 def test_cli_commands_beside_a_busy_daemon_never_hit_a_locked_database(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
@@ -77,8 +83,10 @@ def test_opening_a_new_database_waits_while_another_connection_writes(tmp_path: 
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("INSERT INTO other VALUES (1)")
     committed = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
-    committed.start()
+    # Read the clock before the timer starts: the commit is then certainly 0.5 s after
+    # it, however late this thread runs again.
     started = time.monotonic()
+    committed.start()
     try:
         store = Store.open(f"sqlite:///{path}")
     finally:
