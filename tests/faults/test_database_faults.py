@@ -48,7 +48,7 @@ class WriteKiller:
                 locker.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
                 own = locker.execute(text("SELECT pg_backend_pid()")).scalar()
                 locked.set()
-                deadline = time.monotonic() + 10
+                deadline = time.monotonic() + 30
                 while not self.killed and time.monotonic() < deadline:
                     waiting = watcher.execute(text(
                         "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
@@ -63,11 +63,11 @@ class WriteKiller:
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         self._threads.append(thread)
-        locked.wait(timeout=10)
+        locked.wait(timeout=30)
 
     def close(self) -> None:
         for thread in self._threads:
-            thread.join(timeout=15)
+            thread.join(timeout=40)
         self._engine.dispose()
 
 
@@ -224,7 +224,7 @@ class Outage:
 
 
 def _wait_for_health(url: str, status: int) -> str:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         got, body = http_get(url)
         if got == status:

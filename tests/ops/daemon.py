@@ -43,7 +43,7 @@ class Daemon:
     def stdout(self) -> str:
         return self.stdout_path.read_text(encoding="utf-8")
 
-    def wait_for_log(self, text: str, *, count: int = 1, timeout: float = 15.0) -> float:
+    def wait_for_log(self, text: str, *, count: int = 1, timeout: float = 60.0) -> float:
         """Wait until ``text`` appears ``count`` times in stderr; returns when (monotonic)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -131,7 +131,7 @@ def running(processes: set[ProcessId]) -> dict[int, str]:
     return alive
 
 
-def survivors(processes: set[ProcessId], *, timeout: float = 15.0) -> dict[int, str]:
+def survivors(processes: set[ProcessId], *, timeout: float = 60.0) -> dict[int, str]:
     """Those of ``processes`` still running once they have had ``timeout`` seconds to
     end: helpers notice their owner's exit a moment after it, not at the same instant."""
     deadline = time.monotonic() + timeout
@@ -148,7 +148,7 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_for_http(url: str, timeout: float = 15.0) -> tuple[int, str]:
+def wait_for_http(url: str, timeout: float = 60.0) -> tuple[int, str]:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -19,7 +19,7 @@ from tests.ops.daemon import Daemon
 pytestmark = pytest.mark.sqlite_files
 
 
-def _has_open(pid: int, path: Path, *, timeout: float = 20.0) -> None:
+def _has_open(pid: int, path: Path, *, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -48,8 +48,8 @@ def test_sighup_during_start_up_is_a_reload_not_a_kill(tmp_path: Path) -> None:
         _has_open(daemon.process.pid, db)
         daemon.process.send_signal(signal.SIGHUP)
         blocker.execute("ROLLBACK")
-        daemon.wait_for_log("started feeds=1", timeout=30)
-        daemon.wait_for_log("config reloaded", timeout=10)
+        daemon.wait_for_log("started feeds=1", timeout=60)
+        daemon.wait_for_log("config reloaded", timeout=60)
         assert daemon.stop() == 0, daemon.stderr
     finally:
         blocker.close()

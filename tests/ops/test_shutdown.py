@@ -46,7 +46,7 @@ def test_sigterm_with_a_fetch_and_a_send_in_flight_exits_0_within_the_grace(
     assert slack_standin.token is not None
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token})
     try:
-        feed_server.wait_for_requests(2, timeout=20)  # the stuck fetch has started
+        feed_server.wait_for_requests(2, timeout=60)  # the stuck fetch has started
         assert _wait_for_status(db, "sending"), "the send never started"
         started = time.monotonic()
         code = daemon.stop(timeout=30)
@@ -63,7 +63,7 @@ def test_sigterm_with_a_fetch_and_a_send_in_flight_exits_0_within_the_grace(
         store.close()
 
 
-def _wait_for_status(db: Path, status: str, timeout: float = 20.0) -> bool:
+def _wait_for_status(db: Path, status: str, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         store = Store.open(f"sqlite:///{db}")
@@ -108,7 +108,7 @@ def test_run_once_stopped_mid_poll_hands_its_feed_leases_back(
     assert slack_standin.token is not None
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
     try:
-        feed_server.wait_for_requests(1, timeout=20)
+        feed_server.wait_for_requests(1, timeout=60)
         assert _feed_leases(db)["stuck"] is not None, "the feed was not leased while polled"
         exit_code = daemon.stop(signum, timeout=30)
     finally:
@@ -132,7 +132,7 @@ def test_run_once_stopped_by_sigint_mid_send_hands_the_alert_back(
     daemon = Daemon(config, env={"SLACK_BOT_TOKEN": slack_standin.token}, args=("--once",))
     try:
         # Polled: its database file exists (tests/dbs.py then leaves it on SQLite).
-        feed_server.wait_for_requests(1, timeout=20)
+        feed_server.wait_for_requests(1, timeout=60)
         assert _wait_for_status(db, "sending"), "the send never started"
         code = daemon.stop(signal.SIGINT, timeout=30)
     finally:

@@ -78,12 +78,12 @@ def test_two_instances_deciding_at_once_admit_one_alert_of_a_one_alert_burst(
 
         a = threading.Thread(target=instance, args=("a", first, rows[0], dawdling))
         a.start()
-        assert a_counted.wait(10), "instance A never counted"
+        assert a_counted.wait(60), "instance A never counted"
         # A has counted and not yet admitted its row: B decides now.
         b = threading.Thread(target=instance, args=("b", second, rows[1], counting))
         b.start()
-        a.join(10)
-        b.join(10)
+        a.join(60)
+        b.join(60)
         assert not errors, errors
         assert holds["a"] is None, "the first alert of the burst goes out alone"
         assert holds["b"] is not None and holds["b"].batch.startswith("burst:"), (

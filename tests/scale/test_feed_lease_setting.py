@@ -32,11 +32,11 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def held_feed(feed_server: FeedServer) -> Iterator[tuple[FeedServer, threading.Event]]:
-    """``/wire.xml`` answers only once the event is set (or after 10 s)."""
+    """``/wire.xml`` answers only once the event is set (or after 60 s)."""
     released = threading.Event()
 
     def answer(request: Request) -> Response:
-        released.wait(10)
+        released.wait(60)
         return Response(body=ONE_ITEM)
 
     feed_server.set_route("/wire.xml", answer)
@@ -130,7 +130,7 @@ def test_the_environment_overrides_the_key_in_wirewatch_run(
         after = datetime.now(UTC)
     finally:
         released.set()
-        run.join(30)
+        run.join(60)
         store.close()
     assert codes == [0]
     # The claim happened between the two readings of the clock.

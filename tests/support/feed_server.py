@@ -163,7 +163,7 @@ class FeedServer(BackgroundHTTPServer):
         with self._lock:
             self._requests.clear()
 
-    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[Request]:
+    def wait_for_requests(self, count: int, timeout: float = 60.0) -> list[Request]:
         """Block until at least `count` requests arrived; raise TimeoutError if not."""
         deadline = time.monotonic() + timeout
         with self._lock:

@@ -292,7 +292,7 @@ class HostileServer:
         self._loop = loop
         self._thread = threading.Thread(target=run, name="HostileServer", daemon=True)
         self._thread.start()
-        if not ready.wait(10):
+        if not ready.wait(60):
             raise RuntimeError("hostile server did not start")
         return self
 

@@ -174,7 +174,7 @@ class SlackStandIn(BackgroundHTTPServer):
         """Messages really posted: successful chat.postMessage and webhook calls."""
         return [call for call in self.calls if _is_posted(call)]
 
-    def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[SlackCall]:
+    def wait_for_messages(self, count: int, timeout: float = 60.0) -> list[SlackCall]:
         """Block until at least `count` messages were posted; raise TimeoutError if not."""
         deadline = time.monotonic() + timeout
         with self._lock:

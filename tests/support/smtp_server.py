@@ -249,7 +249,7 @@ class SmtpServer:
         with self._lock:
             return list(self._messages)
 
-    def wait_for_messages(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+    def wait_for_messages(self, count: int, timeout: float = 60.0) -> list[ReceivedMail]:
         """Block until at least `count` messages arrived; raise TimeoutError if not."""
         deadline = time.monotonic() + timeout
         with self._lock:
