@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from monitor.store import Store
@@ -22,14 +23,18 @@ from tests.support import FeedServer
 FEEDS, RULES = 300, 50
 # 300 feeds every 6 s is 50 polls/s for three daemons, PostgreSQL and this process's feed
 # server on two cores. At 2 s (150 polls/s) the machine saturated and polls ran seconds
-# late; at 4 s a poll still came 2 s late now and then.
-INTERVAL = 6.0  # seconds; jitter adds up to 10 %
-LEASE = 3.0  # seconds (WIREWATCH_FEED_LEASE_SECONDS)
+# late; at 4 s a poll still came 2 s late now and then; at 6 s, with the cores shared
+# with other work, polls fell 7-11 s behind (gaps of 13-17 s). At 12 s (25 polls/s)
+# the daemons keep up with half the machine.
+INTERVAL = 12.0  # seconds; jitter adds up to 10 %
+# (WIREWATCH_FEED_LEASE_SECONDS) Renewed every third of it; a taken-over feed waits for
+# the rest of it and a survivor's next tick, and 5 s leave room for a slow tick.
+LEASE = 5.0
 TICK = 1.0  # the daemon's scheduler tick
 # A feed is due INTERVAL (+ up to 10 % jitter) after its last poll, and picked up by the
 # next tick of some instance; the rest is slack for three daemons on two shared cores.
-# A skipped poll shows as a gap of at least 2 * INTERVAL (12 s), beyond this bound.
-SLACK = 3.0
+# A skipped poll shows as a gap of at least 2 * INTERVAL (24 s), beyond this bound.
+SLACK = 6.0
 MAX_GAP = INTERVAL * 1.1 + TICK + SLACK
 
 
@@ -52,6 +57,10 @@ def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(ordered)]
 
 
+# Its own deadlines (warm-up, replacement start, settling) add up to more than the
+# suite's 120 s hang guard, and on a busy machine each runs long: a minute of
+# steady state and kill recovery is only the fixed part.
+@pytest.mark.timeout(600)
 def test_three_instances_share_the_feeds_and_survive_a_kill(
     tmp_path: Path, fresh_postgres_url: str, feed_server: FeedServer  # noqa: F811
 ) -> None:
@@ -69,12 +78,14 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
     try:
         # 1. Warm-up: every feed polled once (three processes starting on two cores).
         wait_until(lambda: sql("SELECT count(*) FROM feeds WHERE last_polled_at IS NOT NULL")
-                   == [(FEEDS,)], timeout=60, what="every feed's first poll")
+                   == [(FEEDS,)], timeout=180, what="every feed's first poll")
 
         # 2. Steady state: who polls, and how often.
         steady_from = time.time()
         pollers: set[str] = set()
-        while time.time() < steady_from + 4 * INTERVAL:
+        # Each feed is polled about three times: its gaps (and the window's ends) show a
+        # skipped poll or a double one.
+        while time.time() < steady_from + 3 * INTERVAL:
             pollers.update(r[0] for r in sql("SELECT DISTINCT last_polled_by FROM feeds"))
             time.sleep(0.2)
         steady_to = time.time()
@@ -89,7 +100,7 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
                           o=victim.instance_id, t=datetime.now(UTC).replace(tzinfo=None))
             return bool(held)
 
-        wait_until(victim_holds_leases, timeout=30, every=0.005,
+        wait_until(victim_holds_leases, timeout=60, every=0.005,
                    what=f"the victim's leases ({victim.instance_id}, exit "
                         f"{victim.process.poll()}; owners now "
                         f"{sql('SELECT DISTINCT last_polled_by FROM feeds')})")
@@ -112,7 +123,7 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
         # Publishing stops; everything is polled once more and the outbox drains.
         restarted = Instance(config, "i1-restarted", lease_seconds=LEASE)
         instances.append(restarted)
-        wait_until(lambda: "started feeds=" in restarted.stderr_path.read_text(), timeout=30,
+        wait_until(lambda: "started feeds=" in restarted.stderr_path.read_text(), timeout=60,
                    what="the replacement to start")
         farm.freeze()
         frozen_at = time.time()
@@ -133,7 +144,7 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(
                     and progress["hits"] == sum(expected.values()))
 
         try:
-            wait_until(settled, timeout=60, what="the last polls and deliveries")
+            wait_until(settled, timeout=120, what="the last polls and deliveries")
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {progress}, expected {sum(expected.values())} hits"
                                  ) from None
