@@ -12,6 +12,7 @@ import ipaddress
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,15 +209,20 @@ def test_the_deadline_bounds_the_wait_for_a_slot_too(articles: FeedServer) -> No
 class _InFlight:
     """A route that records how many requests it was serving at once."""
 
-    def __init__(self, body: bytes, *, hold: float = 0.15) -> None:
+    # Requests allowed together must arrive while the first is held: half a second
+    # leaves room for a busy machine, where 0.15 s was within one scheduling delay.
+    def __init__(self, body: bytes, *, hold: float = 0.5) -> None:
         self.body, self.hold = body, hold
         self.now = self.most = 0
+        self._lock = threading.Lock()  # the server answers on a thread per request
 
     def __call__(self, request: Request) -> Response:
-        self.now += 1
-        self.most = max(self.most, self.now)
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
         time.sleep(self.hold)
-        self.now -= 1
+        with self._lock:
+            self.now -= 1
         return Response(headers=HTML, body=self.body)
 
 
