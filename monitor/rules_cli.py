@@ -26,6 +26,7 @@ from typing import Any, Protocol, TextIO
 
 from monitor.durations import DurationError, parse_duration
 from monitor.progress import Advance, progress_bar
+from notifiers.base import one_line, strip_control_chars
 from rules import Document, Hit, RuleSet, RuleSetError, RuleSpec, compile_rules
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_BAD_QUERY = 0, 1, 2
@@ -169,7 +170,13 @@ def describe_hit(hit: Hit) -> str:
         term if count == 1 else f"{term} ×{count}" for term, count in counts.items()
     )
     terms = terms or "(no positive terms)"
-    return f"  terms:   {terms}\n  snippet: {hit.snippet.render('**', '**')}"
+    return f"  terms:   {terms}\n  snippet: {_for_terminal(hit.snippet.render('**', '**'))}"
+
+
+def _for_terminal(text: str) -> str:
+    """Feed text as one line a terminal prints and does not obey: an ANSI escape
+    sequence in a title or a body (ESC, C1 controls) would repaint the screen."""
+    return one_line(strip_control_chars(text))
 
 
 # ------------------------------------------------------------------------- rules backtest
@@ -251,8 +258,8 @@ def render_backtest(result: BacktestResult, *, label: str, since: datetime) -> I
         yield "most recent:"
         for example in result.examples:
             when = example.when.isoformat(timespec="minutes")
-            yield f"  {when}  [{example.feed}] {example.title}"
-            yield f"      {example.hit.snippet.render('**', '**')}"
+            yield f"  {when}  [{_for_terminal(example.feed)}] {_for_terminal(example.title)}"
+            yield f"      {_for_terminal(example.hit.snippet.render('**', '**'))}"
 
 
 # The bar moves in steps of this many items: redrawing it per item would cost more

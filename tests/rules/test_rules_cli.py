@@ -343,3 +343,22 @@ def test_backtest_examples_must_be_a_whole_number_from_0(examples: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         run(["rules", "backtest", "CSTO", "--examples", examples], FakeContext())
     assert stopped.value.code == 2
+
+
+def test_rules_test_and_backtest_print_feed_text_a_terminal_cannot_obey(tmp_path: Path) -> None:
+    # An ANSI sequence in a title or body repainted the editor's terminal (ESC, and
+    # U+009B, the C1 form of ESC [); line breaks inside a snippet broke its line.
+    hostile = "CSTO \x1b[2J\x1b[31mred\x1b[0m and \x9b1mbold\nsecond line withdraw"
+    ctx = FakeContext(stdin=io.StringIO(hostile))
+    assert run(["rules", "test", "CSTO", "--file", "-"], ctx) == 0
+    out = ctx.stdout.getvalue()
+    assert "\x1b" not in out and "\x9b" not in out
+    assert "snippet: **CSTO** [2J[31mred[0m and 1mbold second line withdraw" in out
+
+    item = dataclasses.replace(recent(1, "\x1b]0;pwned\x07CSTO exit"), content=hostile)
+    ctx = FakeContext(config=csto_config(),
+                      store=stored_items_database(tmp_path, [item]))
+    assert run(["rules", "backtest", "csto", "--since", "2d"], ctx) == 0
+    out = ctx.stdout.getvalue()
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "] ]0;pwnedCSTO exit\n" in out
