@@ -81,7 +81,8 @@ class Context:
         return Store.open(self.load_config().database)
 
     def open_report_store(self) -> Store:
-        """The store, for commands that only read it (feeds, hits, stats).
+        """The store, for commands that only read it (feeds, hits, stats, rules backtest):
+        a SQLite file that does not exist is refused, not created empty.
 
         Those need nothing of the config but its ``database``: an operator's shell that
         lacks the daemon's secrets (a Slack token, an SMTP password) must still see
@@ -89,7 +90,7 @@ class Context:
         ``database``, they stand in as "unset" and the database is opened all the same.
         """
         try:
-            return self.open_store()
+            return Store.open(self.load_config().database, create=False)
         except ConfigError as exc:
             unset = _unset_variables(exc)
             if not unset:
@@ -97,7 +98,7 @@ class Context:
         stand_ins = dict.fromkeys(unset, "unset")
         config = read_config(self.config_path, environ={**self.environ, **stand_ins},
                              redactor=self.redactor)
-        return Store.open(config.database)
+        return Store.open(config.database, create=False)
 
 
 def read_config(path: Path, *, environ: dict[str, str], redactor: Redactor | None = None) -> Config:

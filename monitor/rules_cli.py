@@ -41,7 +41,7 @@ class _Context(Protocol):
 
     def load_config(self) -> Any: ...
 
-    def open_store(self) -> Any: ...
+    def open_report_store(self) -> Any: ...
 
 
 def add_rules_commands(subparsers: Any) -> None:
@@ -299,7 +299,7 @@ def cmd_rules_backtest(args: argparse.Namespace, ctx: _Context) -> int:
         return EXIT_BAD_QUERY
     since = datetime.now(UTC) - args.since
     feed_tags = {feed.name: tuple(feed.tags) for feed in getattr(config, "feeds", ())}
-    store = ctx.open_store()
+    store = ctx.open_report_store()
     try:
         total = store.count_items(since=since)
         with progress_bar(ctx.stderr, total=total, description="backtest") as advance:

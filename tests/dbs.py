@@ -101,14 +101,17 @@ def sqlite_on_postgres(
     opened = Store.open.__func__  # type: ignore[attr-defined]
     databases: dict[str, tuple[str, AbstractContextManager[str]]] = {}
 
-    def open_on_postgres(cls: type[Store], url: str) -> Store:
+    def open_on_postgres(cls: type[Store], url: str, *, create: bool = True) -> Store:
         path = make_url(url).database if url.startswith("sqlite") else None
-        if path and path != ":memory:" and (path in databases or not Path(path).exists()):
+        # A report's open (create=False) of a file no store made stays on SQLite, and
+        # fails there as it would in the SQLite pass.
+        if path and path != ":memory:" and (
+                path in databases or (create and not Path(path).exists())):
             if path not in databases:
                 database = _database(server_url)
                 databases[path] = (database.__enter__(), database)
             url = databases[path][0]
-        return opened(cls, url)  # type: ignore[no-any-return]
+        return opened(cls, url, create=create)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(Store, "open", classmethod(open_on_postgres))
     try:

@@ -53,6 +53,7 @@ from monitor.store.base import (
     _watch_sqlite_file,
     describe_database_error,
     postgres_connect_args,
+    sqlite_path,
     utcnow,
 )
 from monitor.store.feeds import FeedQueries
@@ -156,7 +157,17 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
     """Every query wirewatch makes, over one SQLAlchemy engine."""
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, create: bool = True) -> Store:
+        """Open (and create or upgrade) the database at ``url``.
+
+        ``create=False``, for commands that only read: a SQLite file that does not exist
+        is an error, not a new empty database; a mistyped path would otherwise answer
+        every report with nothing, and leave a stray file behind.
+        """
+        path = sqlite_path(url)
+        if not create and path is not None and not path.exists():
+            raise StoreError(f"no database at {path}: check `database` in the config "
+                             "(`wirewatch run` creates it on its first start)")
         try:
             if url.startswith("sqlite"):
                 engine = create_engine(url, connect_args={"timeout": 30})

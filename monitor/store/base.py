@@ -130,7 +130,7 @@ def _watch_sqlite_file(engine: Engine, url: str) -> None:
     (replaced by a restore), and lose all of it on restart, its items seen as new
     again. Checked on each checkout from the pool: one stat.
     """
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is None:
         return
     opened = _file_identity(path)
@@ -215,13 +215,14 @@ def describe_database_error(url: str, exc: SQLAlchemyError) -> str:
     a missing or read-only directory, and "malformed" for a damaged file."""
     detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     reason = f"{exc.__class__.__name__}: {detail}"
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is not None:
         reason = _sqlite_file_problem(path, detail) or reason
     return f"database {_redact(url)}: {reason}"
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ``url``, absolute; None for other databases and memory."""
     try:
         parsed = make_url(url)
     except ArgumentError:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from monitor.store import Store
 from tests.ops.daemon import REPO
+
+# The command runs in a process of its own, on the SQLite file made here: the
+# PostgreSQL pass must not move that store onto PostgreSQL.
+pytestmark = pytest.mark.sqlite_files
 
 CONFIG = """\
 database: "sqlite:///{db}"
@@ -23,6 +28,7 @@ def test_output_closed_early_exits_141_without_a_traceback(
         tmp_path: Path, command: list[str]) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(db=tmp_path / "ww.db"))
+    Store.open(f"sqlite:///{tmp_path / 'ww.db'}").close()  # reports read an existing one
     process = subprocess.Popen(
         [sys.executable, "-m", "monitor", "--config", str(config), *command],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -45,7 +45,7 @@ def _cli(tmp_path: Path, database: str, *argv: str) -> tuple[int, str]:
 
 
 def test_missing_directory_is_named_with_the_fix(tmp_path: Path) -> None:
-    code, err = _cli(tmp_path, f"sqlite:///{tmp_path}/state/ww.db", "feeds")
+    code, err = _cli(tmp_path, f"sqlite:///{tmp_path}/state/ww.db", "run", "--once")
     assert code == 1
     assert f"the directory {tmp_path}/state does not exist: create it" in err
 

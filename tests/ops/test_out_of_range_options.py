@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.store import Store
 from tests.dbs import database_url, postgres_url  # noqa: F401  (fixtures)
 
 TOO_LONG = "a duration must be at most 36500d (about 100 years)"
@@ -54,6 +55,7 @@ def test_an_option_past_the_calendar_is_a_usage_error(
 
 def test_the_longest_since_still_reads_the_store(database_url: str,  # noqa: F811
                                                  tmp_path: Path) -> None:
+    Store.open(database_url).close()  # reports read a database the daemon made
     code, out, err = _cli(database_url, tmp_path, "hits", "--since", "36500d",
                           "--format", "json")
     assert (code, out.strip(), err) == (0, "[]", "")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.store import Store
 
 CONFIG = """\
 database: "{database}"
@@ -37,6 +38,7 @@ def cli(config: Path, *args: str, environ: dict[str, str]) -> tuple[int, str, st
 def test_reports_run_without_the_daemons_secrets(tmp_path: Path, command: list[str]) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(database=f"sqlite:///{tmp_path / 'ww.db'}"))
+    Store.open(f"sqlite:///{tmp_path / 'ww.db'}").close()  # the daemon ran before
     code, out, err = cli(config, *command, "--format", "json", environ={})
     assert code == 0, err
     json.loads(out)
@@ -57,3 +59,18 @@ def test_reports_still_need_the_database_and_a_valid_config(tmp_path: Path) -> N
     code, _, err = cli(config, "hits", environ={})
     assert code == 1
     assert "expected a term after AND" in err
+
+
+@pytest.mark.parametrize("command", [["feeds"], ["hits"], ["stats"], ["rules", "backtest", "csto"]])
+def test_a_report_on_a_database_file_that_does_not_exist_says_so(
+        tmp_path: Path, command: list[str]) -> None:
+    # A mistyped path in `database` made each report create an empty database and
+    # answer with nothing at all, leaving the stray file behind.
+    config = tmp_path / "config.yaml"
+    missing = tmp_path / "wirewatch-typo.db"
+    config.write_text(CONFIG.format(database=f"sqlite:///{missing}"))
+    code, out, err = cli(config, *command, environ={"SLACK_BOT_TOKEN": "xoxb-1"})
+    assert code == 1, out
+    assert (f"wirewatch: no database at {missing}: check `database` in the config "
+            "(`wirewatch run` creates it on its first start)") in err
+    assert not missing.exists()

@@ -35,7 +35,7 @@ class FakeContext:
     def load_config(self) -> Any:
         return self.config
 
-    def open_store(self) -> Any:
+    def open_report_store(self) -> Any:
         return self.store
 
 
@@ -302,6 +302,7 @@ def test_backtest_of_a_mistyped_rule_name_says_so(tmp_path: Path) -> None:
         "rules:\n  - name: armenia-csto\n    query: CSTO\n",
         encoding="utf-8",
     )
+    Store.open(f"sqlite:///{tmp_path / 'wirewatch.db'}").close()
 
     def backtest_of(name: str) -> tuple[str, str]:
         out, err = io.StringIO(), io.StringIO()
