@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import sys
 import typing
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, load_config
 from monitor.durations import MAX_DURATION
 from monitor.feeds_view import add_feeds_command
+from monitor.instance import default_instance_id
 from monitor.logs import RedactingStream, Redactor, configure_logging
 from monitor.ops_wiring import (
     config_secrets,
@@ -138,7 +138,7 @@ INSTANCE_ID_ENV = "WIREWATCH_INSTANCE_ID"
 def instance_id(environ: Mapping[str, str] | None = None) -> str:
     value = (environ or {}).get(INSTANCE_ID_ENV, "").strip()
     if not value:
-        return f"{socket.gethostname()}:{os.getpid()}"
+        return default_instance_id()
     if len(value) > 200 or not value.isprintable():
         raise CommandError(f"{INSTANCE_ID_ENV}={value[:40]!r}: expected at most 200 printable "
                            "characters, one value per instance")

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import random
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from monitor.holds import DeliveryPolicy, batch_kind
+from monitor.instance import default_instance_id
 from monitor.pacing import Pacer, Pacing, SharedPacer
 from monitor.recording import record_sent
 from monitor.store import ClaimedDelivery, ClaimedNotice, Store, utcnow
@@ -147,7 +147,7 @@ def _is_local_process_gone(claimer: str, *, own: str) -> bool:
     own_host = own.rpartition(":")[0]
     if claimer == own or host != own_host or not pid.isdigit():
         return False
-    if own != f"{socket.gethostname()}:{os.getpid()}" or not _in_the_hosts_pid_namespace():
+    if own != default_instance_id() or not _in_the_hosts_pid_namespace():
         # An id set by hand names no process; and in a container, a claimer of the same
         # hostname (host networking) may be another container's live process, its pid
         # meaningless here: releasing its claims would send what it is sending again.

@@ -10,9 +10,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +31,7 @@ from monitor.feed_health import (
 )
 from monitor.fetch import FetchError, FetchResult, Validators, fetch_feed
 from monitor.hosts import HostLimits
+from monitor.instance import default_instance_id
 from monitor.metrics import NO_METRICS, Observer
 from monitor.parse import FeedParseError, ParsedFeed
 from monitor.parsepool import FeedParser, ThreadParser
@@ -171,7 +170,7 @@ class Poller:
         self._retired_clients: list[httpx.AsyncClient] = []
         self._matching = 0
         self._articles: tuple[tuple[object, ...], ArticleFetcher, ExtractionPool] | None = None
-        self._instance = instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._instance = instance_id or default_instance_id()
         self._last_pass_at: datetime | None = None
 
     #: How long a claimed feed stays leased (None: derived from the plan, see

@@ -112,8 +112,7 @@ class ConfigReloader(Generic[C]):
         while not stop.is_set():
             # A reload that failed (the database is down) is tried again ever more
             # slowly: each try loads and compiles the whole config on the event loop.
-            wait = min(self._interval * 2**min(failures, 16), self.LONGEST_RETRY_WAIT)
-            forced = await self._wait(stop, wait)
+            forced = await self._wait(stop, self._retry_wait(failures))
             if stop.is_set():
                 return
             try:
@@ -125,12 +124,17 @@ class ConfigReloader(Generic[C]):
                 else:  # the traceback once, then one line a try, not a traceback a second
                     log.warning("config reload failed again (%d tries): %s: %s; the running "
                                 "config stays, next try in %.0f s", failures,
-                                type(exc).__name__, exc,
-                                min(self._interval * 2**failures, self.LONGEST_RETRY_WAIT))
+                                type(exc).__name__, exc, self._retry_wait(failures))
                 continue
             if failures and outcome == "applied":
                 log.info("config reload applied after %d failed tries", failures)
             failures = 0
+
+    def _retry_wait(self, failures: int) -> float:
+        """Seconds before the next look after ``failures`` failed tries in a row."""
+        # The exponent is capped: a float of 2**2000 (a day and a half of failures)
+        # would overflow.
+        return min(self._interval * 2.0 ** min(failures, 16), self.LONGEST_RETRY_WAIT)
 
     async def _wait(self, stop: asyncio.Event, timeout: float) -> bool:
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._forced.wait())}

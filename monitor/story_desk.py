@@ -271,23 +271,25 @@ async def send_story_updates(
     summary = UpdateSummary()
     loop = asyncio.get_running_loop()
     until = None if budget is None else loop.time() + budget
+    # Channels that asked for a pause (Retry-After): their other updates wait it out in
+    # the outbox, not in this pass.
+    paused: dict[str, datetime] = {}
+
+    def give_back(row: ClaimedStoryUpdate) -> None:
+        store.finish_story_update(row.id, status=PENDING, now=clock(), attempted=False,
+                                  retry_at=paused.get(row.notifier, clock()))
+
     while True:
         claimed = store.claim_story_updates(now=clock(), lease=lease, claimer=claimer)
         if not claimed:
             return summary
-        # Channels that asked for a pause (Retry-After): their other updates wait it out
-        # in the outbox, not in this pass.
-        paused: dict[str, datetime] = {}
         for done, row in enumerate(claimed):
             if until is not None and loop.time() >= until:
                 for later in claimed[done:]:
-                    store.finish_story_update(later.id, status=PENDING, now=clock(),
-                                              retry_at=paused.get(later.notifier, clock()),
-                                              attempted=False)
+                    give_back(later)
                 return summary
             if row.notifier in paused:
-                store.finish_story_update(row.id, status=PENDING, now=clock(),
-                                          retry_at=paused[row.notifier], attempted=False)
+                give_back(row)
                 continue
             retry_at = await _send_update(store, notifiers, row, original_alert, clock,
                                           retry_delay, summary, lease=lease, send=send)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import String, any_, bindparam, func, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
-from monitor.store.base import StoreBase, _aware, _rowcount
+from monitor.store.base import StoreBase, _aware, _rowcount, id_chunks
 from monitor.store.records import FeedSpec, FeedState, FeedUpdate
 from monitor.store.tables import FeedRow
 
@@ -174,9 +174,7 @@ class FeedQueries(StoreBase):
         mine = (table.c.lease_owner == owner,)
         chunks: list[list[int] | None] = [None]
         if feed_ids is not None:
-            ids = list(feed_ids)
-            # Bounded IN lists: SQLite and PostgreSQL both cap bound parameters.
-            chunks = [ids[i:i + 1000] for i in range(0, len(ids), 1000)]
+            chunks = list(id_chunks(list(feed_ids)))
         released = 0
         with Session(self._engine) as session:
             for chunk in chunks:

@@ -101,5 +101,7 @@ def test_a_reload_that_keeps_failing_backs_off_and_logs_one_traceback(
         asyncio.run(watch())
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 1
+    # Days of failures keep the longest wait (2.0 ** 5000 would overflow a float).
+    assert reloader._retry_wait(5000) == reloader.LONGEST_RETRY_WAIT
     assert any("config reload failed again" in r.getMessage() for r in caplog.records)
     assert any("config reload applied after" in r.getMessage() for r in caplog.records)
