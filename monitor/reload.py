@@ -67,12 +67,31 @@ class Rejected:
     problems: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """A settled, readable version of the file, not yet loaded."""
+
+    digest: str
+    text: str
+    seen: Fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded(Generic[C]):
+    """What loading a version gave: a config, or the problems that refuse it."""
+
+    config: C | None = None
+    problems: tuple[str, ...] = ()
+
+
 class ConfigReloader(Generic[C]):
     """Turns file changes into ``apply(config)`` or ``reject(rejected)`` calls.
 
     ``load(text)`` returns a config or raises one of ``errors``; its ``str()``
-    lists the problems one per line. ``apply`` and ``reject`` run on the event
-    loop; a version is applied or rejected once, however often it is seen.
+    lists the problems one per line. Under ``run``, ``load`` runs in a worker
+    thread (so it must not touch the event loop's objects) and ``apply`` and
+    ``reject`` on the event loop; a version is applied or rejected once, however
+    often it is seen.
     """
 
     def __init__(
@@ -111,12 +130,12 @@ class ConfigReloader(Generic[C]):
         failures = 0
         while not stop.is_set():
             # A reload that failed (the database is down) is tried again ever more
-            # slowly: each try loads and compiles the whole config on the event loop.
+            # slowly: each try loads and compiles the whole config.
             forced = await self._wait(stop, self._retry_wait(failures))
             if stop.is_set():
                 return
             try:
-                outcome = self.check(forced=forced)
+                outcome = await self.check_off_loop(forced=forced)
             except Exception as exc:  # the watcher must outlive any one bad turn
                 failures += 1
                 if failures == 1:
@@ -150,6 +169,27 @@ class ConfigReloader(Generic[C]):
 
     def check(self, *, forced: bool = False) -> str:
         """Look at the file once; returns what happened ("unchanged", "applied", ...)."""
+        version = self._read(forced)
+        if isinstance(version, str):
+            return version
+        return self._settle(version, self._loaded(version))
+
+    async def check_off_loop(self, *, forced: bool = False) -> str:
+        """``check``, with the loading done in a worker thread.
+
+        Loading compiles every rule: about 1.3 s for 10,000 rules. On the event loop
+        that would stop polling, delivery and the health endpoint for as long; in a
+        thread the loop gets the interpreter back every few milliseconds. Applying
+        stays on the loop, between two of its steps, as before.
+        """
+        version = self._read(forced)
+        if isinstance(version, str):
+            return version
+        loaded = await asyncio.to_thread(self._loaded, version)
+        return self._settle(version, loaded)
+
+    def _read(self, forced: bool) -> _Version | str:
+        """The file's new version to load, or what happened instead."""
         seen = fingerprint(self._path)
         if seen is None:
             if forced:
@@ -182,19 +222,27 @@ class ConfigReloader(Generic[C]):
         except UnicodeDecodeError as exc:
             return self._rejected(digest, (f"{self._path}: not UTF-8 text: {exc.reason} "
                                            f"at byte {exc.start}",))
+        return _Version(digest=digest, text=text, seen=seen)
+
+    def _loaded(self, version: _Version) -> _Loaded[C]:
+        """The loaded config, or its problems; other errors propagate."""
         try:
-            config = self._load(text)
+            return _Loaded(config=self._load(version.text))
         except self._errors as exc:
             # ConfigError keeps each problem (a rule's caret lines included) whole.
             problems = getattr(exc, "problems", None) or [exc]
-            return self._rejected(digest, tuple(str(problem) for problem in problems))
+            return _Loaded(problems=tuple(str(problem) for problem in problems))
+
+    def _settle(self, version: _Version, loaded: _Loaded[C]) -> str:
+        if loaded.config is None:
+            return self._rejected(version.digest, loaded.problems)
         try:
-            self._apply(config)
+            self._apply(loaded.config)
         except Exception:
             # Not applied (the database failed): read it again on the next turn.
-            self._seen, self._settling = None, seen
+            self._seen, self._settling = None, version.seen
             raise
-        self._current_digest = digest
+        self._current_digest = version.digest
         self._rejected_digest = None
         self.applied += 1
         return "applied"
