@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import errno
 import logging
 import socket
 import ssl
@@ -161,6 +162,7 @@ class SmtpServer:
         self.host = "127.0.0.1"
         self.security: Security = security
         self.users = dict(users or {})
+        self._port_picked = not port
         self.port = port or _free_port(self.host)
         self._lock = threading.Condition()
         self._messages: list[ReceivedMail] = []
@@ -195,8 +197,17 @@ class SmtpServer:
             # count implicit TLS, so that mode lifts the requirement; a plain server with
             # users offers AUTH in clear, like a local relay on loopback.
             kwargs["auth_require_tls"] = self.security == "starttls"
-        controller = Controller(_Handler(self), **kwargs)
-        controller.start()
+        for attempt in range(3):
+            controller = Controller(_Handler(self), **{**kwargs, "port": self.port})
+            try:
+                controller.start()
+                break
+            except OSError as exc:
+                # The port picked was free when picked; another process can bind it
+                # before the server does. Pick again rather than fail the test.
+                if exc.errno != errno.EADDRINUSE or not self._port_picked or attempt == 2:
+                    raise
+                self.port = _free_port(self.host)
         self._controller = controller
         return self
 
