@@ -77,6 +77,9 @@ class YamlDocument:
     #: Unquoted values followed on their line by a comment that reads like more of the
     #: value: ``query: CSTO AND #MeToo`` is the value "CSTO AND" and the comment "#MeToo".
     hashtag_comments: Mapping[Path, str] = field(default_factory=dict)
+    #: For each literal block value (``query: |``), the line its text starts on: a
+    #: problem at a column of the value is on that line plus the line breaks before it.
+    block_lines: Mapping[Path, int] = field(default_factory=dict)
 
 
 def read_yaml(text: str, *, environ: Mapping[str, str]) -> YamlDocument:
@@ -133,7 +136,7 @@ def _build(
             SourceProblem(None, (), f"the document expands to more than {_MAX_NODES} values")
         )
     return YamlDocument(data, builder.lines, builder.expanded, tuple(builder.problems),
-                        builder.hashtag_comments)
+                        builder.hashtag_comments, builder.block_lines)
 
 
 def _failed(problem: SourceProblem) -> YamlDocument:
@@ -186,6 +189,7 @@ class _Builder:
     expanded: dict[Path, tuple[str, ...]] = field(default_factory=dict)
     problems: list[SourceProblem] = field(default_factory=list)
     hashtag_comments: dict[Path, str] = field(default_factory=dict)
+    block_lines: dict[Path, int] = field(default_factory=dict)
     _visited: int = 0
     _open: set[int] = field(default_factory=set)
 
@@ -274,6 +278,9 @@ class _Builder:
         # Plain (unquoted) style: None from the Python loader, "" from libyaml.
         if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode) and not node.style:
             self._note_hashtag_comment(node, path)
+        if isinstance(node, yaml.ScalarNode) and node.style == "|":
+            # The node starts at its "|" header; the text, on the next line.
+            self.block_lines[path] = node.start_mark.line + 2
         if node.tag == _STR_TAG and isinstance(value, str) and "$" in value:
             return self._expand(value, node, path)
         return value

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from monitor.config.model import CONSOLE_NOTIFIER
-from monitor.config.reporting import Loading, did_you_mean
+from monitor.config.problems import ConfigProblem, render_path
+from monitor.config.reporting import Loading, did_you_mean, value_at
 from monitor.config.sections import TAG_PREFIX, Defaults, FeedConfig
 from monitor.durations import DurationError, format_duration, parse_duration
 from monitor.yamlsource import Path
@@ -301,7 +302,21 @@ class CrossChecks:
         else:
             # The problem's prefix gives file and line; render() adds the caret.
             message = error.for_rule(error.rule or "?", None).render()
+            line = self._line_in_block(path, error)
+            if line is not None:
+                self.loading.add_problem(
+                    ConfigProblem(self.loading.source, line, render_path(path), message))
+                return
         self.loading.add(path, message)
+
+    def _line_in_block(self, path: Path, error: RuleError) -> int | None:
+        """The line of the problem's column in a ``query: |`` block, which keeps the
+        editor's line breaks: the query's own line would send them to its first line."""
+        first = self.loading.block_lines.get(path)
+        query = value_at(self.data, path)
+        if first is None or not isinstance(query, str) or query.rstrip() != error.query:
+            return None  # not a literal block, or the column is in a list's entry
+        return first + error.query.count("\n", 0, max(error.column - 1, 0))
 
     @staticmethod
     def _query_path(batch: Mapping[str, tuple[int, RuleSpec]], rule: str | None) -> Path:

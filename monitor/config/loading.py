@@ -25,7 +25,8 @@ def load_config(text: str, *, source: str, environ: Mapping[str, str]) -> Config
     ``${VAR}`` values. Rules are compiled here, so a Config that loads can run.
     """
     document = read_yaml(text, environ=environ)
-    loading = Loading(source, document.lines, document.expanded, document.hashtag_comments)
+    loading = Loading(source, document.lines, document.expanded, document.hashtag_comments,
+                      document.block_lines)
     for found in document.problems:
         loading.add_problem(
             ConfigProblem(source, found.line, render_path(found.path), found.message)

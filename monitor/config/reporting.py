@@ -41,7 +41,7 @@ def kind_of(value: object) -> str:
     return type(value).__name__
 
 
-def _value_at(data: Any, path: Path) -> Any:
+def value_at(data: Any, path: Path) -> Any:
     for part in path:
         try:
             data = data[part]
@@ -63,6 +63,7 @@ class Loading:
     lines: Mapping[Path, int]
     expanded: Mapping[Path, tuple[str, ...]]
     hashtag_comments: Mapping[Path, str] = field(default_factory=dict)
+    block_lines: Mapping[Path, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.problems: list[tuple[int, ConfigProblem]] = []
@@ -108,7 +109,7 @@ class Loading:
         kind: str = error["type"]
         path, model = _resolve_loc(tuple(error["loc"]))
         context: dict[str, Any] = error.get("ctx") or {}
-        value = _value_at(data, path)
+        value = value_at(data, path)
         got = f", got {self.show(path, value)}"
         if kind == "missing":
             self.add(path[:-1], f"missing required key '{path[-1]}'")
@@ -121,7 +122,7 @@ class Loading:
             self.add(path, f"unknown key '{key}'{hint}")
         elif kind == "union_tag_invalid":
             tag_path = (*path, "type")
-            shown = self.show(tag_path, _value_at(data, tag_path))
+            shown = self.show(tag_path, value_at(data, tag_path))
             self.add(
                 tag_path,
                 f"unknown notifier type {shown}: must be one of {', '.join(NOTIFIER_TYPES)}",
@@ -162,7 +163,7 @@ class Loading:
             value = value[context["key"]]
         if "show_item" in context:
             item_path = (*path, context["show_item"])
-            message += f", got {self.show(item_path, _value_at(data, item_path))}"
+            message += f", got {self.show(item_path, value_at(data, item_path))}"
             path = item_path
         elif context.get("show_value"):
             message += f", got {self.show(path, value)}"

@@ -322,6 +322,21 @@ CASES = [
         "                   ^",
     ),
     Broken(
+        "an error in a literal block query names the line it is on",
+        FEED + "rules:\n  - name: r\n    query: |\n\n      (CSTO OR NATO)\n"
+        "      AND (exit OR wi*)\n      AND troops\n",
+        "config.yaml:9: rules[0].query: rule 'r': wildcard needs at least 3 letters before *\n"
+        "  AND (exit OR wi*)\n"
+        "                 ^",
+    ),
+    Broken(
+        "an error on a literal block's first line names that line",
+        FEED + "rules:\n  - name: r\n    query: |-\n      wi* AND exit\n",
+        "config.yaml:7: rules[0].query: rule 'r': wildcard needs at least 3 letters before *\n"
+        "  wi* AND exit\n"
+        "    ^",
+    ),
+    Broken(
         "rule using a list that is not defined",
         FEED + "lists:\n  csto: [CSTO]\nrules:\n  - name: r\n    query: '@cst AND exit'\n",
         "config.yaml:8: rules[0].query: rule 'r': unknown list @cst (lists: @csto)\n"
