@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from monitor.cli import main
+from monitor.entry import main
 
 sys.exit(main())

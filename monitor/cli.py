@@ -31,6 +31,7 @@ from monitor import __version__
 from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, load_config
 from monitor.durations import MAX_DURATION
+from monitor.entry import EARLY_HUPS
 from monitor.feeds_view import add_feeds_command
 from monitor.instance import default_instance_id
 from monitor.logs import RedactingStream, Redactor, configure_logging
@@ -195,8 +196,9 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         return _run(args, ctx, early_hup=[])
     # systemd's ExecReload (SIGHUP) may come while the daemon still starts (opening or
     # upgrading the database, loading the stories); the signal's default action would
-    # kill it. Until the reloader takes the signal over, it is noted and acted on then.
-    early_hup: list[int] = []
+    # kill it. Until the reloader takes the signal over, it is noted and acted on then,
+    # in the list the entry point's handler already notes it in (monitor/entry.py).
+    early_hup = EARLY_HUPS
     try:
         previous = signal.signal(signal.SIGHUP, lambda signum, _frame: early_hup.append(signum))
     except ValueError:  # not the main thread: no handler to install
@@ -292,6 +294,7 @@ async def _run_forever(monitor: Monitor, ctx: Context, *, early_hup: list[int]) 
                             stdout=ctx.stdout, redactor=ctx.redactor)
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     if early_hup:  # a reload asked for during start-up
+        early_hup.clear()  # taken: a later run in this process must not see it again
         reloader.request()
     server = ops_server(monitor)
     try:

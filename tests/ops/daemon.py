@@ -25,13 +25,16 @@ def free_port() -> int:
 class Daemon:
     """``python -m monitor run`` with stdout and stderr captured to files."""
 
-    def __init__(self, config: Path, *, env: dict[str, str], args: tuple[str, ...] = ()) -> None:
+    def __init__(self, config: Path, *, env: dict[str, str], args: tuple[str, ...] = (),
+                 argv: tuple[str, ...] | None = None) -> None:
+        """``argv``, when given, is the whole command line instead (the installed script)."""
         self.stdout_path = config.parent / "daemon.out"
         self.stderr_path = config.parent / "daemon.err"
         self._out = self.stdout_path.open("a")
         self._err = self.stderr_path.open("a")
+        command = argv or (sys.executable, "-m", "monitor", "run", "--config", str(config), *args)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "--config", str(config), *args],
+            list(command),
             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
             stdout=self._out, stderr=self._err, text=True)
 

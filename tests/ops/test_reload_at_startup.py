@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from monitor.store import Store
 from tests.ops.daemon import CONSOLE_CONFIG as CONFIG
-from tests.ops.daemon import Daemon
+from tests.ops.daemon import REPO, Daemon
 
 # The daemon is held in start-up by a lock on its SQLite file.
 pytestmark = pytest.mark.sqlite_files
@@ -53,4 +54,44 @@ def test_sighup_during_start_up_is_a_reload_not_a_kill(tmp_path: Path) -> None:
         assert daemon.stop() == 0, daemon.stderr
     finally:
         blocker.close()
+        daemon.close()
+
+
+# Loaded by the child's site module: it sends the process SIGHUP while the CLI, and
+# with it the whole pipeline, is still being imported (about a second of a real start).
+_SIGHUP_DURING_IMPORT = '''
+import os, signal, sys
+
+class _HupOnCliImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "monitor.cli":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGHUP)
+        return None
+
+sys.meta_path.insert(0, _HupOnCliImport())
+'''
+
+
+@pytest.mark.parametrize("command", ["module", "script"])
+def test_sighup_while_the_command_still_imports_is_a_reload_not_a_kill(
+    tmp_path: Path, command: str
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(_SIGHUP_DURING_IMPORT)
+    db = tmp_path / "w.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(db=db))
+    env = {"PYTHONPATH": os.pathsep.join((str(hooks), str(REPO)))}
+    if command == "module":
+        daemon = Daemon(config, env=env)  # python -m monitor run
+    else:
+        script = Path(sys.executable).parent / "wirewatch"
+        daemon = Daemon(config, env=env, argv=(str(script), "run", "--config", str(config)))
+    try:
+        daemon.wait_for_log("started feeds=1", timeout=60)
+        daemon.wait_for_log("config reloaded", timeout=60)
+        assert daemon.stop() == 0, daemon.stderr
+    finally:
         daemon.close()
