@@ -18,57 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import make_url
 
 from monitor.delivery import LEASE, Deliverer
 from monitor.pacing import Pacer
 from monitor.store import SENT, Store, StoreError
 from notifiers import Alert, Receipt, SlackNotifier
 from tests.dbs import fresh_postgres_url  # noqa: F401  (fixture)
+from tests.faults.killer import WriteKiller
 from tests.faults.outbox import store_hits
 from tests.ops.daemon import Daemon, free_port, http_get, wait_for_http
 from tests.support import SlackStandIn
-
-
-class WriteKiller:
-    """Kills the next write to ``table``: holds an exclusive lock on it, terminates the
-    first other backend that waits for the lock, then lets go."""
-
-    def __init__(self, url: str) -> None:
-        self._engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        self._threads: list[threading.Thread] = []
-        self.killed: list[int] = []
-
-    def arm(self, table: str) -> None:
-        locked = threading.Event()
-
-        def run() -> None:
-            with self._engine.connect() as locker, self._engine.connect() as watcher:
-                locker.execute(text("BEGIN"))
-                locker.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
-                own = locker.execute(text("SELECT pg_backend_pid()")).scalar()
-                locked.set()
-                deadline = time.monotonic() + 30
-                while not self.killed and time.monotonic() < deadline:
-                    waiting = watcher.execute(text(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock' AND pid <> :own"), {"own": own}
-                    ).scalars().all()
-                    for pid in waiting:
-                        watcher.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-                        self.killed.append(pid)
-                    time.sleep(0.02)
-                locker.execute(text("ROLLBACK"))
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        locked.wait(timeout=30)
-
-    def close(self) -> None:
-        for thread in self._threads:
-            thread.join(timeout=40)
-        self._engine.dispose()
 
 
 def test_a_connection_killed_while_marking_an_alert_sent_does_not_send_it_twice(
