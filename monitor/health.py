@@ -5,8 +5,9 @@ stuck, ``/healthz`` still answers, and answers 503 because the scheduler has
 stopped ticking, which is exactly what a supervisor needs to know.
 
 ``/healthz`` is 200 while all hold: the scheduler ticked recently, the database
-answers ``SELECT 1``, and no pass (poll, deliver, retention) has failed on every
-tick for 30 s. Otherwise 503, with the reasons as the body.
+answers ``SELECT 1``, and no pass (poll, deliver) has failed on every tick for
+30 s. Otherwise 503, with the reasons as the body. Retention retries on its own
+schedule (``Monitor.prune_if_due``) and is not judged here.
 """
 
 from __future__ import annotations

@@ -33,6 +33,11 @@ log = logging.getLogger("wirewatch.service")
 
 #: Retention runs this often (the first time soon after start).
 PRUNE_EVERY = timedelta(days=1)
+#: A retention run that failed (the database restarting, a lock held too long) is
+#: tried again this soon, then twice as long after each further failure, at most
+#: PRUNE_RETRY_MAX apart: waiting the whole day skipped that day's prune.
+PRUNE_RETRY_FIRST = timedelta(minutes=1)
+PRUNE_RETRY_MAX = timedelta(minutes=5)
 #: ``job_runs`` rows are kept this long. A row must outlive every claim of its
 #: run key, or that run would be claimed and run again: a daily key (retention's)
 #: is claimed only on its own UTC day, a monthly one for up to 31 days, and the
@@ -95,7 +100,9 @@ class Monitor:
         self.deliverer.observer = self.metrics
         #: Monotonic time of the daemon's last scheduler tick (None before the first).
         self.last_tick: float | None = None
-        self._pruned_at: datetime | None = None
+        #: When retention is next due (None: at once); failed tries in a row.
+        self._prune_due_at: datetime | None = None
+        self._prune_failures = 0
         self._scheduler: Scheduler | None = None
         self._retired: list[Notifier] = []
         self._sync_feeds()
@@ -180,26 +187,55 @@ class Monitor:
         """Apply retention once a day (see :meth:`Store.prune`).
 
         Once a UTC day across every instance sharing the database: the first
-        to claim the day's run (``job_runs``) prunes, the others skip it.
+        to claim the day's run (``job_runs``) prunes, the others skip it. A
+        run that fails leaves the day unclaimed and is tried again within
+        minutes (PRUNE_RETRY_FIRST, up to PRUNE_RETRY_MAX apart).
         """
         now = self._clock()
-        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
-            return None
-        self._pruned_at = now
-        if not await asyncio.to_thread(self._store.claim_job_run, "retention",
-                                       now.date().isoformat(), self.poller.instance_id, now):
-            log.debug("retention already ran today on another instance")
+        if self._prune_due_at is not None and now < self._prune_due_at:
             return None
         retention = self._config.retention
         # Never inside the stories' window: deduplication still needs those items.
         keep_items = max(retention.items, STORY_WINDOW)
-        counts = await asyncio.to_thread(
-            self._store.prune, items_before=now - keep_items,
-            deliveries_before=now - retention.deliveries, job_runs_before=now - JOB_RUNS_KEPT)
+        try:
+            counts = await asyncio.to_thread(
+                self._store.prune_run, "retention", now.date().isoformat(),
+                self.poller.instance_id, now, items_before=now - keep_items,
+                deliveries_before=now - retention.deliveries,
+                job_runs_before=now - JOB_RUNS_KEPT)
+        except Exception as exc:
+            # Handled here, not by the scheduler: it would count the ticks spent
+            # waiting for the retry as the pass recovering.
+            self._prune_failed(now, exc)
+            return None
+        self._prune_due_at = now + PRUNE_EVERY
+        failures, self._prune_failures = self._prune_failures, 0
+        if counts is None:
+            if failures:
+                log.info("retention ran today on another instance, after %d failed tries "
+                         "here", failures)
+            else:
+                log.debug("retention already ran today on another instance")
+            return None
         for table, count in counts.items():
             self.metrics.pruned.labels(table).inc(count)
-        log.info("retention pruned %s", " ".join(f"{t}={n}" for t, n in counts.items()))
+        after = f" after {failures} failed tries" if failures else ""
+        log.info("retention pruned%s %s", after,
+                 " ".join(f"{t}={n}" for t, n in counts.items()))
         return counts
+
+    def _prune_failed(self, now: datetime, exc: Exception) -> None:
+        self._prune_failures += 1
+        failures = self._prune_failures
+        # The exponent is capped so that a long outage never overflows the float.
+        wait = min(PRUNE_RETRY_FIRST * 2.0 ** min(failures - 1, 16), PRUNE_RETRY_MAX)
+        self._prune_due_at = now + wait
+        if failures == 1:
+            log.exception("retention failed, nothing was pruned; next try in %.0f s",
+                          wait.total_seconds())
+        else:
+            log.warning("retention failed again (%d tries): %s: %s; next try in %.0f s",
+                        failures, type(exc).__name__, _first_line(exc), wait.total_seconds())
 
     def due_count(self, *, force: bool = False) -> int:
         """How many feeds a poll pass would poll now."""
@@ -279,3 +315,9 @@ class Monitor:
         await self._client.aclose()
         await self.poller.aclose()
         close_notifiers([*self._retired, *self._notifiers.values()])
+
+
+def _first_line(exc: Exception) -> str:
+    """The first line of ``exc``'s message: a driver's may go on for lines (SQL, hints)."""
+    text = str(exc)
+    return text.splitlines()[0] if text else ""

@@ -112,6 +112,41 @@ class OperationQueries(StoreBase):
         caller keeps it older than any run key a job may still claim, or that run
         could be claimed (and run) a second time.
         """
+        with Session(self._engine) as session:
+            counts = self._prune(session, items_before=items_before,
+                                 deliveries_before=deliveries_before,
+                                 job_runs_before=job_runs_before)
+            session.commit()
+        return counts
+
+    def prune_run(self, job: str, run_key: str, owner: str, now: datetime, *,
+                  items_before: datetime, deliveries_before: datetime,
+                  job_runs_before: datetime | None = None) -> dict[str, int] | None:
+        """:meth:`prune` as the run ``run_key`` of ``job`` (see :meth:`claim_job_run`),
+        claimed in the prune's own transaction; None, pruning nothing, when another
+        instance has claimed that run.
+
+        A claim committed apart from its prune outlived a prune that failed: every
+        retry of the day found the run taken and skipped it. Committed together, a
+        failed prune leaves the run unclaimed, for this instance or another to try
+        again. An instance claiming the run while another prunes waits for that prune
+        to end (PostgreSQL holds the uncommitted key), then skips it or, if it
+        failed, takes it over.
+        """
+        with Session(self._engine) as session:
+            claimed = session.execute(self._claim(job, run_key, owner, now)).first()
+            if claimed is None:
+                session.rollback()
+                return None
+            counts = self._prune(session, items_before=items_before,
+                                 deliveries_before=deliveries_before,
+                                 job_runs_before=job_runs_before)
+            session.commit()
+        return counts
+
+    def _prune(self, session: Session, *, items_before: datetime, deliveries_before: datetime,
+               job_runs_before: datetime | None) -> dict[str, int]:
+        """The deletes of :meth:`prune`, in ``session``'s transaction, uncommitted."""
         t = SQLModel.metadata.tables
         items, hits, deliveries = t["items"], t["hits"], t["deliveries"]
         counts: dict[str, int] = {}
@@ -120,50 +155,48 @@ class OperationQueries(StoreBase):
             result = session.execute(statement)
             counts[table.name] = counts.get(table.name, 0) + _rowcount(result)
 
-        with Session(self._engine) as session:
-            run(deliveries, delete(deliveries).where(
-                deliveries.c.created_at < deliveries_before,
-                deliveries.c.status.in_((SENT, FAILED))))
-            # A notice per failing, silent or recovered feed and per failed delivery:
-            # kept for good, they piled up for as long as the database lived. Their
-            # keys need not outlive them: a feed's episode is marked on the feed
-            # (failure_alerted_at, silence_alerted_at), and a delivery fails once.
-            notices = t["notices"]
-            run(notices, delete(notices).where(
-                notices.c.created_at < deliveries_before,
-                notices.c.status.in_((SENT, FAILED))))
-            delivered_items = (select(hits.c.item_id)
-                               .join(deliveries, deliveries.c.hit_id == hits.c.id))
-            young = or_(items.c.first_seen_at >= items_before,
-                        items.c.id.in_(delivered_items))
-            if "story_items" in t:
-                stories, members = t["stories"], t["story_items"]
-                alerts, updates = t["story_alerts"], t["story_updates"]
-                kept = (select(members.c.story_id)
-                        .join(items, items.c.id == members.c.item_id).where(young))
-                old_stories = (select(stories.c.id)
-                               .where(stories.c.first_seen_at < items_before,
-                                      stories.c.id.notin_(kept)))
-                old_alerts = select(alerts.c.id).where(alerts.c.story_id.in_(old_stories))
-                run(updates, delete(updates).where(updates.c.story_alert_id.in_(old_alerts)))
-                run(alerts, delete(alerts).where(alerts.c.story_id.in_(old_stories)))
-                run(members, delete(members).where(members.c.story_id.in_(old_stories)))
-                run(stories, delete(stories).where(stories.c.id.in_(old_stories)))
-            run(hits, delete(hits).where(
-                hits.c.created_at < items_before,
-                *_unreferenced(hits)))
-            doomed = (select(items.c.id)
-                      .where(items.c.first_seen_at < items_before,
-                             *_unreferenced(items, owned=ITEM_OWNED_TABLES)))
-            for name in ITEM_OWNED_TABLES:
-                if name in t:
-                    owned = t[name]
-                    run(owned, delete(owned).where(owned.c.item_id.in_(doomed)))
-            run(items, delete(items).where(items.c.id.in_(doomed.scalar_subquery())))
-            if job_runs_before is not None:
-                job_runs = t["job_runs"]
-                run(job_runs, delete(job_runs).where(job_runs.c.claimed_at < job_runs_before))
-            session.commit()
+        run(deliveries, delete(deliveries).where(
+            deliveries.c.created_at < deliveries_before,
+            deliveries.c.status.in_((SENT, FAILED))))
+        # A notice per failing, silent or recovered feed and per failed delivery:
+        # kept for good, they piled up for as long as the database lived. Their
+        # keys need not outlive them: a feed's episode is marked on the feed
+        # (failure_alerted_at, silence_alerted_at), and a delivery fails once.
+        notices = t["notices"]
+        run(notices, delete(notices).where(
+            notices.c.created_at < deliveries_before,
+            notices.c.status.in_((SENT, FAILED))))
+        delivered_items = (select(hits.c.item_id)
+                           .join(deliveries, deliveries.c.hit_id == hits.c.id))
+        young = or_(items.c.first_seen_at >= items_before,
+                    items.c.id.in_(delivered_items))
+        if "story_items" in t:
+            stories, members = t["stories"], t["story_items"]
+            alerts, updates = t["story_alerts"], t["story_updates"]
+            kept = (select(members.c.story_id)
+                    .join(items, items.c.id == members.c.item_id).where(young))
+            old_stories = (select(stories.c.id)
+                           .where(stories.c.first_seen_at < items_before,
+                                  stories.c.id.notin_(kept)))
+            old_alerts = select(alerts.c.id).where(alerts.c.story_id.in_(old_stories))
+            run(updates, delete(updates).where(updates.c.story_alert_id.in_(old_alerts)))
+            run(alerts, delete(alerts).where(alerts.c.story_id.in_(old_stories)))
+            run(members, delete(members).where(members.c.story_id.in_(old_stories)))
+            run(stories, delete(stories).where(stories.c.id.in_(old_stories)))
+        run(hits, delete(hits).where(
+            hits.c.created_at < items_before,
+            *_unreferenced(hits)))
+        doomed = (select(items.c.id)
+                  .where(items.c.first_seen_at < items_before,
+                         *_unreferenced(items, owned=ITEM_OWNED_TABLES)))
+        for name in ITEM_OWNED_TABLES:
+            if name in t:
+                owned = t[name]
+                run(owned, delete(owned).where(owned.c.item_id.in_(doomed)))
+        run(items, delete(items).where(items.c.id.in_(doomed.scalar_subquery())))
+        if job_runs_before is not None:
+            job_runs = t["job_runs"]
+            run(job_runs, delete(job_runs).where(job_runs.c.claimed_at < job_runs_before))
         return counts
 
     def claim_job_run(self, job: str, run_key: str, owner: str, now: datetime) -> bool:
@@ -173,15 +206,18 @@ class OperationQueries(StoreBase):
         job): instances that reach the same run compute the same key, the
         unique constraint admits the first insert, and the others get False.
         """
-        statement = (
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
+        with self._engine.begin() as connection:
+            return connection.execute(self._claim(job, run_key, owner, now)).first() is not None
+
+    def _claim(self, job: str, run_key: str, owner: str, now: datetime) -> Any:
+        """The INSERT that claims a run: it returns a row only for the one claimant."""
+        return (
             self._insert(JobRunRow)
             .values(job=job, run_key=run_key, owner=owner, claimed_at=now)
             .on_conflict_do_nothing(index_elements=["job", "run_key"])
             .returning(JobRunRow.id)
         )
-        # RETURNING, not rowcount: psycopg reports -1 for an INSERT's rowcount here.
-        with self._engine.begin() as connection:
-            return connection.execute(statement).first() is not None
 
     def job_runs(self, job: str | None = None) -> list[dict[str, Any]]:
         """Claimed runs, oldest first (for ``job`` only when given)."""
