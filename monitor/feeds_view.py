@@ -58,7 +58,9 @@ def feed_record(
         "consecutive_failures": state.consecutive_failures,
         "last_success_at": when(state.last_success_at),
         "last_new_item_at": when(state.last_new_item_at),
-        "next_poll_at": when(state.next_poll_at),
+        # A disabled feed is never polled: the time it was last due would read as
+        # a poll to come.
+        "next_poll_at": when(state.next_poll_at) if state.enabled else None,
         "items_total": state.items_total,
         "full_text_failures": full_text_failures[0],
         "last_full_text_failure": full_text_failures[1],
@@ -84,6 +86,11 @@ def render_table(records: list[dict[str, Any]]) -> str:
     headers = ("FEED", "STATUS", "HTTP", "FAILS", "ITEMS", "LAST OK", "LAST NEW", "NEXT POLL",
                "POLLED URL", "POLLED BY", "LAST ERROR")
     rows = [[_cell(r[c]) for c in columns] for r in records]
+    # A null next poll says why; "-" alone could read as "not scheduled yet".
+    next_poll = columns.index("next_poll_at")
+    for record, row in zip(records, rows, strict=True):
+        if record["status"] == "disabled":
+            row[next_poll] = "disabled"
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
     widths[-1] = len(headers[-1])  # the error column runs to the end of the line
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]

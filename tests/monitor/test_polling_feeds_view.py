@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 from monitor.cli import main
@@ -93,3 +94,37 @@ def test_a_failing_feed_removed_from_the_config_shows_why_it_is_disabled(
     down = next(r for r in json.loads(out) if r["name"] == "down")
     assert (down["status"], down["last_status"]) == ("disabled", 404)
     assert down["last_error"] == "removed from config"
+
+
+def test_a_disabled_feed_shows_no_next_poll(tmp_path: Path, feed_server: FeedServer) -> None:
+    # Disabled three ways: in the config, removed from it, and by the server's 410.
+    feed_server.serve_feed("/live.xml", ONE_ITEM)
+    feed_server.serve_feed("/paused.xml", ONE_ITEM)
+    feed_server.serve_feed("/dropped.xml", ONE_ITEM)
+    feed_server.set_route("/gone.xml", Response(status=410))
+    config = tmp_path / "config.yaml"
+    head = f'database: "sqlite:///{tmp_path / "w.db"}"\nfeeds:\n'
+    kept = (f"  - name: live\n    url: {feed_server.url('/live.xml')}\n"
+            f"  - name: paused\n    url: {feed_server.url('/paused.xml')}\n"
+            f"  - name: gone\n    url: {feed_server.url('/gone.xml')}\n")
+    dropped = f"  - name: dropped\n    url: {feed_server.url('/dropped.xml')}\n"
+    config.write_text(head + kept + dropped)
+    cli(config, "run", "--once", "--force", "--deliver-timeout", "1")
+    config.write_text(head + kept.replace("name: paused\n", "name: paused\n    enabled: false\n"))
+    cli(config, "run", "--once", "--deliver-timeout", "1")
+
+    code, out, err = cli(config, "feeds", "--format", "json")
+
+    assert code == 0, err
+    records = {r["name"]: r for r in json.loads(out)}
+    assert {name: (r["status"], r["next_poll_at"] is None) for name, r in records.items()} == {
+        "live": ("ok", False), "paused": ("disabled", True), "dropped": ("disabled", True),
+        "gone": ("disabled", True)}
+
+    code, table, _ = cli(config, "feeds")
+    assert code == 0
+    lines = table.splitlines()
+    column = re.split(r" {2,}", lines[0]).index("NEXT POLL")  # the cells before have no spaces
+    next_poll = {line.split()[0]: line.split()[column] for line in lines[1:]}
+    assert next_poll["live"] == records["live"]["next_poll_at"]
+    assert {next_poll[name] for name in ("paused", "dropped", "gone")} == {"disabled"}
