@@ -45,6 +45,11 @@ PRUNE_RETRY_MAX = timedelta(minutes=5)
 #: to spare, and keeps a quarter's record of which instance ran what in a few
 #: hundred rows.
 JOB_RUNS_KEPT = timedelta(days=90)
+#: A channel's pacing slot (``channel_slots``) no notifier uses any more is pruned
+#: once it has been past this long. A past slot paces nothing, so the margin is only
+#: for instances whose clocks run behind the pruning one's: to them the slot of a
+#: channel they still post to may not have passed yet.
+CHANNEL_SLOTS_KEPT = timedelta(hours=1)
 #: A replaced notifier is closed this long after a reload, once sends it had
 #: under way have finished.
 RETIRE_AFTER_SECONDS = 120.0
@@ -202,7 +207,9 @@ class Monitor:
                 self._store.prune_run, "retention", now.date().isoformat(),
                 self.poller.instance_id, now, items_before=now - keep_items,
                 deliveries_before=now - retention.deliveries,
-                job_runs_before=now - JOB_RUNS_KEPT)
+                job_runs_before=now - JOB_RUNS_KEPT,
+                channel_slots_before=now - CHANNEL_SLOTS_KEPT,
+                channels_in_use=self._pacing_keys())
         except Exception as exc:
             # Handled here, not by the scheduler: it would count the ticks spent
             # waiting for the retry as the pass recovering.
@@ -223,6 +230,11 @@ class Monitor:
         log.info("retention pruned%s %s", after,
                  " ".join(f"{t}={n}" for t, n in counts.items()))
         return counts
+
+    def _pacing_keys(self) -> set[str]:
+        """The pacing keys (``channel_slots``) of the channels configured now."""
+        keys = (getattr(notifier, "pacing_key", None) for notifier in self._notifiers.values())
+        return {key for key in keys if key is not None}
 
     def _prune_failed(self, now: datetime, exc: Exception) -> None:
         self._prune_failures += 1

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -91,7 +91,9 @@ class OperationQueries(StoreBase):
         return dict(sorted(days.items()))
 
     def prune(self, *, items_before: datetime, deliveries_before: datetime,
-              job_runs_before: datetime | None = None) -> dict[str, int]:
+              job_runs_before: datetime | None = None,
+              channel_slots_before: datetime | None = None,
+              channels_in_use: Collection[str] = ()) -> dict[str, int]:
         """Delete what retention lets go; returns rows deleted per table.
 
         - deliveries created before ``deliveries_before`` that are finished
@@ -111,17 +113,27 @@ class OperationQueries(StoreBase):
         With ``job_runs_before``, ``job_runs`` rows claimed before it go too. The
         caller keeps it older than any run key a job may still claim, or that run
         could be claimed (and run) a second time.
+
+        With ``channel_slots_before``, ``channel_slots`` rows whose slot is before it
+        go too, but for the pacing keys in ``channels_in_use``: one row was left for
+        every channel ever posted to. A slot in the past paces nothing (a missing row
+        is the same as one due now), so a row pruned under a channel still in use by
+        an instance on another config costs nothing.
         """
         with Session(self._engine) as session:
             counts = self._prune(session, items_before=items_before,
                                  deliveries_before=deliveries_before,
-                                 job_runs_before=job_runs_before)
+                                 job_runs_before=job_runs_before,
+                                 channel_slots_before=channel_slots_before,
+                                 channels_in_use=channels_in_use)
             session.commit()
         return counts
 
     def prune_run(self, job: str, run_key: str, owner: str, now: datetime, *,
                   items_before: datetime, deliveries_before: datetime,
-                  job_runs_before: datetime | None = None) -> dict[str, int] | None:
+                  job_runs_before: datetime | None = None,
+                  channel_slots_before: datetime | None = None,
+                  channels_in_use: Collection[str] = ()) -> dict[str, int] | None:
         """:meth:`prune` as the run ``run_key`` of ``job`` (see :meth:`claim_job_run`),
         claimed in the prune's own transaction; None, pruning nothing, when another
         instance has claimed that run.
@@ -140,12 +152,15 @@ class OperationQueries(StoreBase):
                 return None
             counts = self._prune(session, items_before=items_before,
                                  deliveries_before=deliveries_before,
-                                 job_runs_before=job_runs_before)
+                                 job_runs_before=job_runs_before,
+                                 channel_slots_before=channel_slots_before,
+                                 channels_in_use=channels_in_use)
             session.commit()
         return counts
 
     def _prune(self, session: Session, *, items_before: datetime, deliveries_before: datetime,
-               job_runs_before: datetime | None) -> dict[str, int]:
+               job_runs_before: datetime | None, channel_slots_before: datetime | None,
+               channels_in_use: Collection[str]) -> dict[str, int]:
         """The deletes of :meth:`prune`, in ``session``'s transaction, uncommitted."""
         t = SQLModel.metadata.tables
         items, hits, deliveries = t["items"], t["hits"], t["deliveries"]
@@ -197,6 +212,10 @@ class OperationQueries(StoreBase):
         if job_runs_before is not None:
             job_runs = t["job_runs"]
             run(job_runs, delete(job_runs).where(job_runs.c.claimed_at < job_runs_before))
+        if channel_slots_before is not None:
+            slots = t["channel_slots"]
+            run(slots, delete(slots).where(slots.c.next_at < channel_slots_before,
+                                           slots.c.key.notin_(sorted(channels_in_use))))
         return counts
 
     def claim_job_run(self, job: str, run_key: str, owner: str, now: datetime) -> bool:

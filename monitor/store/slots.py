@@ -44,7 +44,15 @@ class ChannelSlotQueries(StoreBase):
                      ) -> ChannelSlotRow:
         """``key``'s row, created at ``created_at`` if missing (a no-op when another
         instance just did), locked until ``session`` commits."""
-        session.execute(self._insert(ChannelSlotRow).values(key=key, next_at=created_at)
-                        .on_conflict_do_nothing(index_elements=["key"]))
-        return session.exec(select(ChannelSlotRow).where(col(ChannelSlotRow.key) == key)
-                            .with_for_update()).one()
+        create = (self._insert(ChannelSlotRow).values(key=key, next_at=created_at)
+                  .on_conflict_do_nothing(index_elements=["key"]))
+        lock = select(ChannelSlotRow).where(col(ChannelSlotRow.key) == key).with_for_update()
+        session.execute(create)
+        row = session.exec(lock).first()
+        if row is None:
+            # Retention pruned the row between the insert and the lock (its slot was
+            # past, its channel not in the pruning instance's config): a new one is
+            # the same as the one pruned.
+            session.execute(create)
+            row = session.exec(lock).one()
+        return row
