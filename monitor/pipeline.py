@@ -371,8 +371,12 @@ class Poller:
                 url, text, failure = result.url, result.text, result.failure
             else:
                 url, text, failure = None, None, "full_text was turned off before the fetch"
-            hits = list(match_items([item], feed=feed, plan=plan,
-                                    article_text={item.item_key: text} if text else None))
+            # In a thread, as a feed's items are matched (inside store_poll): an article
+            # has no size limit but the page's, and matching and explaining a few MB of
+            # text would hold the event loop, and every poll and send, for seconds.
+            hits = await asyncio.to_thread(
+                lambda: list(match_items([item], feed=feed, plan=plan,
+                                         article_text={item.item_key: text} if text else None)))
             hit_ids = await asyncio.to_thread(
                 self._store.store_article_match, awaiting.item_id, url=url, text=text,
                 failure=failure, hits=hits, now=self._clock())

@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import monitor.pipeline
 from monitor.cli import main
 from monitor.parse import parse_feed
 from monitor.store import FeedSpec, FeedUpdate, NewItem, Store, utcnow
@@ -231,3 +233,23 @@ def test_an_item_left_awaiting_by_a_crash_is_matched_by_the_next_run(
     code, out, err = run(config, "run", "--once", "--force")
     assert code == 0 and out == ""
     assert len(server.requests_to("/story")) == 1
+
+
+def test_an_article_is_matched_off_the_event_loop(
+        tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A spy, not a stand-in: the real matching runs, and the test notes which thread ran
+    # it. Matching (and explaining) megabytes of article text on the event loop would
+    # stall every poll and send meanwhile.
+    real = monitor.pipeline.match_items
+    threads: list[bool] = []
+
+    def noting(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(monitor.pipeline, "match_items", noting)
+    config = write_setup(tmp_path, server, full_text=True)
+    code, _out, err = run(config, "run", "--once")
+    assert code == 0, err
+    assert fired(config) == ["csto-exit", "gyumri-in-article", "teaser-words"]
+    assert threads == [False], "the article was matched on the event loop's thread"
