@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+import unicodedata
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,7 +121,9 @@ def cmd_rules_test(args: argparse.Namespace, ctx: _Context) -> int:
         source = "standard input" if args.file == "-" else args.file
         print(f"wirewatch: cannot read --file {source}: {reason}", file=ctx.stderr)
         return EXIT_UNREADABLE
-    lists = _config_lists(ctx) if "@" in args.query else {}
+    # NFKC: a list typed in full width (＠csto) is a list too (docs/rules.md).
+    uses_lists = "@" in unicodedata.normalize("NFKC", args.query)
+    lists = _config_lists(ctx) if uses_lists else {}
     ruleset = _compile_or_report(args.query, lists, ctx.stderr)
     if ruleset is None:
         return EXIT_BAD_QUERY

@@ -11,7 +11,9 @@ Grammar (precedence NEAR > NOT > AND > OR; docs/rules.md has the examples)::
     modifier := title: | summary: | content: | author: | category: | feed: | url: | case:
 
 Operators are written in capitals; ``and``, ``or``, ``not`` and ``near`` in lower
-case are ordinary words.  There is deliberately no regex: wildcards and
+case are ordinary words.  Operators and the marks around terms are read as Unicode
+NFKC reads them (a CJK input method types ``ＡＮＤ``, ``ＮＥＡＲ／５``, ``（``), while the
+terms themselves keep their text.  There is deliberately no regex: wildcards and
 proximity cover what editors need, and nothing a rule says can make matching
 take more than time proportional to the item.
 """
@@ -19,8 +21,10 @@ take more than time proportional to the item.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 from rules.errors import RuleError
@@ -131,13 +135,38 @@ _RAW_VALUE_FIELDS = ("url", "feed")
 _OPERATOR_WORDS = frozenset(("AND", "OR", "NOT", "NEAR", "ONEAR"))
 
 
+@lru_cache(maxsize=4096)
+def _syntax_char(ch: str) -> str:
+    """The ASCII character ``ch`` is under NFKC, or ``ch`` itself when it is not one.
+
+    Only one-to-one mappings count, so the text read for syntax keeps the query's
+    length and every column still points into the query as written; a character
+    NFKC expands (``⑴`` is ``(1)``) is left alone rather than split into syntax.
+    """
+    form = unicodedata.normalize("NFKC", ch)
+    return form if len(form) == 1 and form.isascii() else ch
+
+
+def _syntax_view(text: str) -> str:
+    """``text`` as the lexer reads operators in it: ``ＡＮＤ（ａ`` is ``AND(a``.
+
+    An editor typing with a CJK input method gets full-width forms; read as written,
+    ``ＡＮＤ`` would quietly be searched as the word "and".
+    """
+    return text if text.isascii() else "".join(map(_syntax_char, text))
+
+
 def _lex(query: str) -> list[_Tok]:
     tokens: list[_Tok] = []
+    # Operators, brackets, quotes and prefixes are recognised in ``view``; the text of
+    # words and phrases is taken from ``query`` as written (it is folded with NFKC
+    # anyway, and url: values are compared as written).
+    view = _syntax_view(query)
     i = 0
     n = len(query)
     raw_next = False  # after url: / feed: the value is read as it stands
     while i < n:
-        ch = query[i]
+        ch = view[i]
         if ch.isspace():
             i += 1
             raw_next = False
@@ -149,7 +178,7 @@ def _lex(query: str) -> list[_Tok]:
             raw_next = False
             continue
         if ch in _OPEN_QUOTES:
-            end = next((j for j in range(i + 1, n) if query[j] in _CLOSE_QUOTES), -1)
+            end = next((j for j in range(i + 1, n) if view[j] in _CLOSE_QUOTES), -1)
             if end == -1:
                 raise RuleError(
                     f"unterminated phrase opened at column {col}", query=query, column=col
@@ -161,16 +190,16 @@ def _lex(query: str) -> list[_Tok]:
         if not raw_next:
             # Prefixes of a run (-term, title:term) are read where they stand: slicing
             # the run again after each one made "----...x" or "title:title:..." quadratic.
-            if ch == "-" and _RUN_CHAR.match(query, i + 1):
+            if ch == "-" and _RUN_CHAR.match(view, i + 1):
                 tokens.append(_Tok("MINUS", "-", col))
                 i += 1
                 continue
-            modifier = _MODIFIER.match(query, i)
+            modifier = _MODIFIER.match(view, i)
             if modifier:
                 name = modifier.group(1).lower()
                 if name not in _MODIFIERS:
                     raise RuleError(
-                        f"unknown field {modifier.group(1)!r}; fields are "
+                        f"unknown field {query[i : modifier.end(1)]!r}; fields are "
                         + ", ".join(f"{f}:" for f in _MODIFIERS)
                         + ' (put text with a colon in "quotes")',
                         query=query,
@@ -180,16 +209,16 @@ def _lex(query: str) -> list[_Tok]:
                 i = modifier.end()
                 raw_next = name in _RAW_VALUE_FIELDS
                 continue
-        run_match = _RUN.match(query, i)
+        run_match = _RUN.match(view, i)
         j = run_match.end() if run_match else i + 1
-        run = query[i:j]
+        run = view[i:j]
         if raw_next or (run.isalnum() and run not in _OPERATOR_WORDS):
             # A plain word (most of every query): none of the checks below apply.
-            tokens.append(_Tok("WORD", run, col))
+            tokens.append(_Tok("WORD", query[i:j], col))
             i = j
             raw_next = False
             continue
-        if run == "-" and j < n and query[j] in "(" + _OPEN_QUOTES:
+        if run == "-" and j < n and view[j] in "(" + _OPEN_QUOTES:
             tokens.append(_Tok("MINUS", "-", col))  # -"phrase", -(group)
             i = j
             continue
@@ -200,7 +229,7 @@ def _lex(query: str) -> list[_Tok]:
                 column=col,
             )
         if run[0] == "@":
-            name = run[1:]
+            name = query[i + 1 : j]
             if not name:
                 raise RuleError("expected a list name after @", query=query, column=col + 1)
             tokens.append(_Tok("LIST", name, col))
@@ -240,7 +269,7 @@ def _lex(query: str) -> list[_Tok]:
                 query=query,
                 column=col,
             )
-        tokens.append(_Tok("WORD", run, col))
+        tokens.append(_Tok("WORD", query[i:j], col))
         i = j
     tokens.append(_Tok("EOF", "", n + 1))
     return tokens
@@ -429,6 +458,9 @@ class _Parser:
 
     def list_ref(self, tok: _Tok, scope: _Scope) -> Node:
         entries = self.lists.get(tok.text)
+        if entries is None:
+            # ＠ｃｓｔｏ names @csto, as ＡＮＤ is AND; a name defined as written wins.
+            entries = self.lists.get(_syntax_view(tok.text))
         if entries is None:
             known = ", ".join(f"@{name}" for name in sorted(self.lists)) or "none are defined"
             raise self.error(f"unknown list @{tok.text} (lists: {known})", tok.column)

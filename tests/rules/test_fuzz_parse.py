@@ -82,7 +82,8 @@ NESTED = "(" * 10_000 + "a" + ")" * 10_000
 
 # (query, the refusal's message, or None when it compiles)
 AWKWARD = [
-    ("ＡＮＤ", None),  # a full-width word, not the operator
+    ("ＡＮＤ", "expected a term before AND"),  # the operator, typed in full width
+    ("ａｎｄ", None),  # a word, as "and" is
     ("“peace talks” NEAR/5 Armenia", None),
     ("„peace talks“", None),
     ("“peace talks", "unterminated phrase opened at column 1"),

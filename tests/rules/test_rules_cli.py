@@ -101,6 +101,11 @@ def test_rules_test_uses_the_config_lists() -> None:
     assert run(["rules", "test", "@csto", "--title", "выход из ОДКБ"], ctx) == 0
 
 
+def test_rules_test_reads_the_config_lists_for_a_list_typed_in_full_width() -> None:
+    ctx = FakeContext(config=SimpleNamespace(lists={"csto": ["CSTO", "ОДКБ"]}))
+    assert run(["rules", "test", "＠ｃｓｔｏ", "--title", "выход из ОДКБ"], ctx) == 0
+
+
 NOW = datetime(2026, 2, 18, 12, 0, tzinfo=UTC)
 
 
