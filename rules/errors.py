@@ -40,7 +40,7 @@ class RuleError(ValueError):
         return RuleError(self.message, query=self.query, column=self.column, rule=rule, line=line)
 
     def render(self) -> str:
-        """Header, then the query line with a caret under the column.
+        """Header, then the query line (around the column, when long) with a caret under it.
 
         >>> print(RuleError("expected a term after AND", query="CSTO AND", column=9,
         ...                 rule="x", line=12).render())
@@ -61,11 +61,31 @@ class RuleError(ValueError):
         if line_end == -1:
             line_end = len(self.query)
         shown = self.query[line_start:line_end].replace("\t", " ")
-        caret = " " * _display_width(shown[: offset - line_start]) + "^"
-        return f"{header}\n  {shown}\n  {caret}"
+        before, after = shown[: offset - line_start], shown[offset - line_start :]
+        if len(shown) > 2 * _MOST_CHARACTERS or _display_width(shown) > 2 * SHOWN_AROUND_CARET:
+            # A line of thousands of characters (a pasted article) would print twice,
+            # text and caret line, each wrapping over many screens.
+            before, after = _last_columns(before), _first_columns(after)
+        caret = " " * _display_width(before) + "^"
+        return f"{header}\n  {before}{after}\n  {caret}"
 
     def __str__(self) -> str:
         return self.render()
+
+
+#: Columns of a long query line shown on either side of the caret; a line that fits
+#: in twice as many is shown whole.
+SHOWN_AROUND_CARET = 60
+# Accents and zero-width characters fill no column: a side also stops at this many
+# characters, or a run of them would be shown whole however long.
+_MOST_CHARACTERS = 4 * SHOWN_AROUND_CARET
+_CUT = "…"
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def _display_width(text: str) -> int:
@@ -74,12 +94,34 @@ def _display_width(text: str) -> int:
     A Han, kana or emoji character fills two columns, a combining accent or a
     zero-width character none, so counting characters drifts off the problem.
     """
-    width = 0
-    for ch in text:
-        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
-            continue
-        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-    return width
+    if text.isascii():
+        return len(text)  # every ASCII character is one column here, controls included
+    return sum(map(_char_width, text))
+
+
+def _last_columns(text: str) -> str:
+    """The end of ``text`` that fits in SHOWN_AROUND_CARET columns, after … if cut."""
+    width, start = 0, len(text)
+    stop = max(0, len(text) - _MOST_CHARACTERS)
+    while start > stop and width + _char_width(text[start - 1]) <= SHOWN_AROUND_CARET:
+        start -= 1
+        width += _char_width(text[start])
+    if start == 0:
+        return text
+    # Accents whose letter was cut off would sit on the ellipsis instead.
+    while start < len(text) and _char_width(text[start]) == 0:
+        start += 1
+    return _CUT + text[start:]
+
+
+def _first_columns(text: str) -> str:
+    """The start of ``text`` that fits in SHOWN_AROUND_CARET columns, before … if cut."""
+    width, end = 0, 0
+    stop = min(len(text), _MOST_CHARACTERS)
+    while end < stop and width + _char_width(text[end]) <= SHOWN_AROUND_CARET:
+        width += _char_width(text[end])
+        end += 1
+    return text if end == len(text) else text[:end] + _CUT
 
 
 class RuleSetError(ValueError):

@@ -337,6 +337,13 @@ CASES = [
         "    ^",
     ),
     Broken(
+        "a query of thousands of characters is shown around the caret",
+        FEED + "rules:\n  - name: r\n    query: " + "CSTO OR " * 2000 + "wi*\n",
+        "config.yaml:6: rules[0].query: rule 'r': wildcard needs at least 3 letters before *\n"
+        "  …" + ("CSTO OR " * 2000 + "wi")[-60:] + "*\n"
+        "  " + " " * 61 + "^",
+    ),
+    Broken(
         "rule using a list that is not defined",
         FEED + "lists:\n  csto: [CSTO]\nrules:\n  - name: r\n    query: '@cst AND exit'\n",
         "config.yaml:8: rules[0].query: rule 'r': unknown list @cst (lists: @csto)\n"

@@ -114,6 +114,68 @@ def test_caret_lines_up_under_wide_and_zero_width_characters(
     assert caught.value.render().splitlines()[-1] == "  " + caret
 
 
+def refused(query: str) -> RuleError:
+    with pytest.raises(RuleError) as caught:
+        parse_query(query)
+    return caught.value
+
+
+def test_a_long_query_line_is_shown_around_the_caret() -> None:
+    # 100,000 characters on one line printed whole, plus a caret line as long again.
+    query = "x" * 50_000 + " AND wi* AND " + "y" * 50_000
+    error = refused(query)
+    star = query.index("*")
+    assert error.column == star + 1
+    assert error.render().splitlines()[1:] == [
+        "  …" + query[star - 60 : star + 60] + "…",
+        "  " + " " * 61 + "^",
+    ]
+
+
+def test_a_long_query_line_is_cut_only_where_it_goes_on() -> None:
+    start = refused("wi* " + "a " * 100)
+    # The two columns before the caret, the caret's own and 59 after it.
+    assert start.render().splitlines()[1:] == ["  " + ("wi* " + "a " * 100)[:62] + "…", "    ^"]
+    end = refused("a " * 100 + "AND")
+    assert end.render().splitlines()[1:] == [
+        "  …" + ("a " * 100 + "AND")[-60:],
+        "  " + " " * 61 + "^",
+    ]
+
+
+def test_a_window_counts_columns_so_the_caret_stays_under_wide_characters() -> None:
+    # 北 fills two columns: 26 of them and " AND wi" fill 59, a 27th would pass 60.
+    error = refused("北" * 50_000 + " AND wi*")
+    assert error.render().splitlines()[1:] == [
+        "  …" + "北" * 26 + " AND wi*",
+        "  " + " " * 60 + "^",
+    ]
+
+
+def test_a_window_does_not_begin_with_accents_cut_from_their_letter() -> None:
+    error = refused("e\u0301" * 1000 + " wi*")
+    shown = error.render().splitlines()[1]
+    assert shown == "  …" + "e\u0301" * 57 + " wi*"
+
+
+def test_a_window_of_characters_that_fill_no_column_is_bounded_too() -> None:
+    error = refused("a" + "\u0301" * 100_000 + " wi*")
+    shown = error.render().splitlines()[1]
+    assert shown.startswith("  …") and len(shown) < 300
+
+
+def test_a_query_line_of_up_to_120_columns_is_shown_whole() -> None:
+    query = "a " * 58 + "AND "  # 120 columns
+    assert refused(query).render().splitlines()[1:] == ["  " + query, "  " + " " * 120 + "^"]
+    longer = "a " * 59 + "AND"  # 121
+    assert refused(longer).render().splitlines()[1] == "  …" + longer[-60:]
+
+
+def test_only_the_line_holding_the_column_is_windowed() -> None:
+    error = RuleError("boom", query="a OR\n" + "b " * 500 + "(", column=1006)
+    assert error.render().splitlines()[1:] == ["  …" + "b " * 30 + "(", "  " + " " * 61 + "^"]
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
