@@ -220,6 +220,13 @@ class CrossChecks:
         if not isinstance(lists, dict):
             return
         for name, terms in lists.items():
+            if not name.strip():
+                # A query names a list after its "@": one without a name cannot be used.
+                self.loading.add(
+                    ("lists", name),
+                    "a list needs a name (as in `csto: [CSTO, ОДКБ]`), which queries use as "
+                    "@csto",
+                )
             if isinstance(terms, list) and not terms:
                 self.loading.add(("lists", name), "a list needs at least one term")
             # Every entry is checked where it is written, whether a rule uses the list
@@ -336,6 +343,8 @@ class CrossChecks:
             return {}
         usable: dict[str, list[str]] = {}
         for name, terms in lists.items():
+            if not name.strip():
+                continue  # reported above; "unknown list" must not offer it as "@"
             if isinstance(terms, str):
                 terms = [terms]  # reported as not a list; read as the one term it names
             if not isinstance(terms, list):

@@ -55,6 +55,8 @@ def render_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             rendered += f"[{part}]"
-        else:
-            rendered += f".{part}" if rendered else str(part)
+            continue
+        # An empty key would print as nothing at all: "lists.[0]".
+        key = part if part.strip() else f'"{part}"'
+        rendered += f".{key}" if rendered else key
     return rendered

@@ -386,6 +386,28 @@ CASES = [
         "config.yaml:5: lists.csto[1]: expected text, got 5 (put it in quotes)",
     ),
     Broken(
+        "a list without a name",
+        FEED + 'lists:\n  "": [a, b]\n',
+        'config.yaml:5: lists."": a list needs a name (as in `csto: [CSTO, ОДКБ]`), which '
+        "queries use as @csto",
+    ),
+    Broken(
+        "a list named only with spaces, its entries still checked",
+        FEED + 'lists:\n  " ": [a, 5]\n',
+        'config.yaml:5: lists." "[1]: expected text, got 5 (put it in quotes)\n'
+        'config.yaml:5: lists." ": a list needs a name (as in `csto: [CSTO, ОДКБ]`), which '
+        "queries use as @csto",
+    ),
+    Broken(
+        "a list without a name is not offered to a rule as '@'",
+        FEED + 'lists:\n  "": [a]\n  csto: [CSTO]\nrules:\n  - name: r\n    query: "@nato"\n',
+        'config.yaml:5: lists."": a list needs a name (as in `csto: [CSTO, ОДКБ]`), which '
+        "queries use as @csto\n"
+        "config.yaml:9: rules[0].query: rule 'r': unknown list @nato (lists: @csto)\n"
+        "  @nato\n"
+        "  ^",
+    ),
+    Broken(
         "an empty term list",
         FEED + "lists:\n  csto: []\n",
         "config.yaml:5: lists.csto: a list needs at least one term",
