@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, StrictStr, field_validator
 
 from monitor.config.problems import line_for
 from monitor.config.sections import (
@@ -55,7 +55,9 @@ class Config(BaseModel):
     full_text_concurrency: int = Field(default=4, ge=1)
     #: Let article links reach loopback/private/link-local addresses (intranets, tests).
     allow_private_article_hosts: bool = False
-    lists: Annotated[dict[str, list[str]], empty_as(dict)] = {}
+    #: Strict: a ``!!binary`` entry is bytes, which pydantic would otherwise decode into
+    #: a term that the compiled rules (checks.py) never see.
+    lists: Annotated[dict[str, list[StrictStr]], empty_as(dict)] = {}
     feeds: Annotated[list[FeedConfig], empty_as(list), Field(min_length=1)]
     notifiers: Annotated[dict[str, NotifierConfig], empty_as(dict)] = {}
     rules: Annotated[list[RuleConfig], empty_as(list)] = []

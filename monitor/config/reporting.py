@@ -38,6 +38,8 @@ def kind_of(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, bytes):
+        return "binary data (!!binary)"
     return type(value).__name__
 
 
@@ -135,8 +137,13 @@ class Loading:
             choices = re.findall(r"'([^']*)'", str(context.get("expected", "")))
             self.add(path, f"must be one of {', '.join(choices)}{got}")
         elif kind == "string_type":
-            quote = " (put it in quotes)" if isinstance(value, int | float) else ""
-            self.add(path, f"expected text{got}{quote}")
+            if isinstance(value, bytes):
+                hint = "; write it as plain text"
+            elif isinstance(value, int | float):
+                hint = " (put it in quotes)"
+            else:
+                hint = ""
+            self.add(path, f"expected text{got}{hint}")
         elif kind in ("int_type", "int_parsing", "int_from_float"):
             self.add(path, f"expected a whole number{got}")
         elif kind in ("bool_type", "bool_parsing"):

@@ -408,6 +408,25 @@ CASES = [
         "  ^",
     ),
     Broken(
+        # Was read as the term "CSTO" in the config, yet left out of the compiled rules.
+        "a list entry tagged !!binary is not text",
+        FEED + "lists:\n  csto: [NATO, !!binary Q1NUTw==]\n"
+        "rules:\n  - name: r\n    query: '@csto'\n",
+        "config.yaml:5: lists.csto[1]: expected text, got binary data (!!binary); "
+        "write it as plain text",
+    ),
+    Broken(
+        "a list entry tagged !!binary that is not UTF-8 is not text either",
+        FEED + "lists:\n  csto:\n    - CSTO\n    - !!binary /w==\n",
+        "config.yaml:7: lists.csto[1]: expected text, got binary data (!!binary); "
+        "write it as plain text",
+    ),
+    Broken(
+        "a list tagged !!binary",
+        FEED + "lists:\n  csto: !!binary Q1NUTw==\n",
+        "config.yaml:5: lists.csto: expected a list, got binary data (!!binary)",
+    ),
+    Broken(
         "an empty term list",
         FEED + "lists:\n  csto: []\n",
         "config.yaml:5: lists.csto: a list needs at least one term",
