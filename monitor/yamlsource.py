@@ -275,6 +275,13 @@ class _Builder:
         except yaml.constructor.ConstructorError as exc:
             self._problem(node, path, exc.problem or "cannot read this value")
             return None
+        if isinstance(value, bytes):
+            # No setting takes bytes. Left to pydantic, a !!binary query was decoded into
+            # the config's rule while the rule compiler, which reads the raw data, skipped
+            # it: a rule that loaded cleanly and never fired.
+            self._problem(node, path, "binary data (!!binary) is not accepted: write the "
+                                      "value without the !!binary tag")
+            return None
         # Plain (unquoted) style: None from the Python loader, "" from libyaml.
         if node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode) and not node.style:
             self._note_hashtag_comment(node, path)

@@ -55,8 +55,8 @@ class Config(BaseModel):
     full_text_concurrency: int = Field(default=4, ge=1)
     #: Let article links reach loopback/private/link-local addresses (intranets, tests).
     allow_private_article_hosts: bool = False
-    #: Strict: a ``!!binary`` entry is bytes, which pydantic would otherwise decode into
-    #: a term that the compiled rules (checks.py) never see.
+    #: Strict: an entry must be text as the compiled rules (checks.py) read it; pydantic
+    #: would decode bytes (the YAML reader refuses !!binary values before this).
     lists: Annotated[dict[str, list[StrictStr]], empty_as(dict)] = {}
     feeds: Annotated[list[FeedConfig], empty_as(list), Field(min_length=1)]
     notifiers: Annotated[dict[str, NotifierConfig], empty_as(dict)] = {}

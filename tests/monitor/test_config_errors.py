@@ -18,6 +18,8 @@ feeds:
     url: https://example.org/bbc.xml
 """
 
+BINARY = "binary data (!!binary) is not accepted: write the value without the !!binary tag"
+
 
 @dataclass(frozen=True)
 class Broken:
@@ -412,19 +414,29 @@ CASES = [
         "a list entry tagged !!binary is not text",
         FEED + "lists:\n  csto: [NATO, !!binary Q1NUTw==]\n"
         "rules:\n  - name: r\n    query: '@csto'\n",
-        "config.yaml:5: lists.csto[1]: expected text, got binary data (!!binary); "
-        "write it as plain text",
+        "config.yaml:5: lists.csto[1]: " + BINARY,
     ),
     Broken(
         "a list entry tagged !!binary that is not UTF-8 is not text either",
         FEED + "lists:\n  csto:\n    - CSTO\n    - !!binary /w==\n",
-        "config.yaml:7: lists.csto[1]: expected text, got binary data (!!binary); "
-        "write it as plain text",
+        "config.yaml:7: lists.csto[1]: " + BINARY,
     ),
     Broken(
         "a list tagged !!binary",
         FEED + "lists:\n  csto: !!binary Q1NUTw==\n",
-        "config.yaml:5: lists.csto: expected a list, got binary data (!!binary)",
+        "config.yaml:5: lists.csto: " + BINARY,
+    ),
+    Broken(
+        # Was decoded into the config's rule, while the compiled rules never held it: a
+        # rule that loaded cleanly and never fired.
+        "a query tagged !!binary",
+        FEED + "rules:\n  - name: r\n    query: !!binary Q1NUTw==\n",
+        "config.yaml:6: rules[0].query: " + BINARY,
+    ),
+    Broken(
+        "a feed name tagged !!binary",
+        "feeds:\n  - name: !!binary YmJj\n    url: https://example.org/bbc.xml\n",
+        "config.yaml:2: feeds[0].name: " + BINARY,
     ),
     Broken(
         "an empty term list",
