@@ -15,7 +15,7 @@ from __future__ import annotations
 from rules.document import Document
 from rules.errors import RuleError, RuleSetError, RuleWarning
 from rules.hits import Hit, MatchedTerm, Snippet
-from rules.parse import Node, parse_list_entry, parse_query
+from rules.parse import Node, list_name_problem, parse_list_entry, parse_query
 from rules.ruleset import RuleSet, RuleSpec, compile_rules
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "RuleWarning",
     "Snippet",
     "compile_rules",
+    "list_name_problem",
     "parse_list_entry",
     "parse_query",
 ]

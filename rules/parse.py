@@ -156,6 +156,26 @@ def _syntax_view(text: str) -> str:
     return text if text.isascii() else "".join(map(_syntax_char, text))
 
 
+def list_name_problem(name: str) -> str | None:
+    """Why no query could name the list ``name`` after an ``@``, or None if one can.
+
+    A query reads a list name up to the first space, parenthesis or quote (or its
+    full-width form): a list named "my list" could be defined but never used.
+    """
+    if not name.strip():
+        return "a list needs a name"
+    view = _syntax_view(name)
+    run = _RUN.match(view)
+    if run is not None and run.end() == len(name):
+        return None
+    read = name[: run.end()] if run is not None else ""
+    suggestion = "".join(ch if _RUN_CHAR.match(v) else "_" for ch, v in zip(name, view,
+                                                                          strict=True))
+    return (f"a query could never name this list: a list name ends at a space, "
+            f"parenthesis or quote, so @{name} reads as @{read}; rename it, e.g. "
+            f"{suggestion.strip('_') or 'my_list'}")
+
+
 def _lex(query: str) -> list[_Tok]:
     tokens: list[_Tok] = []
     # Operators, brackets, quotes and prefixes are recognised in ``view``; the text of

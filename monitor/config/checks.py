@@ -29,6 +29,7 @@ from rules import (
     RuleSpec,
     RuleWarning,
     compile_rules,
+    list_name_problem,
     parse_list_entry,
 )
 
@@ -220,13 +221,13 @@ class CrossChecks:
         if not isinstance(lists, dict):
             return
         for name, terms in lists.items():
-            if not name.strip():
-                # A query names a list after its "@": one without a name cannot be used.
-                self.loading.add(
-                    ("lists", name),
-                    "a list needs a name (as in `csto: [CSTO, ОДКБ]`), which queries use as "
-                    "@csto",
-                )
+            # A query names a list after its "@": a name it cannot write is a list
+            # that can be defined and never used.
+            problem = list_name_problem(name)
+            if problem is not None:
+                self.loading.add(("lists", name), problem if name.strip() else (
+                    "a list needs a name (as in `csto: [CSTO, ОДКБ]`), which queries use "
+                    "as @csto"))
             if isinstance(terms, list) and not terms:
                 self.loading.add(("lists", name), "a list needs at least one term")
             # Every entry is checked where it is written, whether a rule uses the list

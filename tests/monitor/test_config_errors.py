@@ -439,6 +439,22 @@ CASES = [
         "config.yaml:2: feeds[0].name: " + BINARY,
     ),
     Broken(
+        "a list name that a query could never write after @",
+        FEED + 'lists:\n  my list: [CSTO]\n  "nato(en)": [NATO]\n  csto-en: [CSTO]\n',
+        "config.yaml:5: lists.my list: a query could never name this list: a list name ends "
+        "at a space, parenthesis or quote, so @my list reads as @my; rename it, e.g. my_list\n"
+        "config.yaml:6: lists.nato(en): a query could never name this list: a list name ends "
+        "at a space, parenthesis or quote, so @nato(en) reads as @nato; rename it, e.g. "
+        "nato_en",
+    ),
+    Broken(
+        "a list name with a full-width space, which queries read as a space",
+        FEED + "lists:\n  ｍｙ\u3000ｌｉｓｔ: [CSTO]\n",
+        "config.yaml:5: lists.ｍｙ\u3000ｌｉｓｔ: a query could never name this list: a list "
+        "name ends at a space, parenthesis or quote, so @ｍｙ\u3000ｌｉｓｔ reads as @ｍｙ; "
+        "rename it, e.g. ｍｙ_ｌｉｓｔ",
+    ),
+    Broken(
         "an empty term list",
         FEED + "lists:\n  csto: []\n",
         "config.yaml:5: lists.csto: a list needs at least one term",
