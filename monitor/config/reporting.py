@@ -7,6 +7,7 @@ Both the cross checks and the loader report through it, so it sits below them bo
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import types
@@ -40,6 +41,8 @@ def kind_of(value: object) -> str:
         return "a mapping"
     if isinstance(value, bytes):
         return "binary data (!!binary)"
+    if isinstance(value, datetime.date):  # datetime too
+        return f"the date {value.isoformat()}"
     return type(value).__name__
 
 
@@ -139,7 +142,8 @@ class Loading:
         elif kind == "string_type":
             if isinstance(value, bytes):
                 hint = "; write it as plain text"
-            elif isinstance(value, int | float):
+            elif isinstance(value, int | float | datetime.date):
+                # YAML reads 5, yes and 2024-01-01 as a number, true and a date.
                 hint = " (put it in quotes)"
             else:
                 hint = ""

@@ -455,6 +455,14 @@ CASES = [
         "rename it, e.g. ｍｙ_ｌｉｓｔ",
     ),
     Broken(
+        # YAML reads an unquoted 2024-01-01 as a date, as it reads 5 as a number.
+        "a date where text belongs says so and how to keep it text",
+        "feeds:\n  - name: bbc\n    url: https://example.org/bbc.xml\n"
+        "    tags: [2024-01-01]\n",
+        "config.yaml:4: feeds[0].tags[0]: expected text, got the date 2024-01-01 "
+        "(put it in quotes)",
+    ),
+    Broken(
         "an empty term list",
         FEED + "lists:\n  csto: []\n",
         "config.yaml:5: lists.csto: a list needs at least one term",
