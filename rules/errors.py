@@ -27,17 +27,22 @@ class RuleError(ValueError):
         column: int,
         rule: str | None = None,
         line: int | None = None,
+        empty_list: str | None = None,
     ) -> None:
         self.message = message
         self.query = query
         self.column = max(1, column)
         self.rule = rule
         self.line = line
+        #: The list named by an "@name is empty" error: the config reports that list
+        #: where it is written, and need not repeat it at every rule using it.
+        self.empty_list = empty_list
         super().__init__(self.render())
 
     def for_rule(self, rule: str, line: int | None) -> RuleError:
         """The same error, now naming the rule it belongs to."""
-        return RuleError(self.message, query=self.query, column=self.column, rule=rule, line=line)
+        return RuleError(self.message, query=self.query, column=self.column, rule=rule, line=line,
+                         empty_list=self.empty_list)
 
     def render(self) -> str:
         """Header, then the query line (around the column, when long) with a caret under it.

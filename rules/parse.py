@@ -485,7 +485,8 @@ class _Parser:
             known = ", ".join(f"@{name}" for name in sorted(self.lists)) or "none are defined"
             raise self.error(f"unknown list @{tok.text} (lists: {known})", tok.column)
         if isinstance(entries, str) or not entries:
-            raise self.error(f"list @{tok.text} is empty", tok.column)
+            raise RuleError(f"list @{tok.text} is empty", query=self.query, column=tok.column,
+                            empty_list=tok.text)
         alternatives: list[Node] = []
         for entry in entries:
             try:

@@ -288,6 +288,11 @@ class CrossChecks:
                 )
             except RuleSetError as exc:
                 for error in exc.errors:
+                    if error.empty_list is not None:
+                        # A list is empty to rules only when it is empty, not a list,
+                        # or holds no text (_usable_lists): each is reported where the
+                        # list is written, and a rule using it need not repeat that.
+                        continue
                     self._add_rule_error(batch, error)
                 self._warn_rules(batch, exc.warnings)
                 continue
@@ -349,7 +354,7 @@ class CrossChecks:
             if isinstance(terms, str):
                 terms = [terms]  # reported as not a list; read as the one term it names
             if not isinstance(terms, list):
-                continue
+                terms = []  # reported as not a list (an empty value, a mapping)
             strings = [term for term in terms if isinstance(term, str)]
             good = [term for term in strings if _entry_parses(term)]
             # With no good entry left, the rule reports the list's first bad one.

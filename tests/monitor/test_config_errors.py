@@ -463,6 +463,15 @@ CASES = [
         "(put it in quotes)",
     ),
     Broken(
+        # Each list is reported where it is written; the rule using them adds nothing.
+        "lists that hold no usable term are not reported again at the rule",
+        FEED + "lists:\n  a: []\n  b: [5]\n  c:\nrules:\n  - name: r\n"
+        "    query: '@c OR @b OR @a'\n",
+        "config.yaml:5: lists.a: a list needs at least one term\n"
+        "config.yaml:6: lists.b[0]: expected text, got 5 (put it in quotes)\n"
+        "config.yaml:7: lists.c: expected a list, got nothing (an empty value)",
+    ),
+    Broken(
         "an empty term list",
         FEED + "lists:\n  csto: []\n",
         "config.yaml:5: lists.csto: a list needs at least one term",
