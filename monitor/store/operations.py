@@ -120,13 +120,12 @@ class OperationQueries(StoreBase):
         is the same as one due now), so a row pruned under a channel still in use by
         an instance on another config costs nothing.
         """
-        with Session(self._engine) as session:
-            counts = self._prune(session, items_before=items_before,
-                                 deliveries_before=deliveries_before,
-                                 job_runs_before=job_runs_before,
-                                 channel_slots_before=channel_slots_before,
-                                 channels_in_use=channels_in_use)
-            session.commit()
+        counts = self._prune_claimed(None, items_before=items_before,
+                                     deliveries_before=deliveries_before,
+                                     job_runs_before=job_runs_before,
+                                     channel_slots_before=channel_slots_before,
+                                     channels_in_use=channels_in_use)
+        assert counts is not None  # no claim to lose
         return counts
 
     def prune_run(self, job: str, run_key: str, owner: str, now: datetime, *,
@@ -145,9 +144,21 @@ class OperationQueries(StoreBase):
         to end (PostgreSQL holds the uncommitted key), then skips it or, if it
         failed, takes it over.
         """
+        return self._prune_claimed(self._claim(job, run_key, owner, now),
+                                   items_before=items_before,
+                                   deliveries_before=deliveries_before,
+                                   job_runs_before=job_runs_before,
+                                   channel_slots_before=channel_slots_before,
+                                   channels_in_use=channels_in_use)
+
+    def _prune_claimed(self, claim: Any | None, *, items_before: datetime,
+                       deliveries_before: datetime, job_runs_before: datetime | None,
+                       channel_slots_before: datetime | None,
+                       channels_in_use: Collection[str]) -> dict[str, int] | None:
+        """The prune in one transaction, after ``claim`` (an INSERT ... RETURNING) when
+        given; None, with nothing done, when the claim returns no row."""
         with Session(self._engine) as session:
-            claimed = session.execute(self._claim(job, run_key, owner, now)).first()
-            if claimed is None:
+            if claim is not None and session.execute(claim).first() is None:
                 session.rollback()
                 return None
             counts = self._prune(session, items_before=items_before,
