@@ -17,7 +17,9 @@ never holds up another one, nor polling. Within a channel:
 Failures: a transient one (``NotifyError.retryable``) is retried with exponential
 backoff and jitter, or exactly after the channel's ``Retry-After``, until
 ``max_age``; then, or at once for a permanent one, the row is failed and reported
-once on the ``ops_notify`` channel (:meth:`Deliverer._report_failure`).
+once on the ``ops_notify`` channel (:meth:`Deliverer._report_failure`). A channel
+that answers again after an outage has its waiting alerts sent at once
+(:meth:`Deliverer._answering_again`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ LEASE = timedelta(minutes=2)
 MAX_AGE = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=2)
 MAX_RETRY = timedelta(minutes=15)
+#: A channel whose sends failed for at least this long, with none going through, and
+#: that then takes one, was down: what waits for a retry on it is sent now. Shorter
+#: streaks are one message failing among others, whose own backoff stands.
+OUTAGE = timedelta(seconds=30)
 #: Rows claimed at once per channel; a paced channel sends them one slot apart, so
 #: this times its interval must stay well inside the lease.
 CLAIM_BATCH = 10
@@ -223,6 +229,8 @@ class Deliverer:
         self._lock = asyncio.Lock()
         self._recovered = False
         self._queued_notice = False
+        #: Per channel, the first transient failure since its last successful send.
+        self._failing_since: dict[str, datetime] = {}
         self.observer = None
 
     def _observe(self, rows: list[ClaimedDelivery], outcome: str) -> None:
@@ -411,6 +419,7 @@ class Deliverer:
         self._observe([delivery], "sent")
         log.info("notifier=%s rule=%s delivery=%d sent", notifier.name, delivery.rule,
                  delivery.id)
+        self._answering_again(notifier.name)
         self._report_problem([delivery], receipt)
 
     async def _send_batch(
@@ -439,6 +448,7 @@ class Deliverer:
         self._observe(rows, "sent")
         log.info("notifier=%s batch=%s deliveries=%d sent", notifier.name, rows[0].batch,
                  len(rows))
+        self._answering_again(notifier.name)
         self._report_problem(rows, receipt)
 
     # ------------------------------------------------------------------- outcomes
@@ -469,12 +479,27 @@ class Deliverer:
             self._store.schedule_batch_retry([r.id for r in rows], at=now + delay, reason=str(exc))
         else:
             self._store.schedule_retry(first.id, at=now + delay, reason=str(exc))
+        self._failing_since.setdefault(first.notifier, now)
         summary.retrying += len(rows)
         self._observe(rows, "retry")
         log.warning(
             "notifier=%s rule=%s delivery=%d rows=%d retry_in=%.1fs error=%r",
             first.notifier, first.rule, first.id, len(rows), delay.total_seconds(), str(exc),
         )
+
+    def _answering_again(self, name: str) -> None:
+        """After a send went through: if the channel was down (OUTAGE), its alerts
+        waiting for a retry are due now, so the channel's loop sends them in this pass."""
+        since = self._failing_since.pop(name, None)
+        if since is None:
+            return
+        now = self._clock()
+        if now - since < OUTAGE:
+            return
+        due = self._store.retry_waiting_now(notifier=name, now=now)
+        if due:
+            log.info("notifier=%s answers again after %.0f s of failed sends: %d alerts "
+                     "waiting for a retry are due now", name, (now - since).total_seconds(), due)
 
     def _fail(self, rows: list[ClaimedDelivery], reason: str, summary: DeliverySummary) -> None:
         first = rows[0]

@@ -228,6 +228,22 @@ class OutboxQueries(StoreBase):
         self._finish(delivery_id, status=PENDING, next_attempt_at=at, last_error=reason,
                      claimed_until=None)
 
+    def retry_waiting_now(self, *, notifier: str, now: datetime) -> int:
+        """Make due now the single alerts of ``notifier`` that wait out a retry after a
+        failed send; how many. For a channel that answers again after an outage: its
+        backlog need not sit out backoffs of up to 15 minutes, behind newer alerts."""
+        with Session(self._engine) as session:
+            result = session.execute(
+                update(DeliveryRow)
+                .where(col(DeliveryRow.notifier) == notifier,
+                       col(DeliveryRow.status) == PENDING,
+                       col(DeliveryRow.batch) == None,  # noqa: E711
+                       col(DeliveryRow.attempts) > 0,
+                       col(DeliveryRow.next_attempt_at) > now)
+                .values(next_attempt_at=now))
+            session.commit()
+        return _rowcount(result)
+
     def release_claims(self, *, now: datetime, claimer: str) -> int:
         """Give this process's claimed-but-unsent rows back, e.g. on graceful shutdown."""
         with Session(self._engine) as session:

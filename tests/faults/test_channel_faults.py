@@ -178,3 +178,74 @@ def test_slack_429_with_a_retry_after_beyond_any_date_is_a_retry(
     if status == "pending":
         assert "rate limited" in delivery["last_error"]
     assert len(slack_standin.calls_to("chat.postMessage")) == calls
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _deliverer(store: Store, notifiers: dict[str, Notifier], clock: _Clock) -> Deliverer:
+    # Production backoff: after its first failure an alert waits 1 to 2 s, and longer
+    # after each further one, up to 15 minutes.
+    return Deliverer(
+        store=store, notifiers=notifiers, instance_id="test:1", clock=clock,
+        policy=DeliveryPolicy(channels={name: ChannelPolicy(burst=None) for name in notifiers}),
+    )
+
+
+def _status_by_key(store: Store) -> dict[str, str]:
+    return {str(d["item_key"]): str(d["status"]) for d in store.deliveries()}
+
+
+def test_alerts_waiting_out_their_backoff_go_as_soon_as_slack_answers_after_an_outage(
+    store: Store, slack_standin: SlackStandIn
+) -> None:
+    start = datetime.now(UTC)
+    clock = _Clock(start)
+    deliverer = _deliverer(store, {"desk": slack(slack_standin, "#desk")}, clock)
+    store_hits(store, rule="csto", notifiers=["desk"], keys=["k1", "k2"], now=start)
+    slack_standin.fail_next(status=503, times=1000)  # Slack is down
+
+    async def outage() -> None:
+        # Five passes over four minutes: each alert fails on every try it is due for, so
+        # their backoffs grow (the fourth is 8 to 16 s, the fifth 16 to 32 s...).
+        for seconds in (0, 2, 6, 14, 240):
+            clock.now = start + timedelta(seconds=seconds)
+            await deliverer.deliver_due()
+
+    asyncio.run(outage())
+    assert set(_status_by_key(store).values()) == {"pending"}
+    next_due = store.next_delivery_due()
+    assert next_due is not None and next_due > clock.now + timedelta(seconds=2), \
+        "the test needs both alerts waiting out a backoff"
+
+    slack_standin.reset()  # Slack answers again; a new alert arrives
+    clock.now = start + timedelta(seconds=241)
+    store_hits(store, rule="csto", notifiers=["desk"], keys=["k3"], now=clock.now)
+    summary = asyncio.run(deliverer.deliver_due())
+
+    assert summary.sent == 3
+    assert _status_by_key(store) == {"k1": "sent", "k2": "sent", "k3": "sent"}
+    posted = Counter(c.body["text"].split(" (")[0] for c in slack_standin.messages)
+    assert posted == {"[csto] Story k1": 1, "[csto] Story k2": 1, "[csto] Story k3": 1}
+
+
+def test_one_alert_failing_among_others_that_go_through_keeps_its_backoff(
+    store: Store, slack_standin: SlackStandIn
+) -> None:
+    # A failure streak shorter than an outage is this message's own trouble: retrying it
+    # at once after every other message that goes through would hammer Slack with it.
+    start = datetime.now(UTC)
+    clock = _Clock(start)
+    deliverer = _deliverer(store, {"desk": slack(slack_standin, "#desk")}, clock)
+    store_hits(store, rule="csto", notifiers=["desk"], keys=["k1", "k2"], now=start)
+    slack_standin.fail_next(status=503, times=1)  # k1, the first claimed, fails
+
+    summary = asyncio.run(deliverer.deliver_due())
+
+    assert (summary.sent, summary.retrying) == (1, 1)
+    assert _status_by_key(store) == {"k1": "pending", "k2": "sent"}
