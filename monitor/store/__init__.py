@@ -48,6 +48,7 @@ from monitor.schema import SchemaError, upgrade_schema
 from monitor.store.articles import ArticleQueries
 from monitor.store.base import (
     StoreError,
+    _install_postgres_session_settings,
     _install_sqlite_pragmas,
     _redact,
     _watch_sqlite_file,
@@ -175,6 +176,7 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
             else:
                 engine = create_engine(url, pool_pre_ping=True,
                                        connect_args=postgres_connect_args(url))
+                _install_postgres_session_settings(engine)
             store = cls(engine)
             store.create_schema()
             if url.startswith("sqlite"):

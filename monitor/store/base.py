@@ -122,6 +122,48 @@ def postgres_connect_args(url: str) -> dict[str, int]:
     return {key: value for key, value in POSTGRES_TIMEOUTS.items() if key not in parsed.query}
 
 
+#: The server's side of a session of a process that died inside a transaction. Its
+#: locks (claimed rows, the admission and story assignment locks) outlive the process
+#: until the server ends the session, and the other instances wait for them: row
+#: locks are skipped by claims, so alerts stay unsent, and an admission or a story's
+#: first alert waits for the lock, with it a whole instance. By default the server
+#: notices a dead client only when it next reads from the connection (after a
+#: statement ends), or, for a machine gone without closing it, after hours of TCP
+#: keepalive.
+POSTGRES_SESSION_SETTINGS: dict[str, str] = {
+    # A transaction open with no statement running: its client is gone without a word
+    # (a machine powered off or cut off). wirewatch runs nothing but its own code
+    # between the statements of a transaction (milliseconds; never the network), so a
+    # transaction idle this long is one whose process died.
+    "idle_in_transaction_session_timeout": "15s",
+    # A statement running, or waiting for a lock, when its client was killed: the
+    # server looks at the connection this often while it works (PostgreSQL 14 and
+    # later; a poll of the socket).
+    "client_connection_check_interval": "5s",
+}
+
+
+def _install_postgres_session_settings(engine: Engine) -> None:
+    """Give every new connection of ``engine`` POSTGRES_SESSION_SETTINGS, each one
+    nobody else has chosen a value for."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # Source "default": not set in the server's configuration, for the database
+            # or role (ALTER ... SET), or by the URL's options; those win. A setting
+            # the server does not know (an older version) is not listed at all.
+            cursor.execute("SELECT name FROM pg_settings WHERE source = 'default'"
+                           " AND name = ANY(%s)", (sorted(POSTGRES_SESSION_SETTINGS),))
+            for (name,) in cursor.fetchall():
+                cursor.execute("SELECT set_config(%s, %s, false)",
+                               (name, POSTGRES_SESSION_SETTINGS[name]))
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+
 def _watch_sqlite_file(engine: Engine, url: str) -> None:
     """Refuse every use of the engine once its SQLite file is deleted or replaced.
 

@@ -1,0 +1,192 @@
+"""``kill -9`` of an instance in the middle of a database transaction: the next
+instance delivers every alert exactly once, and never waits for ever on a lock of the
+dead one's session.
+
+A real ``wirewatch run`` (the victim) is stopped at one exact point by a gate
+(tests/faults/sessions.py): a trigger whose first row waits for an advisory lock the
+test holds. The points are the three where an instance holds what the others need:
+
+- ``claim``: its delivery claim has taken the alerts (row locks) and is not committed;
+- ``admission``: it holds the (channel, rule) admission lock (flood control) and is
+  marking an alert admitted;
+- ``story``: it holds the story assignment lock and has just recorded a story's first
+  alert (the poll's items, hits and deliveries uncommitted).
+
+The victim is killed there, and dies one of two ways:
+
+- ``killed``: on this machine, its connections closed, while its session still waits
+  at the gate (shut for the rest of the test): the server finds out only if it looks;
+- ``vanished``: through a forwarder that never tells the server the client is gone,
+  as when a machine is powered off or cut off; the gate then opens, and the session
+  sits idle in its open transaction.
+
+Either way its session keeps the victim's locks until the server ends it. A restarted
+instance (a new process on the same host, as systemd would start) must deliver the
+three alerts, each once: the victim sent nothing, as it stopped before any send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url
+
+from monitor.store import SENT, Store
+from tests.dbs import fresh_postgres_url  # noqa: F401  (fixture)
+from tests.faults.sessions import Gate, Vanishing, wait_until
+from tests.ops.daemon import Daemon
+from tests.support import FeedServer, SlackStandIn
+
+ITEMS = ("q1", "q2", "q3")
+
+POINTS: dict[str, dict[str, str | None]] = {
+    "claim": dict(table="deliveries", event="UPDATE",
+                  when="NEW.status = 'sending' AND OLD.status <> 'sending'"),
+    "admission": dict(table="deliveries", event="UPDATE",
+                      when="OLD.admitted_at IS NULL AND NEW.admitted_at IS NOT NULL"),
+    "story": dict(table="story_alerts", event="INSERT", when=None),
+}
+
+CONFIG = """\
+database: "{database}"
+defaults:
+  interval: 1s
+  min_interval: 1s
+  timeout: 2s
+feeds:
+  - name: wire
+    url: {feed}
+notifiers:
+  desk:
+    type: slack
+    token: ${{SLACK_BOT_TOKEN}}
+    channel: "#desk"
+    base_url: {slack}
+rules:
+  - name: quake
+    query: earthquake
+"""
+
+
+def feed_body() -> bytes:
+    items = "".join(
+        f"<item><title>Earthquake report {key}</title><guid>{key}</guid>"
+        f"<link>https://news.example/quake/{key}</link>"
+        f"<description>An earthquake was felt in region {key}.</description></item>"
+        for key in ITEMS)
+    return ('<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
+            f"<link>https://news.example/</link><description>d</description>{items}"
+            "</channel></rss>").encode()
+
+
+def start(directory: Path, *, database: str, feed: str, slack: SlackStandIn) -> Daemon:
+    directory.mkdir()
+    config = directory / "config.yaml"
+    config.write_text(CONFIG.format(database=database, feed=feed, slack=slack.base_url))
+    # A short feed lease: the story point's feed, leased to the victim, comes back soon.
+    return Daemon(config, env={"SLACK_BOT_TOKEN": slack.token or "",
+                               "WIREWATCH_FEED_LEASE_SECONDS": "3"})
+
+
+def check_stopped_at(point: str, gate: Gate, store: Store, pid: int) -> None:
+    """The victim's transaction is where the test means it to be."""
+    if point == "claim":
+        # Claimed in its open transaction: the rows are locked, and others still
+        # read them as pending.
+        assert [d["status"] for d in store.deliveries()] == ["pending"] * len(ITEMS)
+        assert gate.sql("SELECT id FROM deliveries FOR UPDATE SKIP LOCKED") == []
+    elif point == "admission":
+        assert gate.holds_admission_lock(pid)
+        assert [d["status"] for d in store.deliveries()] == ["sending"] * len(ITEMS)
+    else:
+        assert gate.holds_story_lock(pid)
+        assert store.deliveries() == []  # the poll's transaction is not committed
+
+
+@pytest.mark.parametrize("death", ["killed", "vanished"])
+@pytest.mark.parametrize("point", list(POINTS))
+def test_an_instance_killed_inside_a_transaction_holds_up_no_alert_for_long(
+    point: str, death: str, tmp_path: Path, fresh_postgres_url: str,  # noqa: F811
+    feed_server: FeedServer, slack_standin: SlackStandIn,
+) -> None:
+    url = fresh_postgres_url
+    with contextlib.ExitStack() as cleanup:
+        # Undone in reverse order, each whatever the others do: a survivor that hangs
+        # must not leave the gate shut or the dead session's forwarder open.
+        store = Store.open(url)  # the schema, for the gate's trigger
+        cleanup.callback(store.close)
+        gate = Gate(url, **POINTS[point])  # type: ignore[arg-type]
+        cleanup.callback(gate.close)
+        parsed = make_url(url)
+        forwarder = Vanishing((parsed.host or "127.0.0.1", parsed.port or 5432))
+        cleanup.callback(forwarder.close)
+        through = parsed.set(host="127.0.0.1", port=forwarder.port).render_as_string(
+            hide_password=False)
+        feed_server.set_route("/wire.xml", feed_body())
+        feed = feed_server.url("/wire.xml")
+        victim = start(tmp_path / "victim", database=through if death == "vanished" else url,
+                       feed=feed, slack=slack_standin)
+        cleanup.callback(victim.close)
+
+        pid = gate.waiter()
+        check_stopped_at(point, gate, store, pid)
+
+        victim.close()  # SIGKILL, and reaped: the restart below finds its pid gone
+        if death == "vanished":
+            # The statement at the gate ends; the session then waits, transaction open,
+            # for a client that will never speak again.
+            gate.open()
+            wait_until(lambda: gate.backend(pid) == "idle in transaction", timeout=30,
+                       what="the dead session to sit idle in its transaction")
+
+        survivor = start(tmp_path / "survivor", database=url, feed=feed, slack=slack_standin)
+        cleanup.callback(survivor.close)
+        try:
+            slack_standin.wait_for_messages(len(ITEMS), timeout=60)
+            wait_until(lambda: {d["status"] for d in store.deliveries()} == {SENT},
+                       timeout=30, what="every alert marked sent")
+        except (AssertionError, TimeoutError) as exc:
+            raise AssertionError(
+                f"{exc}; dead session {pid}: {gate.backend(pid)}; "
+                f"deliveries {[d['status'] for d in store.deliveries()]}; "
+                f"survivor log:\n{survivor.stderr[-3000:]}") from None
+        sent = Counter(re.findall(r"Earthquake report (q\d)", str(m.body["text"]))[0]
+                       for m in slack_standin.messages)
+        assert sent == Counter(ITEMS), sent
+        # The dead session itself was ended, not merely bypassed.
+        assert gate.backend(pid) is None
+        assert survivor.stop() == 0, survivor.stderr
+
+
+def test_a_session_setting_chosen_for_the_database_or_in_the_url_wins(
+    fresh_postgres_url: str,  # noqa: F811
+) -> None:
+    def setting(url: str, name: str) -> str:
+        store = Store.open(url)
+        try:
+            with store.engine.connect() as connection:
+                return str(connection.exec_driver_sql(f"SHOW {name}").scalar())
+        finally:
+            store.close()
+
+    url = fresh_postgres_url
+    assert setting(url, "idle_in_transaction_session_timeout") == "15s"
+    assert setting(url, "client_connection_check_interval") == "5s"
+    in_url = make_url(url).update_query_dict(
+        {"options": "-c idle_in_transaction_session_timeout=7s"}).render_as_string(
+        hide_password=False)
+    assert setting(in_url, "idle_in_transaction_session_timeout") == "7s"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            name = connection.exec_driver_sql("SELECT current_database()").scalar()
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" SET client_connection_check_interval = 0')
+    finally:
+        admin.dispose()
+    assert setting(url, "client_connection_check_interval") == "0"
+    assert setting(url, "idle_in_transaction_session_timeout") == "15s"
