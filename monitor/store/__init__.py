@@ -174,7 +174,11 @@ class Store(FeedQueries, ArticleQueries, ItemQueries, StoryQueries, OutboxQuerie
                 engine = create_engine(url, connect_args={"timeout": 30})
                 _install_sqlite_pragmas(engine)
             else:
-                engine = create_engine(url, pool_pre_ping=True,
+                # The locking relies on READ COMMITTED, each statement seeing what was
+                # committed before it began (an admission counts, after taking its
+                # lock, what others admitted while it waited): a stricter default
+                # isolation set for the database must not apply.
+                engine = create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED",
                                        connect_args=postgres_connect_args(url))
                 _install_postgres_session_settings(engine)
             store = cls(engine)
