@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import Engine, create_engine, text
 
@@ -28,6 +29,20 @@ from monitor.store.stories import STORY_LOCK_KEY
 # The gate's two-key advisory lock ("kl" in ASCII); wirewatch's own two-key locks use
 # the class ADMISSION_LOCK_CLASS, its one-key locks a space of their own.
 GATE_CLASS, GATE_KEY = 0x6B6C, 1
+
+
+class Rows(NamedTuple):
+    """Rows a trigger fires for: ``AFTER <event> ON <table> FOR EACH ROW [WHEN (<when>)]``."""
+
+    table: str
+    event: str
+    when: str | None = None
+
+    def trigger(self, name: str, call: str) -> str:
+        """The statement creating trigger ``name`` that runs ``call`` for these rows."""
+        condition = f"WHEN ({self.when}) " if self.when else ""
+        return (f"CREATE TRIGGER {name} AFTER {self.event} ON {self.table} FOR EACH ROW "
+                f"{condition}EXECUTE FUNCTION {call}")
 
 
 def wait_until(condition: Callable[[], object], *, timeout: float, what: str,
@@ -40,13 +55,12 @@ def wait_until(condition: Callable[[], object], *, timeout: float, what: str,
 
 
 class Gate:
-    """A trigger ``AFTER <event> ON <table> FOR EACH ROW [WHEN (<when>)]`` that makes the
-    first row through it wait until :meth:`open`; later rows pass (a sequence counts
-    them, and a sequence ignores rollbacks, so a retry after the victim's death passes)."""
+    """A trigger on ``rows`` that makes the first row through it wait until :meth:`open`;
+    later rows pass (a sequence counts them, and a sequence ignores rollbacks, so a
+    retry after the victim's death passes)."""
 
-    def __init__(self, url: str, *, table: str, event: str, when: str | None = None) -> None:
+    def __init__(self, url: str, rows: Rows) -> None:
         self._engine: Engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        condition = f"WHEN ({when})" if when else ""
         with self._engine.connect() as connection:
             connection.execute(text("CREATE SEQUENCE IF NOT EXISTS test_gate_passed"))
             connection.execute(text(f"""
@@ -58,9 +72,7 @@ class Gate:
                     END IF;
                     RETURN NULL;
                 END $$"""))
-            connection.execute(text(
-                f"CREATE TRIGGER test_gate AFTER {event} ON {table} FOR EACH ROW "
-                f"{condition} EXECUTE FUNCTION test_gate()"))
+            connection.execute(text(rows.trigger("test_gate", "test_gate()")))
         # Held on a session of its own, outside any transaction, until open().
         self._holder = self._engine.connect()
         self._holder.execute(text("SELECT pg_advisory_lock(:c, :k)"),

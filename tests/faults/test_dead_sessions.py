@@ -28,7 +28,6 @@ three alerts, each once: the victim sent nothing, as it stopped before any send.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -37,59 +36,16 @@ from sqlalchemy import create_engine, make_url
 
 from monitor.store import SENT, Store
 from tests.dbs import fresh_postgres_url  # noqa: F401  (fixture)
-from tests.faults.sessions import Gate, Vanishing, wait_until
-from tests.ops.daemon import Daemon
+from tests.faults.instances import ITEMS, feed_body, sent_items, start
+from tests.faults.sessions import Gate, Rows, Vanishing, wait_until
 from tests.support import FeedServer, SlackStandIn
 
-ITEMS = ("q1", "q2", "q3")
-
-POINTS: dict[str, dict[str, str | None]] = {
-    "claim": dict(table="deliveries", event="UPDATE",
-                  when="NEW.status = 'sending' AND OLD.status <> 'sending'"),
-    "admission": dict(table="deliveries", event="UPDATE",
-                      when="OLD.admitted_at IS NULL AND NEW.admitted_at IS NOT NULL"),
-    "story": dict(table="story_alerts", event="INSERT", when=None),
+POINTS = {
+    "claim": Rows("deliveries", "UPDATE", "NEW.status = 'sending' AND OLD.status <> 'sending'"),
+    "admission": Rows("deliveries", "UPDATE",
+                      "OLD.admitted_at IS NULL AND NEW.admitted_at IS NOT NULL"),
+    "story": Rows("story_alerts", "INSERT"),
 }
-
-CONFIG = """\
-database: "{database}"
-defaults:
-  interval: 1s
-  min_interval: 1s
-  timeout: 2s
-feeds:
-  - name: wire
-    url: {feed}
-notifiers:
-  desk:
-    type: slack
-    token: ${{SLACK_BOT_TOKEN}}
-    channel: "#desk"
-    base_url: {slack}
-rules:
-  - name: quake
-    query: earthquake
-"""
-
-
-def feed_body() -> bytes:
-    items = "".join(
-        f"<item><title>Earthquake report {key}</title><guid>{key}</guid>"
-        f"<link>https://news.example/quake/{key}</link>"
-        f"<description>An earthquake was felt in region {key}.</description></item>"
-        for key in ITEMS)
-    return ('<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
-            f"<link>https://news.example/</link><description>d</description>{items}"
-            "</channel></rss>").encode()
-
-
-def start(directory: Path, *, database: str, feed: str, slack: SlackStandIn) -> Daemon:
-    directory.mkdir()
-    config = directory / "config.yaml"
-    config.write_text(CONFIG.format(database=database, feed=feed, slack=slack.base_url))
-    # A short feed lease: the story point's feed, leased to the victim, comes back soon.
-    return Daemon(config, env={"SLACK_BOT_TOKEN": slack.token or "",
-                               "WIREWATCH_FEED_LEASE_SECONDS": "3"})
 
 
 def check_stopped_at(point: str, gate: Gate, store: Store, pid: int) -> None:
@@ -119,7 +75,7 @@ def test_an_instance_killed_inside_a_transaction_holds_up_no_alert_for_long(
         # must not leave the gate shut or the dead session's forwarder open.
         store = Store.open(url)  # the schema, for the gate's trigger
         cleanup.callback(store.close)
-        gate = Gate(url, **POINTS[point])  # type: ignore[arg-type]
+        gate = Gate(url, POINTS[point])
         cleanup.callback(gate.close)
         parsed = make_url(url)
         forwarder = Vanishing((parsed.host or "127.0.0.1", parsed.port or 5432))
@@ -154,9 +110,7 @@ def test_an_instance_killed_inside_a_transaction_holds_up_no_alert_for_long(
                 f"{exc}; dead session {pid}: {gate.backend(pid)}; "
                 f"deliveries {[d['status'] for d in store.deliveries()]}; "
                 f"survivor log:\n{survivor.stderr[-3000:]}") from None
-        sent = Counter(re.findall(r"Earthquake report (q\d)", str(m.body["text"]))[0]
-                       for m in slack_standin.messages)
-        assert sent == Counter(ITEMS), sent
+        assert sent_items(slack_standin) == Counter(ITEMS)
         # The dead session itself was ended, not merely bypassed.
         assert gate.backend(pid) is None
         assert survivor.stop() == 0, survivor.stderr
