@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import _aware, _rowcount, id_chunks
+from monitor.store.base import _aware, _rowcount, id_chunks, retried
 from monitor.store.items import ItemQueries
 from monitor.store.records import ArticleState, AwaitingItem, NewHit, NewItem
 from monitor.store.tables import ArticleRow, FeedRow, ItemRow
@@ -21,6 +21,7 @@ from monitor.store.tables import ArticleRow, FeedRow, ItemRow
 class ArticleQueries(ItemQueries):
     """Items awaiting their article text, and the text once matched."""
 
+    @retried
     def claim_awaiting_text(self, *, now: datetime, lease: timedelta, claimer: str,
                             feed_id: int | None = None, limit: int = 100) -> list[AwaitingItem]:
         """Claim items awaiting their article text (only ``feed_id``'s when given).
@@ -67,6 +68,7 @@ class ArticleQueries(ItemQueries):
             for a, i, feed_name in rows
         ]
 
+    @retried
     def store_article_match(self, item_id: int, *, url: str | None, text: str | None,
                             failure: str | None, hits: Iterable[NewHit],
                             now: datetime) -> list[int] | None:

@@ -2,28 +2,37 @@
 with the statements more than one group builds (a dialect's INSERT, the lease that
 claims outbox rows), and the helpers they share.
 
-Also here: ``StoreError``, ``utcnow``, the SQLite connection settings, and the
+Also here: ``StoreError``, ``utcnow``, the SQLite and PostgreSQL connection
+settings, ``retried`` (a transaction the server aborted to be run again is), and the
 readers of what the database hands back (``_aware``, ``_rowcount``, ``_row_id``).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import random
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from sqlalchemy import Engine, event, make_url, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult, Result
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel.sql.expression import SelectOfScalar
 
 from monitor.store.tables import SENDING, OutboxTable
+
+log = logging.getLogger("wirewatch.store")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class StoreError(Exception):
@@ -44,6 +53,57 @@ def id_chunks(ids: Sequence[int]) -> list[list[int]]:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: The SQLSTATEs with which PostgreSQL aborts a transaction that may well succeed when
+#: run again: serialization_failure and deadlock_detected (the victim the server chose
+#: among transactions waiting for each other's locks). Its documentation asks the
+#: client to retry them; nothing of the transaction was kept.
+RETRIED_SQLSTATES = frozenset({"40001", "40P01"})
+#: Runs of one transaction in all, the first included.
+TRANSACTION_RUNS = 5
+#: Before the second run; doubled before each further one, with jitter, so that two
+#: transactions aborted by one deadlock do not meet again at once: 0.3 s in all at most.
+FIRST_RERUN_WAIT = 0.02
+
+
+def _retried_sqlstate(exc: DBAPIError) -> str | None:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate if sqlstate in RETRIED_SQLSTATES else None
+
+
+def retried(method: Callable[P, R]) -> Callable[P, R]:
+    """Run the store method ``method`` again when the server aborts its transaction
+    with one of RETRIED_SQLSTATES, up to TRANSACTION_RUNS times in all.
+
+    Instances meet where they claim alerts and feeds, renew leases, record polls, admit
+    alerts and take pacing slots, and the server may abort one of two transactions
+    there (a deadlock: rows locked in opposite orders). Not run again, an aborted
+    admission left the alerts its channel had claimed unsent until their claim ran
+    out (2 minutes). ``method`` must be a whole transaction, or a transaction followed
+    by reads (which READ COMMITTED never aborts so); callbacks it is given run again
+    with it.
+    """
+
+    @functools.wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        runs = 1
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except DBAPIError as exc:
+                sqlstate = _retried_sqlstate(exc)
+                if sqlstate is None or runs >= TRANSACTION_RUNS:
+                    raise
+                detail = str(exc.orig).splitlines()[0] if str(exc.orig) else ""
+                wait = FIRST_RERUN_WAIT * 2 ** (runs - 1) * random.uniform(0.5, 1.0)
+                log.warning("%s: the database aborted the transaction (%s) %s; running it "
+                            "again in %.2fs (%d of %d)", method.__name__, sqlstate, detail,
+                            wait, runs + 1, TRANSACTION_RUNS)
+            time.sleep(wait)
+            runs += 1
+
+    return run
 
 
 @overload

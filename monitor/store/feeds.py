@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import String, any_, bindparam, func, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
-from monitor.store.base import StoreBase, _aware, _rowcount, id_chunks
+from monitor.store.base import StoreBase, _aware, _rowcount, id_chunks, retried
 from monitor.store.records import FeedSpec, FeedState, FeedUpdate
 from monitor.store.tables import FeedRow
 
@@ -19,6 +19,7 @@ from monitor.store.tables import FeedRow
 class FeedQueries(StoreBase):
     """The feeds, their leases and their polling state."""
 
+    @retried
     def sync_feeds(self, specs: Sequence[FeedSpec], *, now: datetime) -> None:
         """Make the feeds table agree with the config, by feed name.
 
@@ -95,6 +96,7 @@ class FeedQueries(StoreBase):
             rows = session.exec(statement.order_by(col(FeedRow.next_poll_at))).all()
             return [_feed_state(row) for row in rows]
 
+    @retried
     def reschedule_polled_after(self, after: datetime, *, now: datetime) -> int:
         """Make every feed last polled after ``after`` due at ``now``; returns how many.
 
@@ -110,6 +112,7 @@ class FeedQueries(StoreBase):
             session.commit()
         return _rowcount(result)
 
+    @retried
     def claim_due_feeds(self, *, now: datetime, lease: timedelta, owner: str, limit: int = 100,
                         force: bool = False) -> list[FeedState]:
         """Lease up to ``limit`` due feeds to ``owner`` until ``now + lease``; most overdue first.
@@ -152,6 +155,7 @@ class FeedQueries(StoreBase):
         states = [_feed_state(FeedRow(**row)) for row in rows]
         return sorted(states, key=lambda state: state.next_poll_at)
 
+    @retried
     def renew_feed_leases(self, *, owner: str, until: datetime) -> int:
         """Extend every lease ``owner`` holds to ``until`` (its pass is still working).
 
@@ -164,6 +168,7 @@ class FeedQueries(StoreBase):
             session.commit()
         return _rowcount(result)
 
+    @retried
     def release_feeds(self, *, owner: str, feed_ids: Iterable[int] | None = None) -> int:
         """Give back the leases ``owner`` holds (on ``feed_ids``, or all); returns how many.
 
@@ -195,6 +200,7 @@ class FeedQueries(StoreBase):
             row = session.exec(select(FeedRow).where(col(FeedRow.name) == name)).first()
             return _feed_state(row) if row else None
 
+    @retried
     def record_failure(self, feed_id: int, update_: FeedUpdate) -> None:
         with Session(self._engine) as session:
             session.execute(
@@ -221,11 +227,13 @@ class FeedQueries(StoreBase):
         self._set_feed(feed_id, enabled=False, gone=True, disabled_reason=reason,
                        last_status=status, last_error=reason, last_polled_at=now)
 
+    @retried
     def _set_feed(self, feed_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
             session.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**values))
             session.commit()
 
+    @retried
     def record_unchanged(self, feed_id: int, update_: FeedUpdate) -> None:
         """A 304, or a 200 whose body is byte-identical to the last one."""
         values: dict[str, Any] = dict(
@@ -239,6 +247,7 @@ class FeedQueries(StoreBase):
             session.execute(update(FeedRow).where(col(FeedRow.id) == feed_id).values(**values))
             session.commit()
 
+    @retried
     def record_unchanged_many(self, updates: Sequence[tuple[int, FeedUpdate]]) -> None:
         """Many :meth:`record_unchanged` at once, in one transaction per kind.
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import _aware
+from monitor.store.base import _aware, retried
 from monitor.store.feeds import _success_values
 from monitor.store.records import (
     FeedUpdate,
@@ -34,6 +34,7 @@ _ROWS_PER_INSERT = 1000
 class ItemQueries(StoryQueries):
     """Items and hits: stored by a poll; items streamed back for backtesting rules."""
 
+    @retried
     def store_poll(
         self,
         feed_id: int,
@@ -48,7 +49,8 @@ class ItemQueries(StoryQueries):
 
         All in one transaction. ``match`` is called with the items that were
         really inserted (the database decides which are new) and returns the
-        hits to store. Returns the ids of the hits stored.
+        hits to store; again, with the transaction, if the database aborts it
+        (``retried``). Returns the ids of the hits stored.
 
         ``awaiting_text``: the feed is matched on article text, later; each new
         item gets an ``article_texts`` row awaiting it (:meth:`claim_awaiting_text`,

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import StoreBase, _aware
+from monitor.store.base import StoreBase, _aware, retried
 from monitor.store.records import ClaimedNotice
 from monitor.store.tables import FAILED, PENDING, SENDING, SENT, NoticeRow, _due
 
@@ -19,6 +19,7 @@ from monitor.store.tables import FAILED, PENDING, SENDING, SENT, NoticeRow, _due
 class NoticeQueries(StoreBase):
     """Notices: queued once per key, claimed, sent or retried."""
 
+    @retried
     def queue_notice(self, *, key: str, notifier: str, title: str, body: str,
                      severity: str = "normal", now: datetime) -> bool:
         """Queue an operational notice; False when one with this key already exists.
@@ -39,6 +40,7 @@ class NoticeQueries(StoreBase):
             session.commit()
         return inserted is not None
 
+    @retried
     def claim_notices(self, *, now: datetime, lease: timedelta, claimer: str,
                       limit: int = 20, notifier: str | None = None,
                       not_notifiers: Sequence[str] = ()) -> list[ClaimedNotice]:
@@ -77,6 +79,7 @@ class NoticeQueries(StoreBase):
         self._finish_notice(notice_id, status=PENDING, next_attempt_at=at, last_error=reason,
                             claimed_until=None)
 
+    @retried
     def _finish_notice(self, notice_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
             session.execute(update(NoticeRow).where(col(NoticeRow.id) == notice_id)

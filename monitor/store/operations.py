@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
-from monitor.store.base import StoreBase, _aware, _row_id, _rowcount, id_chunks
+from monitor.store.base import StoreBase, _aware, _row_id, _rowcount, id_chunks, retried
 from monitor.store.tables import FAILED, SENT, DeliveryRow, FeedRow, HitRow, ItemRow, JobRunRow
 
 
@@ -151,6 +151,7 @@ class OperationQueries(StoreBase):
                                    channel_slots_before=channel_slots_before,
                                    channels_in_use=channels_in_use)
 
+    @retried
     def _prune_claimed(self, claim: Any | None, *, items_before: datetime,
                        deliveries_before: datetime, job_runs_before: datetime | None,
                        channel_slots_before: datetime | None,
@@ -229,6 +230,7 @@ class OperationQueries(StoreBase):
                                            slots.c.key.notin_(sorted(channels_in_use))))
         return counts
 
+    @retried
     def claim_job_run(self, job: str, run_key: str, owner: str, now: datetime) -> bool:
         """True for the one caller, of all instances, that claims this run of ``job``.
 

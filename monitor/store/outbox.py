@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import StoreBase, _aware, _row_id, _rowcount, id_chunks
+from monitor.store.base import StoreBase, _aware, _row_id, _rowcount, id_chunks, retried
 from monitor.store.records import ClaimedDelivery, DeliveryCounts
 from monitor.store.tables import (
     FAILED,
@@ -39,6 +39,7 @@ ADMISSION_LOCK_CLASS = 0x7777
 class OutboxQueries(StoreBase):
     """Deliveries: claimed, held, batched, sent, retried or failed."""
 
+    @retried
     def claim_deliveries(self, *, now: datetime, lease: timedelta, claimer: str,
                          limit: int = 50, notifier: str | None = None,
                          not_notifiers: Sequence[str] = ()) -> list[ClaimedDelivery]:
@@ -109,13 +110,15 @@ class OutboxQueries(StoreBase):
         self._finish(delivery_id, status=HELD, batch=batch, held_until=until,
                      next_attempt_at=until, claimed_until=None, attempts=0)
 
+    @retried
     def admit_unless_held(self, delivery_id: int, *, notifier: str, rule: str, now: datetime,
                           hold: Callable[[AdmittedCount], H | None]) -> H | None:
         """Decide whether a row goes out alone, one instance at a time per rule and channel.
 
         ``hold`` is asked with the rule's admissions on the channel as this transaction
         counts them (``since`` -> alerts sent alone after it, the first one's time); when
-        it answers None the row is marked admitted before the lock is released.  Counting
+        it answers None the row is marked admitted before the lock is released. It is
+        asked again if the database aborts the transaction (``retried``).  Counting
         and admitting apart, two instances could both take the last place of a burst.
         The lock is a PostgreSQL transaction-level advisory lock per (notifier, rule) (a
         hash collision only makes two pairs wait for each other); on SQLite every
@@ -144,6 +147,7 @@ class OutboxQueries(StoreBase):
         ).one()
         return int(count), _aware(first)
 
+    @retried
     def claim_batch(self, *, now: datetime, lease: timedelta, claimer: str,
                     notifier: str | None = None,
                     not_notifiers: Sequence[str] = ()) -> list[ClaimedDelivery]:
@@ -174,6 +178,7 @@ class OutboxQueries(StoreBase):
             session.commit()
         return self._claimed(sorted(claimed))
 
+    @retried
     def mark_batch_sent(self, delivery_ids: Sequence[int], *, external_id: str | None,
                         now: datetime, listed_sources: Sequence[Sequence[str]]) -> None:
         """Mark a batch message's rows sent; ``listed_sources``: per row, in order, the
@@ -194,6 +199,7 @@ class OutboxQueries(StoreBase):
     def mark_batch_failed(self, delivery_ids: Sequence[int], *, reason: str) -> None:
         self._finish_many(delivery_ids, status=FAILED, last_error=reason, claimed_until=None)
 
+    @retried
     def _finish_many(self, delivery_ids: Sequence[int], **values: Any) -> None:
         with Session(self._engine) as session:
             for chunk in id_chunks(delivery_ids):
@@ -228,6 +234,7 @@ class OutboxQueries(StoreBase):
         self._finish(delivery_id, status=PENDING, next_attempt_at=at, last_error=reason,
                      claimed_until=None)
 
+    @retried
     def retry_waiting_now(self, *, notifier: str, now: datetime) -> int:
         """Make due now the single alerts of ``notifier`` that wait out a retry after a
         failed send; how many. For a channel that answers again after an outage: its
@@ -244,6 +251,7 @@ class OutboxQueries(StoreBase):
             session.commit()
         return _rowcount(result)
 
+    @retried
     def release_claims(self, *, now: datetime, claimer: str) -> int:
         """Give this process's claimed-but-unsent rows back, e.g. on graceful shutdown."""
         with Session(self._engine) as session:
@@ -268,6 +276,7 @@ class OutboxQueries(StoreBase):
             session.commit()
             return sum(_rowcount(r) for r in (result, batches, notices))
 
+    @retried
     def _finish(self, delivery_id: int, **values: Any) -> None:
         with Session(self._engine) as session:
             session.execute(update(DeliveryRow).where(col(DeliveryRow.id) == delivery_id)

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from monitor.store.base import StoreBase, _aware
+from monitor.store.base import StoreBase, _aware, retried
 from monitor.store.tables import ChannelSlotRow
 
 
 class ChannelSlotQueries(StoreBase):
     """Pacing slots per key: one row per channel, locked while it is read and moved."""
 
+    @retried
     def reserve_channel_slot(self, key: str, *, now: datetime, spacing: timedelta) -> datetime:
         """Take ``key``'s next free slot (``now`` at the earliest) and move the next one
         ``spacing`` past it; returns the slot taken.
@@ -30,6 +31,7 @@ class ChannelSlotQueries(StoreBase):
             session.commit()
         return slot
 
+    @retried
     def push_channel_slot(self, key: str, *, not_before: datetime) -> None:
         """Move ``key``'s next free slot to ``not_before``, unless it is later already
         (a send just finished, or the channel answered 429 with a Retry-After)."""

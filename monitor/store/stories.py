@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from monitor.store.base import StoreBase, _aware
+from monitor.store.base import StoreBase, _aware, retried
 from monitor.store.records import (
     ClaimedStoryUpdate,
     NewItem,
@@ -222,6 +222,7 @@ class StoryQueries(StoreBase):
             story["items"].append(dict(feed=feed, reason=reason, title=title))
         return list(out.values())
 
+    @retried
     def claim_story_updates(self, *, now: datetime, lease: timedelta, claimer: str,
                             limit: int = 50) -> list[ClaimedStoryUpdate]:
         """Claim due story updates, as :meth:`claim_deliveries` claims alerts."""
@@ -257,6 +258,7 @@ class StoryQueries(StoreBase):
             for u, a, m, d in rows
         ]
 
+    @retried
     def finish_story_update(self, update_id: int, *, status: str, now: datetime,
                             reason: str | None = None, external_id: str | None = None,
                             retry_at: datetime | None = None, attempted: bool = True) -> None:
