@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, or_, update
+from sqlalchemy import String, and_, any_, bindparam, func, or_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from monitor.store.base import StoreBase, _aware, _rowcount, id_chunks, retried
@@ -162,9 +162,11 @@ class FeedQueries(StoreBase):
         A live instance renews while it polls, so a lease runs out only when its
         holder stopped renewing: it died, or its pass ended without giving it back.
         """
+        table = SQLModel.metadata.tables["feeds"]
         with Session(self._engine) as session:
-            result = session.execute(update(FeedRow).where(col(FeedRow.lease_owner) == owner)
-                                     .values(lease_until=until))
+            result = session.execute(
+                update(table).where(self._locked_in_id_order(table.c.lease_owner == owner))
+                .values(lease_until=until))
             session.commit()
         return _rowcount(result)
 
@@ -179,16 +181,34 @@ class FeedQueries(StoreBase):
         mine = (table.c.lease_owner == owner,)
         chunks: list[list[int] | None] = [None]
         if feed_ids is not None:
-            chunks = list(id_chunks(list(feed_ids)))
+            chunks = list(id_chunks(sorted(feed_ids)))
         released = 0
         with Session(self._engine) as session:
             for chunk in chunks:
                 where = mine if chunk is None else (*mine, table.c.id.in_(chunk))
                 result = session.execute(
-                    update(table).where(*where).values(lease_owner=None, lease_until=None))
+                    update(table).where(self._locked_in_id_order(*where))
+                    .values(lease_owner=None, lease_until=None))
                 released += _rowcount(result)
             session.commit()
         return released
+
+    def _locked_in_id_order(self, *where: Any) -> Any:
+        """The feeds rows ``where`` selects, for an UPDATE that locks them in id order.
+
+        Every statement that locks several feeds takes them in id order (a batch of
+        unchanged polls, sync_feeds), so that two of them never wait for each other.
+        A plain UPDATE locks rows in the table's physical order, which updates keep
+        reshuffling: a lease renewal, in a thread of its own, deadlocked with its own
+        pass's batch of unchanged polls. On SQLite one writer runs at a time.
+        """
+        table = SQLModel.metadata.tables["feeds"]
+        if self._dialect != "postgresql":
+            return and_(*where)
+        ordered = (select(table.c.id).where(*where).order_by(table.c.id)
+                   .with_for_update().scalar_subquery())
+        # id = ANY(ARRAY(…)): the ids are picked and locked once, before the update.
+        return table.c.id == any_(func.array(ordered))
 
     def feeds(self) -> list[FeedState]:
         with Session(self._engine) as session:

@@ -34,7 +34,7 @@ from tests.dbs import fresh_postgres_url  # noqa: F401  (fixture)
 from tests.faults.aborts import DEADLOCK_DETECTED, SERIALIZATION_FAILURE, Aborts
 from tests.faults.instances import ITEMS, feed_body, sent_items, start
 from tests.faults.outbox import store_hits
-from tests.faults.sessions import Rows, wait_until
+from tests.faults.sessions import Gate, Rows, wait_until
 from tests.support import FeedServer, SlackStandIn
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -212,6 +212,63 @@ def test_an_admission_chosen_as_a_deadlock_victim_is_run_again(
         assert count(store, "SELECT count(*) FROM deliveries WHERE admitted_at IS NOT NULL") == 1
     finally:
         other.dispose()
+        store.close()
+
+
+def test_a_lease_renewal_and_a_batch_of_unchanged_polls_never_deadlock(
+    fresh_postgres_url: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    """An instance renews its leases (a thread of its own) while its pass records a
+    batch of unchanged polls: both lock the instance's feeds, and must take them in
+    one order. The batch goes in id order; the renewal went in the table's physical
+    order, which updates reshuffle, and the two deadlocked."""
+    store = Store.open(fresh_postgres_url)
+    try:
+        store.sync_feeds([FeedSpec(f"f{n}", f"http://127.0.0.1:1/f{n}") for n in (1, 2)],
+                         now=T0)
+        ids = {feed.name: feed.id for feed in store.feeds()}
+        store.claim_due_feeds(now=T0, lease=FEED_LEASE, owner="a:1")
+        with store.engine.begin() as connection:
+            # Updated again, f1's row now lies after f2's in the table.
+            connection.execute(text("UPDATE feeds SET etag = 'v2' WHERE name = 'f1'"))
+        # The batch stops once it has f1, before it asks for f2.
+        gate = Gate(fresh_postgres_url, Rows(
+            "feeds", "UPDATE",
+            f"NEW.id = {ids['f1']} AND NEW.last_polled_at IS DISTINCT FROM OLD.last_polled_at"))
+        errors: list[BaseException] = []
+        renewed: list[object] = []
+
+        def run(work: Callable[[], object]) -> threading.Thread:
+            def guarded() -> None:
+                try:
+                    renewed.append(work())
+                except BaseException as exc:  # surfaced below, not lost in the thread
+                    errors.append(exc)
+            thread = threading.Thread(target=guarded)
+            thread.start()
+            return thread
+
+        try:
+            batch = run(lambda: store.record_unchanged_many(
+                [(ids["f1"], unchanged(T0)), (ids["f2"], unchanged(T0))]))
+            gate.waiter()
+            renewal = run(lambda: store.renew_feed_leases(owner="a:1",
+                                                          until=T0 + 2 * FEED_LEASE))
+            # The renewal waits for f1, which the batch holds.
+            wait_until(lambda: gate.sql("SELECT count(*) FROM pg_locks WHERE NOT granted"
+                                        " AND locktype IN ('transactionid', 'tuple')") == [1],
+                       timeout=30, what="the renewal to wait for the batch's row")
+            gate.open()
+            batch.join(30)
+            renewal.join(30)
+        finally:
+            gate.close()
+        assert not errors, errors
+        assert "aborted the transaction" not in caplog.text
+        assert {feed.name: feed.last_polled_at for feed in store.feeds()} == {
+            "f1": T0, "f2": T0}
+        assert renewed == [None, 2]  # the batch's nothing, the renewal's two leases
+    finally:
         store.close()
 
 
