@@ -192,10 +192,14 @@ def postgres_connect_args(url: str) -> dict[str, int]:
 #: keepalive.
 POSTGRES_SESSION_SETTINGS: dict[str, str] = {
     # A transaction open with no statement running: its client is gone without a word
-    # (a machine powered off or cut off). wirewatch runs nothing but its own code
-    # between the statements of a transaction (milliseconds; never the network), so a
-    # transaction idle this long is one whose process died.
-    "idle_in_transaction_session_timeout": "15s",
+    # (a machine powered off or cut off; a process killed on a live machine has its
+    # connection closed by the kernel, which the server sees at once). wirewatch runs
+    # only its own code between the statements of a transaction, never the network,
+    # but that code can be long: a poll's new items are matched against every rule
+    # inside the poll's transaction, tens of seconds for a huge first poll against
+    # 100,000 rules on a busy machine. So the bound is minutes, not seconds: far below
+    # hours of TCP keepalive, far above any matching.
+    "idle_in_transaction_session_timeout": "5min",
     # A statement running, or waiting for a lock, when its client was killed: the
     # server looks at the connection this often while it works (PostgreSQL 14 and
     # later; a poll of the socket).
