@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor.durations import doubled
+
 DEFAULT_MAX_BACKOFF = timedelta(hours=6)
 # Up to this share of the interval is added at random, so feeds added together
 # drift apart instead of polling in lock-step.
@@ -64,15 +66,7 @@ def next_poll_after_failure(
         return now + retry_after
     base = cadence.clamp(cadence.interval)
     cap = max(cadence.max_backoff, base)
-    exponent = max(0, min(failures - 1, 20))
-    # Doubling stops at the cap: base * 2**exponent itself overflows a timedelta for long
-    # intervals (36500d from the 16th failure), which failed the poll instead.
-    delay = base
-    for _ in range(exponent):
-        if delay >= cap:
-            break
-        delay *= 2
-    delay = min(delay, cap)
+    delay = doubled(base, failures - 1, most=cap)
     return now + delay + _jitter(delay, rng)
 
 

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from monitor.durations import doubled
 from monitor.holds import DeliveryPolicy, batch_kind
 from monitor.instance import default_instance_id
 from monitor.pacing import Pacer, Pacing, SharedPacer
@@ -97,8 +98,7 @@ class Backoff:
     maximum: timedelta = MAX_RETRY
 
     def delay(self, attempts: int, *, rng: random.Random | None = None) -> timedelta:
-        doubling: int = 2 ** max(0, attempts - 1)
-        base = min(self.first * doubling, self.maximum)
+        base = doubled(self.first, attempts - 1, most=self.maximum)
         jitter = rng.random() if rng is not None else random.random()
         return base / 2 + (base / 2) * jitter
 

@@ -64,3 +64,14 @@ def format_duration(duration: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def doubled(first: timedelta, times: int, *, most: timedelta) -> timedelta:
+    """``first`` doubled ``times`` times, but never more than ``most``: a backoff's wait.
+
+    Worked in float seconds with the exponent bounded, and capped before it becomes a
+    timedelta: ``timedelta * 2**47`` overflows, and an outage of ten hours retried up to
+    every 15 minutes is 47 attempts.
+    """
+    seconds = first.total_seconds() * 2.0 ** min(max(0, times), 64)
+    return timedelta(seconds=min(seconds, most.total_seconds()))

@@ -30,8 +30,11 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from monitor.durations import doubled
 
 log = logging.getLogger("wirewatch.reload")
 
@@ -151,9 +154,9 @@ class ConfigReloader(Generic[C]):
 
     def _retry_wait(self, failures: int) -> float:
         """Seconds before the next look after ``failures`` failed tries in a row."""
-        # The exponent is capped: a float of 2**2000 (a day and a half of failures)
-        # would overflow.
-        return min(self._interval * 2.0 ** min(failures, 16), self.LONGEST_RETRY_WAIT)
+        wait = doubled(timedelta(seconds=self._interval), failures,
+                       most=timedelta(seconds=self.LONGEST_RETRY_WAIT))
+        return wait.total_seconds()
 
     async def _wait(self, stop: asyncio.Event, timeout: float) -> bool:
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._forced.wait())}

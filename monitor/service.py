@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from monitor.channels import close_notifiers
 from monitor.config import Config
 from monitor.delivery import Deliverer, DeliverySummary
+from monitor.durations import doubled
 from monitor.fetch import make_client
 from monitor.holds import policy_from_config
 from monitor.metrics import Metrics
@@ -239,8 +240,7 @@ class Monitor:
     def _prune_failed(self, now: datetime, exc: Exception) -> None:
         self._prune_failures += 1
         failures = self._prune_failures
-        # The exponent is capped so that a long outage never overflows the float.
-        wait = min(PRUNE_RETRY_FIRST * 2.0 ** min(failures - 1, 16), PRUNE_RETRY_MAX)
+        wait = doubled(PRUNE_RETRY_FIRST, failures - 1, most=PRUNE_RETRY_MAX)
         self._prune_due_at = now + wait
         if failures == 1:
             log.exception("retention failed, nothing was pruned; next try in %.0f s",
