@@ -31,7 +31,7 @@ from monitor import __version__
 from monitor.channels import build_notifiers, close_notifiers
 from monitor.config import Config, ConfigError, load_config
 from monitor.durations import MAX_DURATION
-from monitor.entry import EARLY_HUPS
+from monitor.entry import EARLY_HUPS, note_hup
 from monitor.feeds_view import add_feeds_command
 from monitor.instance import default_instance_id
 from monitor.logs import RedactingStream, Redactor, configure_logging
@@ -197,14 +197,14 @@ def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     # systemd's ExecReload (SIGHUP) may come while the daemon still starts (opening or
     # upgrading the database, loading the stories); the signal's default action would
     # kill it. Until the reloader takes the signal over, it is noted and acted on then,
-    # in the list the entry point's handler already notes it in (monitor/entry.py).
-    early_hup = EARLY_HUPS
+    # by the entry point's handler (monitor/entry.py), installed here too for callers
+    # that come in through main() itself.
     try:
-        previous = signal.signal(signal.SIGHUP, lambda signum, _frame: early_hup.append(signum))
+        previous = signal.signal(signal.SIGHUP, note_hup)
     except ValueError:  # not the main thread: no handler to install
-        return _run(args, ctx, early_hup=early_hup)
+        return _run(args, ctx, early_hup=EARLY_HUPS)
     try:
-        return _run(args, ctx, early_hup=early_hup)
+        return _run(args, ctx, early_hup=EARLY_HUPS)
     finally:
         signal.signal(signal.SIGHUP, previous)
 

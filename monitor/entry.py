@@ -18,7 +18,8 @@ from types import FrameType
 EARLY_HUPS: list[int] = []
 
 
-def _note(signum: int, _frame: FrameType | None) -> None:
+def note_hup(signum: int, _frame: FrameType | None) -> None:
+    """The SIGHUP handler until the reloader takes over: the signal is kept for it."""
     EARLY_HUPS.append(signum)
 
 
@@ -30,7 +31,7 @@ def _runs_the_daemon(argv: list[str]) -> bool:
 
 def main() -> int:
     if _runs_the_daemon(sys.argv[1:]):
-        signal.signal(signal.SIGHUP, _note)
+        signal.signal(signal.SIGHUP, note_hup)
     from monitor.cli import main as cli_main
 
     return cli_main()
