@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, Field, PrivateAttr, StrictStr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from monitor.config.problems import line_for
 from monitor.config.sections import (
@@ -55,9 +55,7 @@ class Config(BaseModel):
     full_text_concurrency: int = Field(default=4, ge=1)
     #: Let article links reach loopback/private/link-local addresses (intranets, tests).
     allow_private_article_hosts: bool = False
-    #: Strict: an entry must be text as the compiled rules (checks.py) read it; pydantic
-    #: would decode bytes (the YAML reader refuses !!binary values before this).
-    lists: Annotated[dict[str, list[StrictStr]], empty_as(dict)] = {}
+    lists: Annotated[dict[str, list[str]], empty_as(dict)] = {}
     feeds: Annotated[list[FeedConfig], empty_as(list), Field(min_length=1)]
     notifiers: Annotated[dict[str, NotifierConfig], empty_as(dict)] = {}
     rules: Annotated[list[RuleConfig], empty_as(list)] = []

@@ -140,14 +140,9 @@ class Loading:
             choices = re.findall(r"'([^']*)'", str(context.get("expected", "")))
             self.add(path, f"must be one of {', '.join(choices)}{got}")
         elif kind == "string_type":
-            if isinstance(value, bytes):
-                hint = "; write it as plain text"
-            elif isinstance(value, int | float | datetime.date):
-                # YAML reads 5, yes and 2024-01-01 as a number, true and a date.
-                hint = " (put it in quotes)"
-            else:
-                hint = ""
-            self.add(path, f"expected text{got}{hint}")
+            # YAML reads 5, yes and 2024-01-01 as a number, true and a date.
+            quote = isinstance(value, int | float | datetime.date)
+            self.add(path, f"expected text{got}{' (put it in quotes)' if quote else ''}")
         elif kind in ("int_type", "int_parsing", "int_from_float"):
             self.add(path, f"expected a whole number{got}")
         elif kind in ("bool_type", "bool_parsing"):
